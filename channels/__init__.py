@@ -1,1 +1,4 @@
-"""Channels: names, wire protocol, brokers and per-connection delivery. Imports nothing from hub/."""
+"""Channels: names, wire protocol, brokers and per-connection delivery.
+
+The reusable transport layer of the hub; it imports nothing from ``hub/``.
+"""

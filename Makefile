@@ -1,0 +1,17 @@
+# One way to run things, shared by developers and CI (scripts/ hold the logic).
+.PHONY: run test lint bench soak clean
+
+run:            ## set up and run the hub with three simulated EA Bridges
+	@scripts/run
+
+test:           ## set up and pass the whole suite: ruff, mypy, pytest on real Redis + Postgres
+	@scripts/test
+
+lint:           ## ruff + mypy only
+	@scripts/setup && .venv/bin/ruff check hub channels tests && .venv/bin/ruff format --check hub channels tests && .venv/bin/mypy
+
+bench:          ## benchmarks (BENCHMARKS.md)
+	@scripts/setup && .venv/bin/python -m bench
+
+clean:
+	rm -rf .venv .services data .pytest_cache .mypy_cache .ruff_cache

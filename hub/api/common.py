@@ -1,0 +1,76 @@
+"""Shared endpoint helpers: JSON responses, auth, errors. Endpoints stay thin."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from hub.auth import ROLE_RANK, Access
+from hub.errors import HubError
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+__all__ = ["bearer_token", "hub_of", "json_response", "read_body", "require"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        _encoder.encode(data), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def hub_of(conn: HTTPConnection) -> Hub:
+    hub: Hub = conn.app.state.hub
+    return hub
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return conn.query_params.get("token") or None
+
+
+def require(conn: HTTPConnection, role: str = "read", agent: str | None = None) -> Access:
+    """The caller's access, or 401/403. ``agent``: the agent the request touches."""
+    token = bearer_token(conn)
+    if token is None:
+        raise HubError("unauthorized", "missing token: send 'Authorization: Bearer <token>'")
+    access = hub_of(conn).auth.authenticate(token)
+    if access is None:
+        raise HubError("unauthorized", "invalid or expired token")
+    if ROLE_RANK[access.role] < ROLE_RANK[role]:
+        raise HubError("forbidden", f"this needs the {role!r} role; the token has {access.role!r}")
+    if agent is not None and access.agents is not None and agent not in access.agents:
+        raise HubError("forbidden", f"this token may not touch agent {agent!r}")
+    return access
+
+
+async def read_body(request: Request, typ: type[Any], max_bytes: int = 65536) -> Any:
+    """Decode a JSON body into ``typ``; errors name the field at fault."""
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise HubError("bad_request", f"body too large ({len(body)} bytes > {max_bytes})")
+    if not body.strip():
+        body = b"{}"
+    try:
+        return msgspec.json.decode(body, type=typ)
+    except msgspec.ValidationError as exc:
+        raise HubError("bad_request", _field_message(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise HubError("bad_request", f"body is not valid JSON: {exc}") from None
+
+
+def _field_message(text: str) -> str:
+    """``Expected `float` - at `$.lots``` → ``lots: expected `float```."""
+    marker = " - at `$."
+    if marker in text:
+        message, _, path = text.partition(marker)
+        return f"{path.rstrip('`')}: {message[:1].lower()}{message[1:]}"
+    return text[:1].lower() + text[1:]

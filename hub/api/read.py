@@ -1,0 +1,143 @@
+"""REST read side: health, status, agents, summary, account, positions, ticks, bridge history."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hub import __version__
+from hub.agents import AgentRuntime
+from hub.api.common import hub_of, json_response, require
+from hub.bridge.client import BridgeError
+from hub.errors import HubError
+
+__all__ = ["routes"]
+
+
+def _agent(request: Request) -> AgentRuntime:
+    agent_id = request.path_params["agent_id"]
+    require(request, "read", agent_id)
+    agent = hub_of(request).registry.get(agent_id)
+    if agent is None:
+        raise HubError("not_found", f"unknown agent {agent_id!r}")
+    return agent
+
+
+def _agent_view(request: Request, agent: AgentRuntime) -> dict[str, object]:
+    hub = hub_of(request)
+    cfg = agent.config
+    return {
+        "agent_id": agent.id,
+        "name": cfg.name,
+        "strategy": cfg.strategy,
+        "bridge": cfg.bridge,
+        "enabled": cfg.enabled,
+        "symbols": cfg.symbols,
+        "risk": msgspec.to_builtins(cfg.risk),
+        "status": agent.status(hub.config.polling.stale_after, time.monotonic()),
+        "account": agent.account,
+        "open_positions": len(agent.positions),
+    }
+
+
+async def health(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def status(request: Request) -> Response:
+    hub = hub_of(request)
+    now = time.monotonic()
+    stale_after = hub.config.polling.stale_after
+    return json_response(
+        {
+            "version": __version__,
+            "instance": hub.instance_id,
+            "uptime_s": round(now - hub.started, 1),
+            "broker": hub.broker_status(),
+            "store": hub.store_status(),
+            "connections": hub.connection_count(),
+            "agents": {
+                agent.id: {
+                    "status": agent.status(stale_after, now),
+                    "loop": agent.stats,
+                }
+                for agent in hub.registry.agents.values()
+            },
+        }
+    )
+
+
+async def agents(request: Request) -> Response:
+    access = require(request, "read")
+    hub = hub_of(request)
+    return json_response(
+        [
+            _agent_view(request, agent)
+            for agent in hub.registry.agents.values()
+            if access.agents is None or agent.id in access.agents
+        ]
+    )
+
+
+async def summary(request: Request) -> Response:
+    require(request, "read")
+    return json_response(hub_of(request).registry.summary())
+
+
+async def agent(request: Request) -> Response:
+    return json_response(_agent_view(request, _agent(request)))
+
+
+async def account(request: Request) -> Response:
+    agent = _agent(request)
+    if agent.account is None:
+        raise HubError("agent_offline", f"no account data from {agent.id} yet: {agent.error}")
+    return json_response(agent.account)
+
+
+async def positions(request: Request) -> Response:
+    agent = _agent(request)
+    return json_response({"positions": agent.positions})
+
+
+async def tick(request: Request) -> Response:
+    agent = _agent(request)
+    symbol = request.path_params["symbol"]
+    if symbol not in agent.config.symbols:
+        raise HubError(
+            "not_found",
+            f"agent {agent.id} does not trade {symbol!r} (symbols: {', '.join(agent.config.symbols)})",
+        )
+    last = agent.ticks.get(symbol)
+    if last is None:
+        raise HubError("agent_offline", f"no tick for {symbol} from {agent.id} yet: {agent.error}")
+    return json_response(last)
+
+
+async def history(request: Request) -> Response:
+    agent = _agent(request)
+    since = request.query_params.get("since")
+    if since is not None and not since.isdigit():
+        raise HubError("bad_request", "since: must be epoch milliseconds")
+    try:
+        trades = await agent.client.history(int(since) if since else None)
+    except BridgeError as exc:
+        raise HubError(exc.code, f"{agent.id} bridge: {exc}") from None
+    return json_response({"trades": trades})
+
+
+routes = [
+    Route("/health", health),
+    Route("/api/status", status),
+    Route("/api/agents", agents),
+    Route("/api/agents/summary", summary),
+    Route("/api/agents/{agent_id}", agent),
+    Route("/api/agents/{agent_id}/account", account),
+    Route("/api/agents/{agent_id}/positions", positions),
+    Route("/api/agents/{agent_id}/tick/{symbol}", tick),
+    Route("/api/agents/{agent_id}/history", history),
+]

@@ -1,0 +1,154 @@
+"""The Starlette app factory and its lifespan: the one place that wires every service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+
+from channels.broker import Broker, create_broker
+from channels.node import Node
+from hub.agents import AgentRuntime, Registry
+from hub.api import read, stream
+from hub.api.common import json_response
+from hub.auth import Authenticator
+from hub.bridge.sim_server import SimServer, start_sim
+from hub.config import HubConfig
+from hub.errors import STATUS, HubError
+from hub.polling import AgentPoller
+from hub.publisher import Publisher
+
+__all__ = ["Hub", "create_app"]
+
+log = logging.getLogger("mt4hub.app")
+
+
+class Hub:
+    """Every long-lived service of one hub instance, built in the lifespan."""
+
+    def __init__(self, config: HubConfig, env: Mapping[str, str]) -> None:
+        self.config = config
+        self.env = env
+        self.instance_id = env.get("HUB_INSTANCE_ID") or secrets.token_hex(4)
+        self.started = time.monotonic()
+        self.auth = Authenticator(config.auth, env)
+        self.registry = Registry(config)
+        self.broker: Broker = create_broker(
+            env.get("REDIS_URL") or None, history_size=config.server.history_size
+        )
+        self.node = Node(self.broker)
+        self.publisher = Publisher(self.broker)
+        self.sims: list[SimServer] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self._summary_dirty = False
+        self._summary_task: asyncio.Task[None] | None = None
+
+    def broker_status(self) -> dict[str, Any]:
+        return {"kind": type(self.broker).__name__}
+
+    def store_status(self) -> dict[str, Any]:
+        return {"engine": "none"}
+
+    def connection_count(self) -> int:
+        return self.node.connection_count()
+
+    async def start(self, *, start_sims: bool = True) -> None:
+        if start_sims:
+            await self._start_sims()
+        await self.broker.connect()
+        await self.node.start()
+        for agent in self.registry.agents.values():
+            poller = AgentPoller(agent, self.config.polling, self.publisher, self._agent_changed)
+            task = asyncio.create_task(poller.run(), name=f"poll:{agent.id}")
+            self.tasks.append(task)
+
+    async def _start_sims(self) -> None:
+        for agent_id, agent in self.config.agents.items():
+            if not agent.is_simulated:
+                continue
+            host, _, port = agent.bridge_http_url.removeprefix("http://").rpartition(":")
+            sim = await start_sim(
+                host,
+                int(port),
+                symbols={s: self.config.symbols[s] for s in agent.symbols},
+                balance=agent.initial_balance,
+                leverage=agent.leverage,
+                currency=agent.currency,
+            )
+            self.sims.append(sim)
+            log.info("sim_started agent=%s url=%s", agent_id, sim.url)
+
+    def _agent_changed(self, agent: AgentRuntime) -> None:
+        # Recompute the summary after any account/positions/status change; published in order.
+        self._summary_dirty = True
+        if self._summary_task is None or self._summary_task.done():
+            self._summary_task = asyncio.create_task(self._publish_summary())
+
+    async def _publish_summary(self) -> None:
+        while self._summary_dirty:
+            self._summary_dirty = False
+            await self.publisher.summary(self.registry.summary())
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        await self.node.close()
+        await self.broker.close()
+        await self.registry.close()
+        for sim in self.sims:
+            await sim.close()
+        self.sims.clear()
+
+
+async def _hub_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HubError)
+    return json_response(exc.body(), status=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {v: k for k, v in STATUS.items()}.get(exc.status_code, "bad_request")
+    message = exc.detail if exc.status_code != 404 else f"no such endpoint: {request.url.path}"
+    if exc.status_code == 405:
+        message = f"method {request.method} not allowed on {request.url.path}"
+    return json_response(
+        {"error": {"code": code, "message": message}}, status=exc.status_code, headers=exc.headers
+    )
+
+
+def create_app(
+    config: HubConfig, *, env: Mapping[str, str] | None = None, start_sims: bool = True
+) -> Starlette:
+    """A hub for ``config``; ``env`` defaults to ``os.environ`` (tests pass their own)."""
+    hub = Hub(config, dict(os.environ if env is None else env))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.start(start_sims=start_sims)
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = Starlette(
+        routes=[*read.routes, *stream.routes, Mount("/", routes=[])],
+        lifespan=lifespan,
+        exception_handlers={HubError: _hub_error, HTTPException: _http_error},
+    )
+    app.state.hub = hub
+    return app

@@ -1,0 +1,91 @@
+"""Who may do what: static tokens (``HUB_ADMIN_TOKEN`` and config ``auth.tokens``) and HS256 JWTs.
+
+Roles nest: read < trade < admin. A token may be limited to some agents. Secrets are
+compared in constant time and never logged. If no token at all is configured, a random
+admin token is generated at start (``generated`` is True) and printed once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from collections.abc import Mapping
+
+import jwt
+
+from channels.session import Access
+from hub.config import AuthConfig
+
+__all__ = ["ROLE_RANK", "Access", "Authenticator"]
+
+ROLE_RANK = {"read": 0, "trade": 1, "admin": 2}
+
+
+class Authenticator:
+    def __init__(self, config: AuthConfig, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self._static: list[tuple[bytes, Access]] = []
+        admin = env.get("HUB_ADMIN_TOKEN")
+        self._admin = admin or None
+        if admin:
+            self._static.append((admin.encode(), Access(name="admin", role="admin", agents=None)))
+        for tok in config.tokens:
+            secret = env.get(tok.secret_env)
+            if secret:
+                agents = frozenset(tok.agents) if tok.agents is not None else None
+                self._static.append(
+                    (secret.encode(), Access(name=tok.name, role=tok.role, agents=agents))
+                )
+        self._jwt_secret = env.get(config.jwt_secret_env) or None
+        self.generated: str | None = None
+        if not self._static and not self._jwt_secret:
+            self.generated = secrets.token_urlsafe(24)
+            self._static.append(
+                (self.generated.encode(), Access(name="admin", role="admin", agents=None))
+            )
+
+    @property
+    def admin_token(self) -> str | None:
+        """The token to print at start: the generated one, else ``HUB_ADMIN_TOKEN``."""
+        return self.generated or self._admin
+
+    def authenticate(self, token: str | None) -> Access | None:
+        if not token:
+            return None
+        presented = token.encode()
+        found: Access | None = None
+        for secret, access in self._static:
+            # Compare against every secret, so timing says nothing about which one matched.
+            if hmac.compare_digest(presented, secret) and found is None:
+                found = access
+        if found is not None:
+            return found
+        if self._jwt_secret and token.count(".") == 2:
+            return self._from_jwt(token)
+        return None
+
+    def _from_jwt(self, token: str) -> Access | None:
+        assert self._jwt_secret is not None
+        try:
+            claims = jwt.decode(
+                token,
+                self._jwt_secret,
+                algorithms=["HS256"],
+                options={"require": ["exp", "sub", "role"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        role = claims.get("role")
+        agents = claims.get("agents")
+        if role not in ROLE_RANK:
+            return None
+        if agents is not None and not (
+            isinstance(agents, list) and all(isinstance(a, str) for a in agents)
+        ):
+            return None
+        return Access(
+            name=str(claims["sub"]),
+            role=role,
+            agents=frozenset(agents) if agents is not None else None,
+        )

@@ -1,0 +1,406 @@
+"""The simulated EA Bridge over HTTP: :class:`~hub.bridge.sim.SimMarket` behind aiohttp.
+
+Bridge endpoints (the contract of :mod:`hub.bridge.models`) obey the fault mode;
+the test controls under ``/sim/`` answer in every mode:
+
+| call | body | answer |
+|---|---|---|
+| ``POST /sim/price`` | ``{"symbol","bid","ask"}`` pins, ``{"symbol","walk":true}`` unpins | Tick |
+| ``POST /sim/fault`` | ``{"mode":"ok|down|slow|error|garbage","delay_ms":5000}`` | state |
+| ``POST /sim/reset`` | | state |
+| ``GET /sim/state`` | | state |
+
+Fault modes: ``down`` drops the connection without an answer; ``slow`` processes
+the request at once (an order IS filled) and answers after ``delay_ms``; ``error``
+answers 500; ``garbage`` answers 200 with bodies that break the contract. Only
+``ok`` and ``slow`` reach the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from aiohttp import web
+from msgspec import Meta
+
+from hub.bridge.models import CloseOrder, ModifyOrder, TradeOrder
+from hub.bridge.sim import SimError, SimMarket
+from hub.config import SymbolSpec
+
+__all__ = [
+    "FaultMode",
+    "SimServer",
+    "SimState",
+    "create_sim_app",
+    "serve_sim_forever",
+    "start_sim",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+FaultMode = Literal["ok", "down", "slow", "error", "garbage"]
+DEFAULT_DELAY_MS = 5000
+WALK_INTERVAL = 0.1
+SHUTDOWN_TIMEOUT = 1.0
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class SimState(msgspec.Struct, frozen=True, kw_only=True):
+    fault: FaultMode
+    delay_ms: int
+    orders_received: int
+    orders_filled: int
+    positions: int
+    history: int
+
+
+class _FaultBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    mode: FaultMode
+    delay_ms: Annotated[int, Meta(ge=0, le=600_000)] = DEFAULT_DELAY_MS
+
+
+class _PriceBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    symbol: str
+    bid: Annotated[float, Meta(gt=0)] | None = None
+    ask: Annotated[float, Meta(gt=0)] | None = None
+    walk: bool = False
+
+
+class _Control:
+    """The fault switch and order counter of one simulator app."""
+
+    def __init__(self) -> None:
+        self.mode: FaultMode = "ok"
+        self.delay_ms = DEFAULT_DELAY_MS
+        self.orders_received = 0
+        self.garbage = itertools.cycle(_GARBAGE)
+
+
+_MODEL = web.AppKey("sim_model", SimMarket)
+_CONTROL = web.AppKey("sim_control", _Control)
+
+# Wrong types for every required field of every bridge struct.
+_WRONG_TYPES = (
+    b'{"symbol":7,"bid":"1.1","ask":[],"time":"now","balance":"lots","equity":{},'
+    b'"margin":"x","free_margin":null,"profit":"x","ticket":"x","action":3,"lots":"x",'
+    b'"open_price":"x","close_price":"x"}'
+)
+# NaN is not JSON; negative prices break the Price constraint as well.
+_BAD_NUMBERS = (
+    b'{"symbol":"XAUUSD","bid":-2650.0,"ask":NaN,"time":0,"balance":NaN,"equity":NaN,'
+    b'"margin":0,"free_margin":NaN,"profit":0,"ticket":1001,"action":"buy","lots":-0.01,'
+    b'"open_price":-1.0,"close_price":NaN}'
+)
+_GARBAGE: tuple[tuple[bytes, bytes], ...] = (  # (object body, list body)
+    (b'{"symbol":"XAUUSD","bid":2650.1', b'[{"ticket":1001,"symbol":"XAU'),
+    (_WRONG_TYPES, b"[" + _WRONG_TYPES + b"]"),
+    (_BAD_NUMBERS, b"[" + _BAD_NUMBERS + b"]"),
+    (b'"OK"', b'"OK"'),
+)
+_LIST_PATHS = ("/positions", "/history")
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_ENCODER.encode(obj), status=status, content_type="application/json")
+
+
+def _error(message: str, status: int = 400) -> web.Response:
+    return _json({"error": message}, status)
+
+
+class _BadBody(Exception):
+    """A request body that does not decode; the message names the field."""
+
+
+async def _decode(request: web.Request, typ: type[T]) -> T:
+    raw = await request.read()
+    try:
+        return msgspec.json.decode(raw, type=typ)
+    except msgspec.ValidationError as exc:
+        text, _, path = str(exc).partition(" - at `$")
+        field = path.rstrip("`").lstrip(".")
+        raise _BadBody(f"{field}: {text}" if field else text) from None
+    except msgspec.DecodeError as exc:
+        raise _BadBody(f"body: not valid JSON ({exc})") from None
+
+
+def _state(app: web.Application) -> SimState:
+    model, control = app[_MODEL], app[_CONTROL]
+    return SimState(
+        fault=control.mode,
+        delay_ms=control.delay_ms,
+        orders_received=control.orders_received,
+        orders_filled=model.orders_filled,
+        positions=len(model.positions()),
+        history=len(model.history()),
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# -- bridge endpoints ---------------------------------------------------------
+
+
+async def _account(request: web.Request) -> web.Response:
+    return _json(request.app[_MODEL].account())
+
+
+async def _tick(request: web.Request) -> web.Response:
+    return _json(request.app[_MODEL].tick(request.match_info["symbol"]))
+
+
+async def _positions(request: web.Request) -> web.Response:
+    return _json(request.app[_MODEL].positions())
+
+
+async def _trade(request: web.Request) -> web.Response:
+    order = await _decode(request, TradeOrder)
+    model = request.app[_MODEL]
+    return _json(
+        model.trade(order.symbol, order.action, order.lots, order.sl, order.tp, order.comment)
+    )
+
+
+async def _close(request: web.Request) -> web.Response:
+    order = await _decode(request, CloseOrder)
+    return _json(request.app[_MODEL].close(order.ticket, order.lots))
+
+
+async def _modify(request: web.Request) -> web.Response:
+    order = await _decode(request, ModifyOrder)
+    return _json(request.app[_MODEL].modify(order.ticket, order.sl, order.tp))
+
+
+async def _history(request: web.Request) -> web.Response:
+    raw = request.query.get("since")
+    since = None
+    if raw is not None:
+        try:
+            since = int(raw)
+        except ValueError:
+            return _error(f"since: must be epoch milliseconds (an integer), got {raw!r}")
+    return _json(request.app[_MODEL].history(since))
+
+
+# -- test controls ------------------------------------------------------------
+
+
+async def _sim_price(request: web.Request) -> web.Response:
+    body = await _decode(request, _PriceBody)
+    model = request.app[_MODEL]
+    if body.walk:
+        if body.bid is not None or body.ask is not None:
+            return _error("walk: give either bid and ask (pin) or walk: true (unpin), not both")
+        return _json(model.unpin(body.symbol))
+    if body.bid is None or body.ask is None:
+        missing = "bid" if body.bid is None else "ask"
+        return _error(f"{missing}: required to pin a price (or send walk: true to unpin)")
+    return _json(model.pin(body.symbol, body.bid, body.ask))
+
+
+async def _sim_fault(request: web.Request) -> web.Response:
+    body = await _decode(request, _FaultBody)
+    control = request.app[_CONTROL]
+    control.mode, control.delay_ms = body.mode, body.delay_ms
+    log.info("simulated bridge fault mode: %s (delay %d ms)", body.mode, body.delay_ms)
+    return _json(_state(request.app))
+
+
+async def _sim_reset(request: web.Request) -> web.Response:
+    request.app[_MODEL].reset(_now_ms())
+    control = request.app[_CONTROL]
+    control.mode, control.delay_ms, control.orders_received = "ok", DEFAULT_DELAY_MS, 0
+    return _json(_state(request.app))
+
+
+async def _sim_state(request: web.Request) -> web.Response:
+    return _json(_state(request.app))
+
+
+# -- middleware and app -------------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal as ``{"error": "..."}`` with its status."""
+    try:
+        return await handler(request)
+    except _BadBody as exc:
+        return _error(str(exc))
+    except SimError as exc:
+        return _error(str(exc), exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(f"{request.method} {request.path}: {exc.reason}", exc.status)
+
+
+@web.middleware
+async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Apply the fault mode to bridge endpoints; advance the walk before answering."""
+    if request.path.startswith("/sim/"):
+        return await handler(request)
+    control = request.app[_CONTROL]
+    if request.path == "/trade" and request.method == "POST":
+        control.orders_received += 1
+    mode = control.mode
+    if mode == "down":
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=503)  # never written: the connection is gone
+    if mode == "error":
+        return _error("simulated bridge failure", 500)
+    if mode == "garbage":
+        as_object, as_list = next(control.garbage)
+        body = as_list if request.path in _LIST_PATHS else as_object
+        return web.Response(body=body, content_type="application/json")
+    request.app[_MODEL].step(_now_ms())
+    response = await handler(request)
+    if mode == "slow":
+        await asyncio.sleep(control.delay_ms / 1000)
+    return response
+
+
+async def _walk(model: SimMarket, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        model.step(_now_ms())
+
+
+def create_sim_app(model: SimMarket, *, walk_interval: float = WALK_INTERVAL) -> web.Application:
+    """The simulator app; while it runs, a task advances ``model`` every ``walk_interval`` s."""
+    app = web.Application(middlewares=[_errors, _faults])
+    app[_MODEL] = model
+    app[_CONTROL] = _Control()
+
+    async def walker(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_walk(model, walk_interval), name="sim-walk")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(walker)
+    app.router.add_get("/account", _account)
+    app.router.add_get("/tick/{symbol}", _tick)
+    app.router.add_get("/positions", _positions)
+    app.router.add_post("/trade", _trade)
+    app.router.add_post("/close", _close)
+    app.router.add_post("/modify", _modify)
+    app.router.add_get("/history", _history)
+    app.router.add_post("/sim/price", _sim_price)
+    app.router.add_post("/sim/fault", _sim_fault)
+    app.router.add_post("/sim/reset", _sim_reset)
+    app.router.add_get("/sim/state", _sim_state)
+    return app
+
+
+class SimServer:
+    """A running simulator: ``url`` to talk to, ``model`` to inspect, ``close()`` to stop."""
+
+    def __init__(self, runner: web.AppRunner, model: SimMarket, host: str, port: int) -> None:
+        self._runner = runner
+        self.model = model
+        self.host = host
+        self.port = port
+        self.url = f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+
+    async def __aenter__(self) -> SimServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def start_sim(
+    host: str,
+    port: int,
+    *,
+    symbols: dict[str, SymbolSpec],
+    balance: float,
+    leverage: int = 100,
+    currency: str = "USD",
+    seed: int | None = None,
+) -> SimServer:
+    """Serve a fresh simulated account on ``host:port`` (0 picks a free port)."""
+    model = SimMarket(symbols, balance, leverage, currency, seed)
+    runner = web.AppRunner(
+        create_sim_app(model),
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = exc.strerror or str(exc)
+        raise OSError(
+            exc.errno, f"simulated EA Bridge cannot listen on {host}:{port}: {reason}"
+        ) from exc
+    bound = runner.addresses[0]
+    return SimServer(runner, model, host, int(bound[1]))
+
+
+async def serve_sim_forever(
+    host: str,
+    port: int,
+    *,
+    symbols: dict[str, SymbolSpec],
+    balance: float,
+    leverage: int = 100,
+    currency: str = "USD",
+    seed: int | None = None,
+) -> None:
+    """Run a simulator until cancelled, SIGINT or SIGTERM (the ``mt4hub sim`` command)."""
+    server = await start_sim(
+        host,
+        port,
+        symbols=symbols,
+        balance=balance,
+        leverage=leverage,
+        currency=currency,
+        seed=seed,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError) as exc:  # not the main thread, or Windows
+            log.debug("simulated EA Bridge: no %s handler (%s)", sig.name, exc)
+    log.info(
+        "simulated EA Bridge listening on %s (balance %s %s, symbols %s)",
+        server.url,
+        balance,
+        currency,
+        ",".join(symbols),
+    )
+    try:
+        await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await server.close()
+        log.info("simulated EA Bridge on %s stopped", server.url)

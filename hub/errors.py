@@ -1,0 +1,50 @@
+"""Errors a client can cause, each mapped to one SPEC error code and HTTP status.
+
+HubError
+├── (code chosen per instance from ``STATUS``: bad_request, unauthorized, forbidden, not_found,
+│    duplicate, risk_rejected, agent_disabled, emergency_stop, rate_limited, bridge_error,
+│    agent_offline, bridge_timeout)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["STATUS", "HubError"]
+
+STATUS: dict[str, int] = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "duplicate": 409,
+    "risk_rejected": 422,
+    "agent_disabled": 422,
+    "emergency_stop": 423,
+    "rate_limited": 429,
+    "bridge_error": 502,
+    "agent_offline": 503,
+    "bridge_timeout": 504,
+}
+
+
+class HubError(Exception):
+    """An error with a SPEC code, a human message and optional details."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        if code not in STATUS:
+            raise ValueError(f"unknown error code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.code]
+
+    def body(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            err["details"] = self.details
+        return {"error": err}

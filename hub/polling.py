@@ -1,0 +1,142 @@
+"""One supervised polling loop per agent: ticks, account and positions from its EA Bridge.
+
+Each loop publishes a state channel only when its value changed, marks the agent
+``offline`` with the error on a failure, retries with capped exponential backoff and
+jitter, and goes back ``online`` by itself. A failing bridge only ever affects its own
+agent: every loop is its own task and catches everything it does not understand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from hub.agents import AgentRuntime, now_ms
+from hub.bridge.client import BridgeError
+from hub.bridge.models import Position
+from hub.config import PollingConfig
+from hub.publisher import Publisher
+
+__all__ = ["AgentPoller"]
+
+log = logging.getLogger("mt4hub.polling")
+
+
+class AgentPoller:
+    """Polls one agent's bridge until cancelled."""
+
+    def __init__(
+        self,
+        agent: AgentRuntime,
+        polling: PollingConfig,
+        publisher: Publisher,
+        on_change: Callable[[AgentRuntime], None],
+    ) -> None:
+        self.agent = agent
+        self.cfg = polling
+        self.publisher = publisher
+        self.on_change = on_change  # account, positions or status changed (summary, risk)
+        self._next_account = 0.0
+        self._status_key: tuple[object, ...] | None = None
+
+    async def run(self) -> None:
+        stats = self.agent.stats
+        stats.running = True
+        backoff = self.cfg.backoff_initial
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    await self.poll_once()
+                except BridgeError as exc:
+                    error = str(exc)
+                except Exception as exc:  # a bug must not kill the loop: report it loudly
+                    log.exception("poll_crashed agent=%s", self.agent.id)
+                    error = f"internal error: {type(exc).__name__}: {exc}"
+                else:
+                    backoff = self.cfg.backoff_initial
+                    elapsed = time.monotonic() - started
+                    await asyncio.sleep(max(0.0, self.cfg.tick_interval - elapsed))
+                    continue
+                await self._failed(error)
+                # Full jitter keeps many hubs from retrying a recovered bridge in lockstep.
+                await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+                backoff = min(backoff * 2, self.cfg.backoff_max)
+        finally:
+            stats.running = False
+
+    async def poll_once(self) -> None:
+        agent, client = self.agent, self.agent.client
+        started = time.perf_counter()
+        due_account = time.monotonic() >= self._next_account
+        ticks = asyncio.gather(*(client.tick(s) for s in agent.config.symbols))
+        if due_account:
+            account, positions, tick_list = await asyncio.gather(
+                client.account(), client.positions(), ticks
+            )
+        else:
+            tick_list = await ticks
+        latency = round((time.perf_counter() - started) * 1000.0, 1)
+        now = time.monotonic()
+        changed = False
+        for tick in tick_list:
+            old = agent.ticks.get(tick.symbol)
+            agent.ticks[tick.symbol] = tick
+            if old is None or (old.bid, old.ask) != (tick.bid, tick.ask):
+                agent.price_changed_at[tick.symbol] = now
+                await self.publisher.tick(agent.id, tick)
+        if due_account:
+            self._next_account = now + self.cfg.account_interval
+            if account != agent.account:
+                agent.account = account
+                await self.publisher.state(agent.id, "account", account)
+                changed = True
+            if positions != agent.positions:
+                agent.positions = positions
+                await self.publisher.state(agent.id, "positions", _positions_payload(positions))
+                changed = True
+        stats = agent.stats
+        stats.polls += 1
+        stats.consecutive_errors = 0
+        stats.last_success = now_ms()
+        stats.latency_ms = latency
+        if not agent.online:
+            agent.online = True
+            agent.error = None
+            agent.status_since = now_ms()
+            log.info("agent_online agent=%s latency_ms=%s", agent.id, latency)
+        if await self.publish_status() or changed:
+            self.on_change(agent)
+
+    async def _failed(self, error: str) -> None:
+        agent = self.agent
+        stats = agent.stats
+        stats.errors += 1
+        stats.consecutive_errors += 1
+        stats.last_error = error
+        if agent.online:
+            agent.status_since = now_ms()
+            log.warning("agent_offline agent=%s error=%r", agent.id, error)
+        agent.online = False
+        agent.error = error
+        self._next_account = 0.0  # re-read account and positions on recovery
+        if await self.publish_status():
+            self.on_change(agent)
+
+    async def publish_status(self) -> bool:
+        """Publish ``agent:{id}:status`` when anything but the latency changed."""
+        agent = self.agent
+        status = agent.status(self.cfg.stale_after, time.monotonic())
+        key = (status.status, status.trading, status.error, tuple(status.stale))
+        if key == self._status_key:
+            return False
+        self._status_key = key
+        await self.publisher.state(agent.id, "status", status)
+        return True
+
+
+def _positions_payload(positions: list[Position]) -> dict[str, list[Position]]:
+    return {"positions": positions}

@@ -1,0 +1,57 @@
+"""The hub's single way onto the broker: state channels only when changed, events always.
+
+Observers (the records writer, the risk engine's return window) are called synchronously
+after each publication; they must not block (they queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from channels.broker import Broker, Publication
+from channels.names import SUMMARY, agent_channel
+from hub.bridge.models import Tick
+
+__all__ = ["Observer", "Publisher"]
+
+Observer = Callable[[str, str | None, Any], None]  # (channel, key, data)
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Publisher:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._last: dict[tuple[str, str | None], bytes] = {}
+        self.observers: list[Observer] = []
+
+    async def _publish(self, channel: str, data: Any, key: str | None) -> Publication:
+        pub = await self.broker.publish(channel, data, key=key)
+        for observer in self.observers:
+            observer(channel, key, data)
+        return pub
+
+    async def state_channel(self, channel: str, data: Any, key: str | None = None) -> bool:
+        """Publish ``data`` on a state channel if it differs from the last value published."""
+        encoded = _encode(data)
+        if self._last.get((channel, key)) == encoded:
+            return False
+        self._last[(channel, key)] = encoded
+        await self._publish(channel, data, key)
+        return True
+
+    async def state(self, agent_id: str, kind: str, data: Any) -> bool:
+        return await self.state_channel(agent_channel(agent_id, kind), data)
+
+    async def tick(self, agent_id: str, tick: Tick) -> None:
+        """Ticks are published by the poller only when bid or ask moved."""
+        await self._publish(agent_channel(agent_id, "ticks"), tick, tick.symbol)
+
+    async def summary(self, data: Any) -> bool:
+        return await self.state_channel(SUMMARY, data)
+
+    async def event(self, channel: str, data: Any) -> Publication:
+        return await self._publish(channel, data, None)

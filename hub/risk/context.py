@@ -1,0 +1,75 @@
+"""What the risk engine is told: one frozen snapshot of the hub, built by the caller.
+
+The trading service builds a :class:`RiskContext` per command from its live state
+(polled accounts and positions, last ticks, the emergency flag, the daily baselines
+and the returns window) and hands it to the pure checks; nothing here reads a clock
+or does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import msgspec
+
+from hub.bridge.models import Position
+from hub.config import AgentConfig, GlobalRisk, SymbolSpec
+
+__all__ = ["AgentBook", "CorrelationLookup", "Quote", "RiskContext"]
+
+CorrelationLookup = Callable[[str, str], float | None]
+"""``correlation(a, b)``: rolling return correlation of two symbols, None while unknown."""
+
+
+class Quote(Protocol):
+    """A current price: :class:`hub.bridge.models.Tick` fits, so does any bid/ask pair."""
+
+    @property
+    def bid(self) -> float: ...
+
+    @property
+    def ask(self) -> float: ...
+
+
+class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
+    """One agent as the risk engine sees it right now.
+
+    ``start_of_day_equity`` comes from :class:`hub.risk.DailyBaseline`; ``in_flight``
+    counts orders sent to the bridge and not yet answered (they count as positions).
+    """
+
+    config: AgentConfig
+    balance: float
+    equity: float
+    start_of_day_equity: float
+    positions: list[Position] = []
+    in_flight: int = 0
+
+    @property
+    def per_trade_budget(self) -> float:
+        """``max_risk_per_trade`` x balance, in the account currency."""
+        return self.config.risk.max_risk_per_trade * max(self.balance, 0.0)
+
+
+class RiskContext(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole hub at one instant.
+
+    ``agents`` holds EVERY agent (the global checks sum over all of them), keyed by
+    agent id. ``prices`` maps symbol -> current quote. ``emergency_stop`` is the live
+    kill-switch flag (``GlobalRisk.emergency_stop_all`` is only its value at start).
+    ``correlation`` is usually ``ReturnsWindow.correlation``; None skips that check.
+    """
+
+    agents: Mapping[str, AgentBook]
+    specs: Mapping[str, SymbolSpec]
+    prices: Mapping[str, Quote]
+    global_risk: GlobalRisk = GlobalRisk()
+    emergency_stop: bool = False
+    correlation: CorrelationLookup | None = None
+
+    def book(self, agent_id: str) -> AgentBook:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise ValueError(f"agent: unknown agent {agent_id!r}") from None

@@ -1,0 +1,168 @@
+"""Config loading: the shipped file, and every kind of bad file with its key-path message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hub.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "config" / "agents.yml"
+
+GOOD = textwrap.dedent(
+    """
+    symbols:
+      XAUUSD: {contract_size: 100, digits: 2}
+    agents:
+      agent_1:
+        name: Atlas
+        strategy: amd
+        bridge: sim://127.0.0.1:8081
+        symbols: [XAUUSD]
+        risk: {max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 1}
+    """
+)
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "f.yml")
+    return info.value.problems
+
+
+def test_shipped_config_has_the_three_agents_of_the_original_design() -> None:
+    cfg = load_config(SHIPPED)
+    a1, a2, a3 = (cfg.agents[f"agent_{i}"] for i in (1, 2, 3))
+    assert (a1.name, a1.strategy, a1.enabled, a1.symbols) == ("Atlas", "amd", True, ["XAUUSD"])
+    assert (a1.risk.max_risk_per_trade, a1.risk.max_daily_loss, a1.risk.max_positions) == (
+        0.01,
+        0.05,
+        1,
+    )
+    assert a1.initial_balance == 200 and a1.bridge == "sim://127.0.0.1:8081"
+    assert (a2.name, a2.enabled, a2.symbols, a2.risk.max_risk_per_trade) == (
+        "Orion",
+        False,
+        ["EURUSD", "GBPUSD"],
+        0.015,
+    )
+    assert a2.risk.max_positions == 2 and a2.initial_balance == 500
+    assert a3.symbols == ["XAUUSD", "EURUSD", "GBPUSD", "USDJPY"] and a3.risk.max_positions == 3
+    assert a3.bridge == "sim://127.0.0.1:8083" and a3.initial_balance == 1000
+    g = cfg.global_risk
+    assert (g.emergency_stop_all, g.max_total_exposure, g.correlation_limit) == (False, 0.1, 0.5)
+    assert cfg.symbols["XAUUSD"].contract_size == 100 and cfg.symbols["XAUUSD"].digits == 2
+    assert cfg.symbols["EURUSD"].contract_size == 100000 and cfg.symbols["EURUSD"].digits == 5
+    assert cfg.symbols["USDJPY"].quote_currency == "JPY" and cfg.symbols["USDJPY"].digits == 3
+
+
+def test_good_minimal_config_parses_with_defaults() -> None:
+    cfg = parse_config(GOOD, "f.yml")
+    assert cfg.server.port == 8090
+    assert cfg.polling.tick_interval == 0.25
+    assert cfg.agents["agent_1"].bridge_http_url == "http://127.0.0.1:8081"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "max_positions: 1",
+            "max_positions: 0",
+            "f.yml: agents.agent_1.risk.max_positions: must be >= 1",
+        ),
+        (
+            "max_positions: 1",
+            "max_positions: 1, bogus: 2",
+            "f.yml: agents.agent_1.risk.bogus: unknown key",
+        ),
+        (
+            "max_positions: 1",
+            "max_positions: one",
+            "f.yml: agents.agent_1.risk.max_positions: must be int, got str",
+        ),
+        (
+            "max_risk_per_trade: 1%",
+            "max_risk_per_trade: 150%",
+            "f.yml: agents.agent_1.risk.max_risk_per_trade: must be <= 1",
+        ),
+        (
+            "max_risk_per_trade: 1%",
+            "max_risk_per_trade: lots%",
+            "f.yml: agents.agent_1.risk.max_risk_per_trade: must be float, got str",
+        ),
+        (
+            "symbols: [XAUUSD]",
+            "symbols: [EURUSD]",
+            "f.yml: agents.agent_1.symbols[0]: unknown symbol 'EURUSD'",
+        ),
+        (
+            "bridge: sim://127.0.0.1:8081",
+            "bridge: ftp://x",
+            "f.yml: agents.agent_1.bridge: must be a URL",
+        ),
+        (
+            "bridge: sim://127.0.0.1:8081",
+            "bridge: sim://127.0.0.1",
+            "f.yml: agents.agent_1.bridge: a sim:// bridge needs a port",
+        ),
+        (
+            "contract_size: 100",
+            "contract_size: -5",
+            "f.yml: symbols.XAUUSD.contract_size: must be > 0",
+        ),
+        ("strategy: amd", "enabled: true", "f.yml: agents.agent_1.strategy: required key missing"),
+        ("symbols:\n", "symbolz:\n", "f.yml: symbolz: unknown key"),
+    ],
+)
+def test_bad_values_name_file_and_key_path(old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    found = problems(GOOD.replace(old, new, 1))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_every_bad_section_is_reported_at_once() -> None:
+    text = GOOD + "server: {port: 0}\npolling: {tick_interval: -1}\n"
+    found = problems(text)
+    assert "f.yml: server.port: must be >= 1" in found
+    assert "f.yml: polling.tick_interval: must be > 0.0" in found
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    assert problems("agents: [1,\n")[0].startswith("f.yml: line ")
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_cli_check_prints_ok_for_the_shipped_file() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "check", "--config", str(SHIPPED)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (out.returncode, out.stdout.strip()) == (0, "ok")
+
+
+def test_cli_check_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "agents.yml"
+    bad.write_text(GOOD.replace("max_positions: 1", "max_positions: 0") + "extra: 1\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "check", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"{bad}: agents.agent_1.risk.max_positions: must be >= 1",
+        f"{bad}: extra: unknown key",
+    ]
