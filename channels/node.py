@@ -1,0 +1,122 @@
+"""The local fan-out: which connections of this process want which channels.
+
+The :class:`Node` registers itself as its broker's handler. For each publication it
+finds the matching subscribers (cached per channel, invalidated on any change),
+encodes the ``event`` frame once and hands that same ``str`` to every subscriber
+without awaiting. It subscribes upstream for the first local subscriber of a name
+and unsubscribes after the last, rolling back on failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from channels import names
+from channels.broker import Broker, Publication
+from channels.protocol import Event, encode
+
+__all__ = ["Node", "Subscriber"]
+
+log = logging.getLogger(__name__)
+
+
+class Subscriber(Protocol):
+    """A local consumer of publications (one per connection)."""
+
+    @property
+    def agents(self) -> frozenset[str] | None:
+        """Agents whose channels it may receive (None: all)."""
+
+    def on_publication(self, pub: Publication, frame: str) -> None:
+        """Take one publication and its encoded ``event`` frame; must not block."""
+
+
+class Node:
+    """Fan-out of one broker's publications to this process's subscribers."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._exact: dict[str, set[Subscriber]] = {}
+        self._patterns: dict[str, set[Subscriber]] = {}
+        self._by_subscriber: dict[Subscriber, set[str]] = {}
+        self._cache: dict[str, tuple[Subscriber, ...]] = {}
+        self._upstream = asyncio.Lock()
+        self.published = 0
+        broker.set_handler(self._on_publication)
+
+    @property
+    def subscribers(self) -> int:
+        """Number of subscribers with at least one subscription."""
+        return len(self._by_subscriber)
+
+    async def add(self, subscriber: Subscriber, name: str) -> None:
+        """Subscribe ``subscriber`` to a channel or pattern (idempotent)."""
+        names.validate(name)
+        table = self._patterns if names.is_pattern(name) else self._exact
+        async with self._upstream:
+            members = table.get(name)
+            first = members is None
+            if members is None:
+                members = table[name] = set()
+            members.add(subscriber)
+            self._by_subscriber.setdefault(subscriber, set()).add(name)
+            self._cache.clear()
+            if first:
+                try:
+                    await self.broker.subscribe(name)
+                except BaseException:
+                    self._forget(subscriber, name)
+                    raise
+
+    async def remove(self, subscriber: Subscriber, name: str) -> None:
+        """Unsubscribe ``subscriber`` from a channel or pattern (no-op when not subscribed)."""
+        async with self._upstream:
+            if self._forget(subscriber, name):
+                await self.broker.unsubscribe(name)
+
+    async def remove_all(self, subscriber: Subscriber) -> None:
+        """Drop every subscription of ``subscriber`` (on disconnect)."""
+        for name in list(self._by_subscriber.get(subscriber, ())):
+            await self.remove(subscriber, name)
+
+    def _forget(self, subscriber: Subscriber, name: str) -> bool:
+        """Remove locally; True when that was the name's last subscriber."""
+        table = self._patterns if names.is_pattern(name) else self._exact
+        members = table.get(name)
+        if members is None or subscriber not in members:
+            return False
+        members.discard(subscriber)
+        mine = self._by_subscriber.get(subscriber)
+        if mine is not None:
+            mine.discard(name)
+            if not mine:
+                del self._by_subscriber[subscriber]
+        self._cache.clear()
+        if members:
+            return False
+        del table[name]
+        return True
+
+    def _matching(self, channel: str) -> tuple[Subscriber, ...]:
+        found = set(self._exact.get(channel, ()))
+        for pattern, members in self._patterns.items():
+            if names.matches(pattern, channel):
+                found |= members
+        agent = names.agent_of(channel)
+        return tuple(s for s in found if agent is None or s.agents is None or agent in s.agents)
+
+    def _on_publication(self, pub: Publication) -> None:
+        self.published += 1
+        targets = self._cache.get(pub.channel)
+        if targets is None:
+            targets = self._cache[pub.channel] = self._matching(pub.channel)
+        if not targets:
+            return
+        frame = encode(Event(ch=pub.channel, seq=pub.seq, ts=pub.ts, data=pub.data)).decode()
+        for subscriber in targets:
+            try:
+                subscriber.on_publication(pub, frame)
+            except Exception:
+                log.exception("subscriber %r failed on %s seq %d", subscriber, pub.channel, pub.seq)

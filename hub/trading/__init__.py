@@ -1,0 +1,1 @@
+"""Trading: commands serialised per agent, idempotent, risk-checked, reconciled."""
