@@ -61,13 +61,12 @@ class Hub:
         return {"engine": "none"}
 
     def connection_count(self) -> int:
-        return self.node.connection_count()
+        return self.node.subscribers
 
     async def start(self, *, start_sims: bool = True) -> None:
         if start_sims:
             await self._start_sims()
         await self.broker.connect()
-        await self.node.start()
         for agent in self.registry.agents.values():
             poller = AgentPoller(agent, self.config.polling, self.publisher, self._agent_changed)
             task = asyncio.create_task(poller.run(), name=f"poll:{agent.id}")
@@ -107,7 +106,6 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
-        await self.node.close()
         await self.broker.close()
         await self.registry.close()
         for sim in self.sims:

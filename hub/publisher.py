@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from channels.broker import Broker, Publication
-from channels.names import SUMMARY, agent_channel
+from channels.names import SUMMARY, AgentKind, agent_channel
 from hub.bridge.models import Tick
 
 __all__ = ["Observer", "Publisher"]
@@ -43,7 +43,7 @@ class Publisher:
         await self._publish(channel, data, key)
         return True
 
-    async def state(self, agent_id: str, kind: str, data: Any) -> bool:
+    async def state(self, agent_id: str, kind: AgentKind, data: Any) -> bool:
         return await self.state_channel(agent_channel(agent_id, kind), data)
 
     async def tick(self, agent_id: str, tick: Tick) -> None:

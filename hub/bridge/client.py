@@ -50,7 +50,13 @@ class BridgeError(Exception):
 
 
 class BridgeUnavailable(BridgeError):
+    """``sent`` is False when the connection was never made (the request surely not seen)."""
+
     code = "agent_offline"
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class BridgeTimeout(BridgeError):
@@ -125,8 +131,11 @@ class BridgeClient:
                     status = resp.status
         except TimeoutError:
             raise BridgeTimeout(f"{method} {path}: no answer within {limit:g}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise BridgeUnavailable(f"{method} {path}: cannot connect: {exc}", sent=False) from None
         except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise BridgeUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            message = f"{method} {path}: connection lost: {type(exc).__name__}: {exc}"
+            raise BridgeUnavailable(message, sent=True) from None
         except aiohttp.ClientError as exc:
             raise BridgeProtocolError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         if status >= 500:

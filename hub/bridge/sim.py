@@ -129,6 +129,15 @@ class SimMarket:
             quote = _Quote(spec=spec, mid=start, spread=spread, sigma=min(vol / start, 0.002))
             quote.requote(self.now_ms)
             self._quotes[name] = quote
+        for name, spec in self.symbols.items():
+            try:
+                self._to_account(1.0, spec.quote_currency)
+            except OrderRefused:
+                raise ValueError(
+                    f"symbols.{name}: its {spec.quote_currency} profits cannot be valued in "
+                    f"{self.currency}; add {self.currency}{spec.quote_currency} or "
+                    f"{spec.quote_currency}{self.currency} to the symbols"
+                ) from None
         self._open: dict[int, _Open] = {}
         self._history: list[ClosedTrade] = []
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -109,6 +110,8 @@ _GARBAGE: tuple[tuple[bytes, bytes], ...] = (  # (object body, list body)
     (b'"OK"', b'"OK"'),
 )
 _LIST_PATHS = ("/positions", "/history")
+_MISSING = re.compile(r"^Object missing required field `(.+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(.+)`$")
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -128,11 +131,21 @@ async def _decode(request: web.Request, typ: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
-        text, _, path = str(exc).partition(" - at `$")
-        field = path.rstrip("`").lstrip(".")
-        raise _BadBody(f"{field}: {text}" if field else text) from None
+        raise _BadBody(_field_message(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise _BadBody(f"body: not valid JSON ({exc})") from None
+
+
+def _field_message(text: str) -> str:
+    """msgspec's ``Expected `float` > 0 - at `$.lots``` as ``lots: Expected `float` > 0``."""
+    text, _, path = text.partition(" - at `$")
+    field = path.rstrip("`").lstrip(".")
+    for pattern, what in ((_MISSING, "required field missing"), (_UNKNOWN, "unknown field")):
+        match = pattern.match(text)
+        if match:
+            name = match.group(1)
+            return f"{field}.{name}: {what}" if field else f"{name}: {what}"
+    return f"{field or 'body'}: {text}"
 
 
 def _state(app: web.Application) -> SimState:
@@ -279,7 +292,10 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _walk(model: SimMarket, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        model.step(_now_ms())
+        try:
+            model.step(_now_ms())
+        except Exception:  # a bug in the model must not stop the walk silently
+            log.exception("simulated bridge: price step failed")
 
 
 def create_sim_app(model: SimMarket, *, walk_interval: float = WALK_INTERVAL) -> web.Application:

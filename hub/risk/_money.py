@@ -9,7 +9,7 @@ otherwise a ``{account}{quote}`` pair divides and a ``{quote}{account}`` pair mu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from hub.bridge.models import Action, Position
 from hub.config import SymbolSpec
@@ -101,3 +101,23 @@ def position_risk(
     start = exit_price(position.action, quote) if quote is not None else position.open_price
     loss = max(0.0, loss_in_quote(position.action, position.lots, spec, start, sl))
     return to_account(loss, position.symbol, spec, currency, prices, position.open_price)
+
+
+def open_risk(
+    positions: Iterable[Position],
+    prices: Mapping[str, Quote],
+    specs: Mapping[str, SymbolSpec],
+    *,
+    no_sl_risk: float = 0.0,
+    currency: str = "USD",
+) -> float:
+    """Sum of money at risk from current prices to each SL (account currency).
+
+    A position whose risk cannot be known (no SL, no contract spec, no conversion
+    price) counts ``no_sl_risk``; the engine passes the agent's per-trade budget.
+    """
+    total = 0.0
+    for position in positions:
+        risk = position_risk(position, prices, specs, currency)
+        total += no_sl_risk if risk is None else risk
+    return total

@@ -9,11 +9,11 @@ current quote or conversion rate), ``sl_side``, ``tp_side``, ``max_risk_per_trad
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 
 import msgspec
 
-from hub.bridge.models import Position, TradeOrder
+from hub.bridge.models import TradeOrder
 from hub.config import SymbolSpec
 from hub.risk._money import (
     EPS,
@@ -21,14 +21,24 @@ from hub.risk._money import (
     entry_price,
     exceeds,
     loss_in_quote,
-    position_risk,
+    open_risk,
     stop_level,
     to_account,
+)
+from hub.risk._rules import (
+    daily_loss_limit,
+    daily_loss_used,
+    emergency_denial,
+    enabled_denial,
+    is_halted,
+    max_risk_denial,
+    sl_side_denial,
+    tp_side_denial,
 )
 from hub.risk.context import AgentBook, Quote, RiskContext
 from hub.risk.decision import RiskDecision, allow, deny
 
-__all__ = ["OPEN_CHECKS", "check_open", "open_risk"]
+__all__ = ["OPEN_CHECKS", "check_open"]
 
 OPEN_CHECKS = (
     "emergency_stop",
@@ -90,66 +100,15 @@ def check_open(ctx: RiskContext, agent_id: str, order: TradeOrder) -> RiskDecisi
     )
 
 
-def open_risk(
-    positions: Iterable[Position],
-    prices: Mapping[str, Quote],
-    specs: Mapping[str, SymbolSpec],
-    *,
-    no_sl_risk: float = 0.0,
-    currency: str = "USD",
-) -> float:
-    """Sum of money at risk from current prices to each SL (account currency).
-
-    A position whose risk cannot be known (no SL, no contract spec, no conversion
-    price) counts ``no_sl_risk``; the engine passes the agent's per-trade budget.
-    """
-    total = 0.0
-    for position in positions:
-        risk = position_risk(position, prices, specs, currency)
-        total += no_sl_risk if risk is None else risk
-    return total
-
-
-def daily_loss_limit(book: AgentBook) -> float:
-    """``max_daily_loss`` x start-of-day equity, in money."""
-    return book.config.risk.max_daily_loss * book.start_of_day_equity
-
-
-def daily_loss_used(book: AgentBook) -> float:
-    """Start-of-day equity minus equity now (negative on a winning day)."""
-    return book.start_of_day_equity - book.equity
-
-
-def is_halted(book: AgentBook) -> bool:
-    """Equity has fallen ``max_daily_loss`` x start-of-day equity (or more) today."""
-    return daily_loss_used(book) >= daily_loss_limit(book) - EPS
-
-
 # -- gates: need only the config and the order --------------------------------------------
 
 
 def _emergency_stop(o: _Order) -> RiskDecision | None:
-    if not o.ctx.emergency_stop:
-        return None
-    return deny(
-        "emergency_stop",
-        "emergency stop is active: every new trade is rejected until an admin resumes",
-        limit=False,
-        value=True,
-        code="emergency_stop",
-    )
+    return emergency_denial(o.ctx)
 
 
 def _enabled(o: _Order) -> RiskDecision | None:
-    if o.book.config.enabled:
-        return None
-    return deny(
-        "enabled",
-        f"agent {o.agent_id} is disabled (enabled: false): new trades are rejected",
-        limit=True,
-        value=False,
-        code="agent_disabled",
-    )
+    return enabled_denial(o.agent_id, o.book)
 
 
 def _allowed_symbols(o: _Order) -> RiskDecision | None:
@@ -267,55 +226,6 @@ def _sl_side(p: _Priced) -> RiskDecision | None:
 
 def _tp_side(p: _Priced) -> RiskDecision | None:
     return tp_side_denial(p.o.order.action, p.tp, p.quote, p.spec.digits)
-
-
-def sl_side_denial(action: str, sl: float | None, quote: Quote, digits: int) -> RiskDecision | None:
-    """A buy's SL must be below the bid, a sell's above the ask (MT4)."""
-    if sl is None:
-        return None
-    if action == "buy" and sl < quote.bid:
-        return None
-    if action == "sell" and sl > quote.ask:
-        return None
-    bound, side, name = (quote.bid, "below", "bid") if action == "buy" else (quote.ask, "above", "ask")
-    return deny(
-        "sl_side",
-        f"sl {sl:.{digits}f} must be {side} the {name} {bound:.{digits}f} for a {action}",
-        limit=round(bound, digits),
-        value=sl,
-    )
-
-
-def tp_side_denial(action: str, tp: float | None, quote: Quote, digits: int) -> RiskDecision | None:
-    """A buy's TP must be above the ask, a sell's below the bid (MT4)."""
-    if tp is None:
-        return None
-    if action == "buy" and tp > quote.ask:
-        return None
-    if action == "sell" and tp < quote.bid:
-        return None
-    bound, side, name = (quote.ask, "above", "ask") if action == "buy" else (quote.bid, "below", "bid")
-    return deny(
-        "tp_side",
-        f"tp {tp:.{digits}f} must be {side} the {name} {bound:.{digits}f} for a {action}",
-        limit=round(bound, digits),
-        value=tp,
-    )
-
-
-def max_risk_denial(risk: float, book: AgentBook, what: str) -> RiskDecision | None:
-    """``risk`` (account currency) must be <= max_risk_per_trade x balance."""
-    limit = book.per_trade_budget
-    if not exceeds(risk, limit):
-        return None
-    ccy, pct = book.config.currency, book.config.risk.max_risk_per_trade * 100
-    return deny(
-        "max_risk_per_trade",
-        f"{what} risks {risk:.2f} {ccy}, above the per-trade limit {limit:.2f} {ccy} "
-        f"({pct:g}% of balance {book.balance:.2f})",
-        limit=cents(limit),
-        value=cents(risk),
-    )
 
 
 def _max_risk_per_trade(p: _Priced) -> RiskDecision | None:

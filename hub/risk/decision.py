@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["Detail", "DenialCode", "RiskDecision", "allow", "deny"]
+__all__ = ["DenialCode", "Detail", "RiskDecision", "allow", "deny"]
 
 DenialCode = Literal["agent_disabled", "emergency_stop", "risk_rejected"]
 Detail = float | int | str | bool | list[str] | None

@@ -1,0 +1,101 @@
+"""The risk engine (SPEC section 7): pure checks, no I/O, no clock, no asyncio.
+
+Build a :class:`RiskContext` (every agent's :class:`AgentBook`, contract specs, current
+quotes, ``GlobalRisk``, the live emergency flag, a correlation lookup), then ask:
+
+``check_open(ctx, agent_id, order: TradeOrder) -> RiskDecision``
+    A new position. Checks in this order, the first denial wins (``OPEN_CHECKS``):
+    ``emergency_stop`` (code ``emergency_stop``), ``enabled`` (``agent_disabled``), then
+    (all ``risk_rejected``) ``allowed_symbols``, ``lots`` (> 0), ``lot_step``,
+    ``min_lots``, ``max_lots``, ``sl_required``, ``price`` (no current quote or
+    conversion rate), ``sl_side`` (buy: SL < bid; sell: SL > ask), ``tp_side`` (buy:
+    TP > ask; sell: TP < bid), ``max_risk_per_trade`` (lots x contract x |entry - SL|,
+    entry = ask for a buy and bid for a sell, converted to the account currency,
+    <= fraction x balance), ``max_positions`` (open + in flight + this one <= limit),
+    ``daily_loss`` (halted once equity <= start-of-day x (1 - max_daily_loss); also
+    denied when loss so far + this risk > max_daily_loss x start-of-day),
+    ``max_total_exposure`` (open risk of ALL agents + this risk <= fraction x total
+    equity of all agents), ``correlation_limit``.
+``check_modify(ctx, agent_id, position, *, sl, tp) -> RiskDecision``
+    ``sl``/``tp`` are the levels wanted afterwards. See :mod:`hub.risk.modify`.
+``check_close() -> RiskDecision``
+    Always allowed, also when halted or stopped.
+``size_for_signal(ctx, agent_id, symbol, action, sl) -> RiskDecision``
+    ``lots`` = floor to the lot step of (fraction x balance) / (risk of one lot),
+    clipped to ``max_lots``; under ``min_lots`` a denial with check ``too_small``.
+``trading_state(ctx, agent_id)`` -> ``stopped`` | ``disabled`` | ``halted`` | ``active``.
+``agent_risk_summary(ctx, agent_id)``, ``exposure_summary(ctx)``: ``GET /api/risk``.
+``open_risk(positions, prices, specs, *, no_sl_risk=0.0, currency="USD") -> float``.
+``DailyBaseline().observe(equity, now_ms) -> float``: start-of-day equity (UTC day).
+``ReturnsWindow(size).observe(symbol, bid, ask, now_ms)``, ``.correlation(a, b)``.
+
+A :class:`RiskDecision` has ``allowed``, ``code``, ``check``, ``limit``, ``value``,
+``message`` and, when allowed, ``risk``/``risk_pct``; ``details()`` is SPEC's
+``{"check", "limit", "value"}``. Money in ``limit``/``value`` is rounded to cents;
+comparisons allow 1e-6 so that exactly at a limit passes and a cent over fails.
+
+Choices the SPEC leaves open:
+
+- Stops: ``None`` or ``0`` means "no SL/TP" (MT4). A trade without SL (only when
+  ``require_sl`` is false) is taken to risk exactly its per-trade budget.
+- Conversion: quote = account currency as is; a pair with the account currency as
+  base (USDJPY) divides by its current mid; otherwise ``{ccy}{quote}`` or
+  ``{quote}{ccy}`` mid prices; missing -> the ``price`` check denies. All agents are
+  assumed to share one account currency when the global checks sum them.
+- Open risk of a position = loss from its current exit price (bid for a buy, ask
+  for a sell) to its SL, never below 0 (an SL in profit adds no risk). A position
+  without SL (or in a symbol without spec) counts its agent's per-trade budget:
+  a stop at zero would be absurd and equity (margin-call worst case) would block
+  every agent on one position. In-flight orders count for ``max_positions`` but
+  not for exposure (their SL is not known here).
+- Correlation: against open positions of ALL agents in OTHER symbols (stacking one
+  symbol is left to ``max_positions`` and exposure). Denied when
+  |corr| > ``correlation_limit`` and the new trade adds risk the same economic way:
+  same action with corr > 0, opposite action with corr < 0. ``value`` = corr
+  (4 decimals), ``limit`` = the configured limit. An unknown correlation (None,
+  too few samples) passes.
+- Emergency stop and ``enabled`` also gate modifies that widen or remove an SL.
+"""
+
+from hub.risk._money import open_risk
+from hub.risk.baseline import DAY_MS, DailyBaseline
+from hub.risk.checks import OPEN_CHECKS, check_open
+from hub.risk.context import AgentBook, CorrelationLookup, Quote, RiskContext
+from hub.risk.decision import DenialCode, Detail, RiskDecision
+from hub.risk.modify import check_close, check_modify
+from hub.risk.returns import ReturnsWindow
+from hub.risk.sizing import floor_to_step, size_for_signal
+from hub.risk.summary import (
+    AgentRiskSummary,
+    ExposureSummary,
+    TradingState,
+    agent_risk_summary,
+    exposure_summary,
+    trading_state,
+)
+
+__all__ = [
+    "DAY_MS",
+    "OPEN_CHECKS",
+    "AgentBook",
+    "AgentRiskSummary",
+    "CorrelationLookup",
+    "DailyBaseline",
+    "DenialCode",
+    "Detail",
+    "ExposureSummary",
+    "Quote",
+    "ReturnsWindow",
+    "RiskContext",
+    "RiskDecision",
+    "TradingState",
+    "agent_risk_summary",
+    "check_close",
+    "check_modify",
+    "check_open",
+    "exposure_summary",
+    "floor_to_step",
+    "open_risk",
+    "size_for_signal",
+    "trading_state",
+]

@@ -1,0 +1,84 @@
+"""Trading command structs (REST bodies and the WS ops map onto these) and order events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "CloseRequest",
+    "EmergencyRequest",
+    "ModifyRequest",
+    "OrderEvent",
+    "SignalRequest",
+    "TradeRequest",
+]
+
+Lots = Annotated[float, Meta(gt=0, le=10_000)]
+Level = Annotated[float, Meta(gt=0, le=1e9)]
+Comment = Annotated[str, Meta(max_length=200)]
+OrderId = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class _Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class TradeRequest(_Body, frozen=True, kw_only=True):
+    symbol: Annotated[str, Meta(min_length=1, max_length=20)]
+    action: Literal["buy", "sell"]
+    lots: Lots
+    sl: Level | None = None
+    tp: Level | None = None
+    comment: Comment = ""
+    client_order_id: OrderId | None = None
+
+
+class CloseRequest(_Body, frozen=True, kw_only=True):
+    ticket: Annotated[int, Meta(ge=0)]
+    lots: Lots | None = None
+
+
+class ModifyRequest(_Body, frozen=True, kw_only=True):
+    ticket: Annotated[int, Meta(ge=0)]
+    sl: Level | None = None
+    tp: Level | None = None
+
+
+class EmergencyRequest(_Body, frozen=True, kw_only=True):
+    reason: Comment | None = None
+    close_positions: bool = False
+
+
+class SignalRequest(_Body, frozen=True, kw_only=True):
+    signal_id: OrderId
+    symbol: Annotated[str, Meta(min_length=1, max_length=20)]
+    direction: Literal["long", "short"]
+    confidence: Annotated[float, Meta(ge=0, le=1)]
+    sl: Level | None = None
+    tp: Level | None = None
+    agents: list[str] | None = None
+    strategy: str | None = None
+
+
+class OrderEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Payload of ``agent:{id}:orders``."""
+
+    event: Literal["accepted", "rejected", "filled", "closed", "modified", "failed"]
+    agent_id: str
+    command: str
+    client_order_id: str | None = None
+    ticket: int | None = None
+    symbol: str | None = None
+    action: str | None = None
+    lots: float | None = None
+    price: float | None = None
+    sl: float | None = None
+    tp: float | None = None
+    profit: float | None = None
+    signal_id: str | None = None
+    reason: str | None = None
+    error: dict[str, Any] | None = None
+    by: str | None = None

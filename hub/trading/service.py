@@ -1,0 +1,516 @@
+"""The command service: open, close, modify, close-all, emergency stop and resume.
+
+Every command for one agent runs under that agent's lock, so two concurrent trades can
+never both pass ``max_positions``; orders sent and not answered yet count as positions.
+A ``client_order_id`` makes a trade idempotent. A trade is never blindly retried: when
+the bridge times out (or drops the connection) after the order was sent, the service
+reconciles by looking for the order's comment tag in the bridge's positions and history
+before answering, and answers ``bridge_timeout`` only when the outcome is truly unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from channels.names import SYSTEM, agent_channel
+from hub.agents import AgentRuntime, Registry, now_ms
+from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
+from hub.bridge.models import ClosedTrade, CloseOrder, ModifyOrder, Position, TradeOrder
+from hub.errors import HubError
+from hub.publisher import Publisher
+from hub.risk import (
+    AgentBook,
+    DailyBaseline,
+    ReturnsWindow,
+    RiskContext,
+    RiskDecision,
+    check_modify,
+    check_open,
+    trading_state,
+)
+from hub.risk.checks import emergency_denial, enabled_denial
+from hub.trading.emergency import EmergencyFile, EmergencyState
+from hub.trading.idempotency import IdempotencyCache
+from hub.trading.journal import Journal
+from hub.trading.models import CloseRequest, ModifyRequest, OrderEvent, TradeRequest
+
+__all__ = ["TradingService", "order_tag"]
+
+log = logging.getLogger("mt4hub.trading")
+
+_RECONCILE_TRIES = 5
+
+
+def order_tag(client_order_id: str) -> str:
+    """The short tag put first in the bridge comment (MT4 keeps 31 characters)."""
+    return "h" + hashlib.sha1(client_order_id.encode()).hexdigest()[:10]
+
+
+class TradingService:
+    def __init__(
+        self,
+        registry: Registry,
+        publisher: Publisher,
+        emergency_file: EmergencyFile,
+        journal: Journal,
+    ) -> None:
+        self.registry = registry
+        self.config = registry.config
+        self.publisher = publisher
+        self.journal = journal
+        self.emergency_file = emergency_file
+        saved = emergency_file.load()
+        if saved is None and self.config.global_risk.emergency_stop_all:
+            saved = EmergencyState(stopped=True, reason="emergency_stop_all in config", by="config")
+        self.emergency = saved or EmergencyState()
+        self.idempotency = IdempotencyCache()
+        self.returns = ReturnsWindow(self.config.global_risk.correlation_window)
+        self._baselines = {agent_id: DailyBaseline() for agent_id in registry.agents}
+        self._locks = {agent_id: asyncio.Lock() for agent_id in registry.agents}
+        self._in_flight = dict.fromkeys(registry.agents, 0)
+
+    # -- state the risk engine sees ---------------------------------------------------
+
+    def observe_tick(self, symbol: str, bid: float, ask: float, ts: int) -> None:
+        self.returns.observe(symbol, bid, ask, ts)
+
+    def context(self) -> RiskContext:
+        now = now_ms()
+        books: dict[str, AgentBook] = {}
+        prices: dict[str, Any] = {}
+        for agent in self.registry.agents.values():
+            prices.update(agent.ticks)
+        for agent_id, agent in self.registry.agents.items():
+            acc = agent.account
+            balance = acc.balance if acc else 0.0
+            equity = acc.equity if acc else 0.0
+            start = self._baselines[agent_id].observe(equity, now) if acc else 0.0
+            books[agent_id] = AgentBook(
+                config=agent.config,
+                balance=balance,
+                equity=equity,
+                start_of_day_equity=start,
+                positions=list(agent.positions),
+                in_flight=self._in_flight[agent_id],
+            )
+        return RiskContext(
+            agents=books,
+            specs=self.config.symbols,
+            prices=prices,
+            global_risk=self.config.global_risk,
+            emergency_stop=self.emergency.stopped,
+            correlation=self.returns.correlation,
+        )
+
+    def trading_states(self) -> dict[str, str]:
+        ctx = self.context()
+        return {agent_id: trading_state(ctx, agent_id) for agent_id in self.registry.agents}
+
+    # -- commands ---------------------------------------------------------------------
+
+    def agent(self, agent_id: str) -> AgentRuntime:
+        agent = self.registry.get(agent_id)
+        if agent is None:
+            raise HubError("not_found", f"unknown agent {agent_id!r}")
+        return agent
+
+    async def open(
+        self, agent_id: str, req: TradeRequest, *, by: str, signal_id: str | None = None
+    ) -> dict[str, Any]:
+        agent = self.agent(agent_id)
+        payload = {"agent": agent_id, **_fields(req), "signal_id": signal_id}
+        result, _ = await self.idempotency.run(
+            req.client_order_id, payload, lambda: self._open(agent, req, by, signal_id)
+        )
+        out: dict[str, Any] = result
+        return out
+
+    async def _open(
+        self, agent: AgentRuntime, req: TradeRequest, by: str, signal_id: str | None
+    ) -> dict[str, Any]:
+        coid = req.client_order_id or "auto-" + secrets.token_hex(6)
+        base = OrderEvent(
+            event="accepted",
+            agent_id=agent.id,
+            command="trade",
+            client_order_id=coid,
+            symbol=req.symbol,
+            action=req.action,
+            lots=req.lots,
+            sl=req.sl,
+            tp=req.tp,
+            signal_id=signal_id,
+            by=by,
+        )
+        async with self._locks[agent.id]:
+            decision = self._check_open(agent, req)
+            if isinstance(decision, HubError):
+                error = decision.body()["error"]
+                await self._event(
+                    _with(base, event="rejected", reason="online", error=error), "order_rejected"
+                )
+                raise decision
+            if not decision.allowed:
+                await self._reject(base, decision)
+            tag = order_tag(coid)
+            order = TradeOrder(
+                symbol=req.symbol,
+                action=req.action,
+                lots=req.lots,
+                sl=req.sl,
+                tp=req.tp,
+                comment=f"{tag} {req.comment}".strip()[:31],
+            )
+            risk = {"risk": decision.risk, "risk_pct": decision.risk_pct}
+            await self._event(_with(base, event="accepted"), "order_accepted", risk)
+            self._in_flight[agent.id] += 1
+            try:
+                position = await self._send_trade(agent, order, tag)
+            except HubError as exc:
+                await self._event(
+                    _with(base, event="failed", error=exc.body()["error"]), "order_failed"
+                )
+                raise
+            finally:
+                self._in_flight[agent.id] -= 1
+            if all(p.ticket != position.ticket for p in agent.positions):
+                agent.positions = [*agent.positions, position]
+            filled = _with(
+                base,
+                event="filled",
+                ticket=position.ticket,
+                price=position.open_price,
+                lots=position.lots,
+                sl=position.sl,
+                tp=position.tp,
+            )
+            await self._event(filled, "order_filled", risk)
+            self.journal.trade_opened(agent.id, coid, position, req.comment, signal_id)
+        return {
+            "ticket": position.ticket,
+            "agent_id": agent.id,
+            "symbol": position.symbol,
+            "action": position.action,
+            "lots": position.lots,
+            "open_price": position.open_price,
+            "sl": position.sl,
+            "tp": position.tp,
+            "client_order_id": req.client_order_id,
+            "comment": req.comment,
+            "signal_id": signal_id,
+            "risk": {"check": "all", **risk},
+        }
+
+    def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
+        ctx = self.context()
+        if not agent.online:
+            # The kill switch and `enabled` still answer first; nothing else can be judged.
+            denial = emergency_denial(ctx) or enabled_denial(agent.id, ctx.book(agent.id))
+            if denial is not None:
+                return denial
+            return HubError("agent_offline", f"{agent.id} is offline: {agent.error}")
+        order = TradeOrder(
+            symbol=req.symbol, action=req.action, lots=req.lots, sl=req.sl, tp=req.tp
+        )
+        return check_open(ctx, agent.id, order)
+
+    async def _reject(self, base: OrderEvent, decision: RiskDecision) -> None:
+        code = decision.code or "risk_rejected"
+        details = decision.details()
+        error = {"code": code, "message": decision.message, "details": details}
+        await self._event(
+            _with(base, event="rejected", reason=decision.check, error=error), "order_rejected"
+        )
+        raise HubError(code, decision.message, details)
+
+    async def _send_trade(self, agent: AgentRuntime, order: TradeOrder, tag: str) -> Position:
+        if self.emergency.stopped:  # the stop landed while this order waited for the lock
+            raise HubError("emergency_stop", "emergency stop is active: trading is halted")
+        try:
+            return await agent.client.trade(order)
+        except BridgeUnavailable as exc:
+            if not exc.sent:
+                raise HubError("agent_offline", f"{agent.id} bridge unreachable: {exc}") from None
+            found = await self._reconcile(agent, tag)
+            if found is not None:
+                return found
+            raise HubError(
+                "bridge_timeout",
+                f"{agent.id}: the connection dropped after the order was sent and the bridge "
+                f"cannot be read to confirm it; outcome unknown (order tag {tag})",
+                {"tag": tag, "outcome": "unknown"},
+            ) from None
+        except BridgeTimeout as exc:
+            found = await self._reconcile(agent, tag)
+            if found is not None:
+                log.warning(
+                    "order_reconciled agent=%s tag=%s ticket=%s", agent.id, tag, found.ticket
+                )
+                return found
+            raise HubError(
+                "bridge_timeout",
+                f"{agent.id}: {exc}; the order was not found in the bridge's positions or "
+                f"history, so its outcome is unknown: check before resending (order tag {tag})",
+                {"tag": tag, "outcome": "unknown"},
+            ) from None
+        except BridgeError as exc:
+            raise HubError(exc.code, f"{agent.id} bridge refused the order: {exc}") from None
+
+    async def _reconcile(self, agent: AgentRuntime, tag: str) -> Position | None:
+        """Look for the order's tag in positions, then history; None when not seen."""
+        for attempt in range(_RECONCILE_TRIES):
+            try:
+                for pos in await agent.client.positions():
+                    if pos.comment.startswith(tag):
+                        return pos
+                for trade in await agent.client.history():
+                    if trade.comment.startswith(tag):
+                        return Position(
+                            ticket=trade.ticket,
+                            symbol=trade.symbol,
+                            action=trade.action,
+                            lots=trade.lots,
+                            open_price=trade.open_price,
+                            sl=trade.sl,
+                            tp=trade.tp,
+                            profit=trade.profit,
+                            open_time=trade.open_time,
+                            comment=trade.comment,
+                        )
+                return None
+            except BridgeError as exc:
+                log.warning(
+                    "reconcile_retry agent=%s tag=%s attempt=%d error=%r",
+                    agent.id,
+                    tag,
+                    attempt,
+                    str(exc),
+                )
+                await asyncio.sleep(0.2 * (attempt + 1))
+        return None
+
+    async def close(self, agent_id: str, req: CloseRequest, *, by: str) -> dict[str, Any]:
+        agent = self.agent(agent_id)
+        async with self._locks[agent.id]:
+            return await self._close(agent, req, by)
+
+    async def _close(self, agent: AgentRuntime, req: CloseRequest, by: str) -> dict[str, Any]:
+        position = await self._position(agent, req.ticket)
+        if req.lots is not None and req.lots > position.lots:
+            raise HubError(
+                "bad_request", f"lots: {req.lots} is more than the position's {position.lots}"
+            )
+        base = OrderEvent(
+            event="closed",
+            agent_id=agent.id,
+            command="close",
+            ticket=req.ticket,
+            symbol=position.symbol,
+            action=position.action,
+            lots=req.lots or position.lots,
+            by=by,
+        )
+        try:
+            closed = await agent.client.close_position(CloseOrder(ticket=req.ticket, lots=req.lots))
+        except (BridgeTimeout, BridgeUnavailable) as exc:
+            closed_found = await self._closed_in_history(agent, req.ticket)
+            if closed_found is None:
+                error = HubError(
+                    exc.code, f"{agent.id}: close of {req.ticket}: {exc}; outcome unknown"
+                )
+                await self._event(
+                    _with(base, event="failed", error=error.body()["error"]), "close_failed"
+                )
+                raise error from None
+            closed = closed_found
+        except BridgeError as exc:
+            error = HubError(exc.code, f"{agent.id} bridge refused the close: {exc}")
+            await self._event(
+                _with(base, event="failed", error=error.body()["error"]), "close_failed"
+            )
+            raise error from None
+        if req.lots is None or req.lots >= position.lots:
+            agent.positions = [p for p in agent.positions if p.ticket != req.ticket]
+        event = _with(base, price=closed.close_price, profit=closed.profit, lots=closed.lots)
+        await self._event(event, "position_closed")
+        self.journal.trade_closed(agent.id, closed)
+        return {
+            "ticket": closed.ticket,
+            "agent_id": agent.id,
+            "symbol": closed.symbol,
+            "action": closed.action,
+            "lots": closed.lots,
+            "open_price": closed.open_price,
+            "close_price": closed.close_price,
+            "profit": closed.profit,
+            "close_time": closed.close_time,
+        }
+
+    async def _position(self, agent: AgentRuntime, ticket: int) -> Position:
+        for p in agent.positions:
+            if p.ticket == ticket:
+                return p
+        try:  # the poll may lag a fill by up to one account interval
+            agent.positions = await agent.client.positions()
+        except BridgeError as exc:
+            raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
+        for p in agent.positions:
+            if p.ticket == ticket:
+                return p
+        raise HubError("not_found", f"{agent.id} has no open position with ticket {ticket}")
+
+    async def _closed_in_history(self, agent: AgentRuntime, ticket: int) -> ClosedTrade | None:
+        with contextlib.suppress(BridgeError):
+            for trade in await agent.client.history():
+                if trade.ticket == ticket:
+                    return trade
+        return None
+
+    async def modify(self, agent_id: str, req: ModifyRequest, *, by: str) -> dict[str, Any]:
+        agent = self.agent(agent_id)
+        async with self._locks[agent.id]:
+            position = await self._position(agent, req.ticket)
+            base = OrderEvent(
+                event="modified",
+                agent_id=agent.id,
+                command="modify",
+                ticket=req.ticket,
+                symbol=position.symbol,
+                action=position.action,
+                sl=req.sl,
+                tp=req.tp,
+                by=by,
+            )
+            decision = check_modify(self.context(), agent.id, position, sl=req.sl, tp=req.tp)
+            if not decision.allowed:
+                await self._reject(base, decision)
+            try:
+                updated = await agent.client.modify(
+                    ModifyOrder(ticket=req.ticket, sl=req.sl, tp=req.tp)
+                )
+            except BridgeError as exc:
+                error = HubError(exc.code, f"{agent.id}: modify of {req.ticket}: {exc}")
+                await self._event(
+                    _with(base, event="failed", error=error.body()["error"]), "modify_failed"
+                )
+                raise error from None
+            agent.positions = [
+                updated if p.ticket == updated.ticket else p for p in agent.positions
+            ]
+            await self._event(_with(base, sl=updated.sl, tp=updated.tp), "position_modified")
+            return {
+                "ticket": updated.ticket,
+                "agent_id": agent.id,
+                "symbol": updated.symbol,
+                "sl": updated.sl,
+                "tp": updated.tp,
+            }
+
+    async def close_all(self, agent_id: str, *, by: str) -> dict[str, Any]:
+        agent = self.agent(agent_id)
+        async with self._locks[agent.id]:
+            return await self._close_all(agent, by)
+
+    async def _close_all(self, agent: AgentRuntime, by: str) -> dict[str, Any]:
+        try:
+            agent.positions = await agent.client.positions()
+        except BridgeError as exc:
+            raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
+        results: list[dict[str, Any]] = []
+        for position in list(agent.positions):
+            try:
+                closed = await self._close(agent, CloseRequest(ticket=position.ticket), by)
+                results.append({"ticket": position.ticket, "ok": True, "profit": closed["profit"]})
+            except HubError as exc:
+                results.append(
+                    {"ticket": position.ticket, "ok": False, "error": exc.body()["error"]}
+                )
+        return {"agent_id": agent.id, "closed": sum(r["ok"] for r in results), "results": results}
+
+    # -- emergency stop -----------------------------------------------------------------
+
+    async def emergency_stop(
+        self, *, reason: str | None, close_positions: bool, by: str
+    ) -> dict[str, Any]:
+        self.emergency = EmergencyState(stopped=True, reason=reason, by=by, since=now_ms())
+        self.emergency_file.save(self.emergency)  # in force (and durable) before any reply
+        log.warning(
+            "emergency_stop by=%s reason=%r close_positions=%s", by, reason, close_positions
+        )
+        async with self._all_locks():  # orders already past their checks finish first
+            await self.publisher.event(
+                SYSTEM,
+                {
+                    "event": "emergency_stop",
+                    "reason": reason,
+                    "by": by,
+                    "close_positions": close_positions,
+                    "ts": self.emergency.since,
+                },
+            )
+            self.journal.log(
+                None,
+                "emergency_stop",
+                f"emergency stop by {by}: {reason or 'no reason'}",
+                {"close_positions": close_positions},
+            )
+            closes: dict[str, Any] = {}
+            if close_positions:
+                for agent in self.registry.agents.values():
+                    try:
+                        closes[agent.id] = await self._close_all(agent, by)
+                    except HubError as exc:
+                        closes[agent.id] = {"agent_id": agent.id, "error": exc.body()["error"]}
+        return {
+            "emergency_stop": True,
+            "reason": reason,
+            "since": self.emergency.since,
+            "by": by,
+            "closed": closes,
+        }
+
+    async def resume(self, *, by: str) -> dict[str, Any]:
+        was = self.emergency.stopped
+        self.emergency = EmergencyState(stopped=False, by=by, since=now_ms())
+        self.emergency_file.save(self.emergency)
+        log.warning("emergency_resume by=%s", by)
+        await self.publisher.event(
+            SYSTEM, {"event": "resume", "by": by, "ts": self.emergency.since}
+        )
+        self.journal.log(None, "emergency_resume", f"trading resumed by {by}", {"was_stopped": was})
+        return {"emergency_stop": False, "was_stopped": was, "by": by}
+
+    @contextlib.asynccontextmanager
+    async def _all_locks(self) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in self._locks.values():
+                await stack.enter_async_context(lock)
+            yield
+
+    async def _event(
+        self, event: OrderEvent, event_type: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        await self.publisher.event(agent_channel(event.agent_id, "orders"), event)
+        metadata = {k: v for k, v in _fields(event).items() if v is not None}
+        if extra:
+            metadata.update(extra)
+        message = f"{event.command} {event.event}"
+        if event.error:
+            message += f": {event.error.get('message')}"
+        self.journal.log(event.agent_id, event_type, message, metadata)
+
+
+def _fields(struct: Any) -> dict[str, Any]:
+    return {f: getattr(struct, f) for f in struct.__struct_fields__}
+
+
+def _with(ev: OrderEvent, /, **changes: Any) -> OrderEvent:
+    return msgspec.structs.replace(ev, **changes)

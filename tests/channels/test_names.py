@@ -1,0 +1,82 @@
+import pytest
+
+from channels import names
+from channels.errors import InvalidChannel
+
+
+def test_agent_channel_builds_each_kind() -> None:
+    assert names.agent_channel("agent_1", "ticks") == "agent:agent_1:ticks"
+    assert names.agent_channel("a-2.x", "orders") == "agent:a-2.x:orders"
+
+
+@pytest.mark.parametrize("agent", ["", "a:b", "a b", "*", "x" * 65])
+def test_agent_channel_refuses_bad_ids(agent: str) -> None:
+    with pytest.raises(InvalidChannel, match="agent id"):
+        names.agent_channel(agent, "ticks")
+
+
+def test_agent_channel_refuses_unknown_kind() -> None:
+    with pytest.raises(InvalidChannel, match="kind 'candles'"):
+        names.agent_channel("agent_1", "candles")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("channel", "state"),
+    [
+        ("agent:a:ticks", True),
+        ("agent:a:account", True),
+        ("agent:a:positions", True),
+        ("agent:a:status", True),
+        ("summary", True),
+        ("agent:a:orders", False),
+        ("signals", False),
+        ("system", False),
+    ],
+)
+def test_is_state_splits_state_and_event_channels(channel: str, state: bool) -> None:
+    assert names.is_state(channel) is state
+
+
+def test_agent_of() -> None:
+    assert names.agent_of("agent:agent_1:ticks") == "agent_1"
+    assert names.agent_of("agent:*:ticks") == "*"
+    assert names.agent_of("summary") is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "channel", "expected"),
+    [
+        ("agent:*:account", "agent:agent_1:account", True),
+        ("agent:*:account", "agent:agent_1:ticks", False),
+        ("agent:agent_1:*", "agent:agent_1:orders", True),
+        ("agent:*:*", "summary", False),
+        ("*", "summary", True),
+        ("*", "agent:a:ticks", False),
+        ("summary", "summary", True),
+        ("agent:*", "agent:a:ticks", False),
+    ],
+)
+def test_star_matches_exactly_one_segment(pattern: str, channel: str, expected: bool) -> None:
+    assert names.matches(pattern, channel) is expected
+
+
+def test_is_pattern() -> None:
+    assert names.is_pattern("agent:*:ticks")
+    assert not names.is_pattern("agent:a*:ticks")
+    assert not names.is_pattern("summary")
+
+
+@pytest.mark.parametrize(
+    "name", ["summary", "signals", "system", "*", "agent:a:ticks", "agent:*:*", "*:*:orders"]
+)
+def test_validate_accepts_channels_and_patterns(name: str) -> None:
+    assert names.validate(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "summaries", "agent:a", "agent:a:candles", "agent:a b:ticks", "x:a:ticks", "a:b:c:d"],
+)
+def test_validate_names_the_unknown_channel(name: str) -> None:
+    with pytest.raises(InvalidChannel, match=f"unknown channel {name!r}"):
+        names.validate(name)

@@ -1,0 +1,125 @@
+"""Test kit: a real hub (uvicorn on a free port) with real in-process simulated EA Bridges."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import textwrap
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+from hub.app import Hub, create_app
+from hub.config import HubConfig, parse_config
+from tests.timing import units
+
+__all__ = ["RunningHub", "free_port", "hub_config", "run_hub"]
+
+TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def hub_config(extra: str = "", *, enabled: tuple[bool, bool, bool] = (True, True, True)) -> HubConfig:
+    """The shipped agents on free ports, with fast polling for tests."""
+    p1, p2, p3 = free_port(), free_port(), free_port()
+    e1, e2, e3 = (str(e).lower() for e in enabled)
+    text = textwrap.dedent(
+        f"""
+        polling: {{tick_interval: 0.05, account_interval: 0.1, timeout: 0.5, backoff_initial: 0.05,
+                  backoff_max: 0.2}}
+        symbols:
+          XAUUSD: {{contract_size: 100, digits: 2}}
+          EURUSD: {{contract_size: 100000, digits: 5}}
+          GBPUSD: {{contract_size: 100000, digits: 5}}
+          USDJPY: {{contract_size: 100000, digits: 3, quote_currency: JPY}}
+        agents:
+          agent_1:
+            {{name: Atlas, strategy: amd, bridge: "sim://127.0.0.1:{p1}", enabled: {e1},
+             symbols: [XAUUSD], initial_balance: 200,
+             risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 1}}}}
+          agent_2:
+            {{name: Orion, strategy: ict, bridge: "sim://127.0.0.1:{p2}", enabled: {e2},
+             symbols: [EURUSD, GBPUSD], initial_balance: 500,
+             risk: {{max_risk_per_trade: 1.5%, max_daily_loss: 5%, max_positions: 2}}}}
+          agent_3:
+            {{name: Nova, strategy: mixed, bridge: "sim://127.0.0.1:{p3}", enabled: {e3},
+             symbols: [XAUUSD, EURUSD, GBPUSD, USDJPY], initial_balance: 1000,
+             risk: {{max_risk_per_trade: 2%, max_daily_loss: 5%, max_positions: 3}}}}
+        """
+    )
+    return parse_config(text + textwrap.dedent(extra), "test-config")
+
+
+class RunningHub:
+    def __init__(self, hub: Hub, port: int) -> None:
+        self.hub = hub
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/ws"
+        self.token = TOKEN
+        self.headers = {"Authorization": f"Bearer {TOKEN}"}
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=units(50))
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.http.get(path, headers=kw.pop("headers", self.headers), **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.http.post(
+            path, json=json, headers=kw.pop("headers", self.headers), **kw
+        )
+
+    def sim_url(self, agent_id: str) -> str:
+        return self.hub.config.agents[agent_id].bridge_http_url
+
+    async def sim(self, agent_id: str, path: str, body: dict[str, Any]) -> None:
+        resp = await self.http.post(self.sim_url(agent_id) + path, json=body)
+        assert resp.status_code == 200, resp.text
+
+    async def wait_for(self, predicate: Any, timeout: float = units(50)) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("condition not reached in time")
+            await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def run_hub(
+    config: HubConfig | None = None, env: Mapping[str, str] | None = None
+) -> AsyncIterator[RunningHub]:
+    config = config or hub_config()
+    environ = {"HUB_ADMIN_TOKEN": TOKEN, **(env or {})}
+    app = create_app(config, env=environ)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="on",
+            ws_per_message_deflate=False,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("hub did not start")
+        await asyncio.sleep(0.01)
+    running = RunningHub(app.state.hub, port)
+    try:
+        yield running
+    finally:
+        await running.http.aclose()
+        server.should_exit = True
+        await task
