@@ -9,6 +9,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,15 +20,21 @@ from starlette.routing import Mount
 
 from channels.broker import Broker, create_broker
 from channels.node import Node
+from channels.session import Session
 from hub.agents import AgentRuntime, Registry
-from hub.api import read, stream
+from hub.api import read, stream, trade
 from hub.api.common import json_response
 from hub.auth import Authenticator
+from hub.bridge.models import Tick
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig
 from hub.errors import STATUS, HubError
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
+from hub.trading.emergency import EmergencyFile
+from hub.trading.journal import LogJournal
+from hub.trading.service import TradingService
+from hub.trading.signals import SignalRouter
 
 __all__ = ["Hub", "create_app"]
 
@@ -50,9 +57,20 @@ class Hub:
         self.node = Node(self.broker)
         self.publisher = Publisher(self.broker)
         self.sims: list[SimServer] = []
+        self.sessions: set[Session] = set()
+        data_dir = Path(env.get("HUB_DATA_DIR") or "data")
+        self.trading = TradingService(
+            self.registry, self.publisher, EmergencyFile(data_dir / "emergency.json"), LogJournal()
+        )
+        self.signals = SignalRouter(self.trading)
+        self.publisher.observers.append(self._observe)
         self.tasks: list[asyncio.Task[None]] = []
         self._summary_dirty = False
         self._summary_task: asyncio.Task[None] | None = None
+
+    def _observe(self, channel: str, key: str | None, data: Any) -> None:
+        if isinstance(data, Tick):
+            self.trading.observe_tick(data.symbol, data.bid, data.ask, data.time)
 
     def broker_status(self) -> dict[str, Any]:
         return {"kind": type(self.broker).__name__}
@@ -61,7 +79,7 @@ class Hub:
         return {"engine": "none"}
 
     def connection_count(self) -> int:
-        return self.node.subscribers
+        return len(self.sessions)
 
     async def start(self, *, start_sims: bool = True) -> None:
         if start_sims:
@@ -125,7 +143,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         message = f"method {request.method} not allowed on {request.url.path}"
     return json_response(
-        {"error": {"code": code, "message": message}}, status=exc.status_code, headers=exc.headers
+        {"error": {"code": code, "message": message}},
+        status=exc.status_code,
+        headers=dict(exc.headers or {}),
     )
 
 
@@ -144,7 +164,13 @@ def create_app(
             await hub.stop()
 
     app = Starlette(
-        routes=[*read.routes, *stream.routes, Mount("/", routes=[])],
+        routes=[
+            *read.routes,
+            *trade.routes,
+            trade.signal_route,
+            *stream.routes,
+            Mount("/", routes=[]),
+        ],
         lifespan=lifespan,
         exception_handlers={HubError: _hub_error, HTTPException: _http_error},
     )

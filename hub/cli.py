@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -103,10 +104,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if not token:
         print("mt4hub tail: give --token or set HUB_TOKEN", file=sys.stderr)
         return 1
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(tail(args.url, token, args.channels, snapshots=not args.no_snapshots))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

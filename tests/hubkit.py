@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -28,7 +29,9 @@ def free_port() -> int:
         return port
 
 
-def hub_config(extra: str = "", *, enabled: tuple[bool, bool, bool] = (True, True, True)) -> HubConfig:
+def hub_config(
+    extra: str = "", *, enabled: tuple[bool, bool, bool] = (True, True, True)
+) -> HubConfig:
     """The shipped agents on free ports, with fast polling for tests."""
     p1, p2, p3 = free_port(), free_port(), free_port()
     e1, e2, e3 = (str(e).lower() for e in enabled)
@@ -73,9 +76,7 @@ class RunningHub:
         return await self.http.get(path, headers=kw.pop("headers", self.headers), **kw)
 
     async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
-        return await self.http.post(
-            path, json=json, headers=kw.pop("headers", self.headers), **kw
-        )
+        return await self.http.post(path, json=json, headers=kw.pop("headers", self.headers), **kw)
 
     def sim_url(self, agent_id: str) -> str:
         return self.hub.config.agents[agent_id].bridge_http_url
@@ -94,10 +95,20 @@ class RunningHub:
 
 @asynccontextmanager
 async def run_hub(
-    config: HubConfig | None = None, env: Mapping[str, str] | None = None
+    config: HubConfig | None = None,
+    env: Mapping[str, str] | None = None,
+    data_dir: str | None = None,
 ) -> AsyncIterator[RunningHub]:
+    """A hub on a free port; ``data_dir`` (default: a fresh temp dir) holds its state files."""
     config = config or hub_config()
-    environ = {"HUB_ADMIN_TOKEN": TOKEN, **(env or {})}
+    with tempfile.TemporaryDirectory(prefix="mt4hub-test-") as tmp:
+        environ = {"HUB_ADMIN_TOKEN": TOKEN, "HUB_DATA_DIR": data_dir or tmp, **(env or {})}
+        async with _serve(config, environ) as running:
+            yield running
+
+
+@asynccontextmanager
+async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[RunningHub]:
     app = create_app(config, env=environ)
     port = free_port()
     server = uvicorn.Server(

@@ -108,10 +108,8 @@ async def tick(request: Request) -> Response:
     agent = _agent(request)
     symbol = request.path_params["symbol"]
     if symbol not in agent.config.symbols:
-        raise HubError(
-            "not_found",
-            f"agent {agent.id} does not trade {symbol!r} (symbols: {', '.join(agent.config.symbols)})",
-        )
+        symbols = ", ".join(agent.config.symbols)
+        raise HubError("not_found", f"agent {agent.id} does not trade {symbol!r} (only {symbols})")
     last = agent.ticks.get(symbol)
     if last is None:
         raise HubError("agent_offline", f"no tick for {symbol} from {agent.id} yet: {agent.error}")

@@ -1,9 +1,89 @@
-"""Live channels: /ws, SSE and channel history (wired once channels/session lands)."""
+"""Live channels: ``/ws`` (the session lives in ``channels``), SSE, and channel history."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from channels import names
+from channels.asgi import StarletteTransport, bearer_token, wants_batch
+from channels.errors import InvalidChannel
+from channels.protocol import Command
+from channels.session import Access, CommandReply, Session, SessionLimits
+from hub.api.commands import run_command
+from hub.api.common import hub_of, json_response, require
+from hub.errors import HubError
 
 __all__ = ["routes"]
 
-routes: list[BaseRoute] = []
+
+async def ws_endpoint(websocket: WebSocket) -> None:
+    hub = hub_of(websocket)
+    await websocket.accept()
+    server = hub.config.server
+
+    async def authenticate(token: str) -> Access | None:
+        return hub.auth.authenticate(token)
+
+    async def on_command(op: Command, access: Access) -> CommandReply:
+        return await run_command(hub, op, access)
+
+    session = Session(
+        hub.node,
+        StarletteTransport(websocket),
+        authenticate=authenticate,
+        on_command=on_command,
+        token=bearer_token(websocket.headers, websocket.query_params),
+        batch=wants_batch(websocket.query_params),
+        limits=SessionLimits(
+            heartbeat=server.heartbeat,
+            max_frame_bytes=server.max_frame_bytes,
+            hard_limit=server.send_queue * 4,
+            flush_interval=server.batch_flush_ms / 1000.0,
+        ),
+    )
+    hub.sessions.add(session)
+    try:
+        await session.run()
+    finally:
+        hub.sessions.discard(session)
+
+
+async def channel_history(request: Request) -> Response:
+    channel = request.path_params["channel"]
+    try:
+        names.validate(channel)
+    except InvalidChannel as exc:
+        raise HubError("not_found", str(exc)) from None
+    if names.is_pattern(channel):
+        raise HubError(
+            "bad_request", f"channel {channel!r}: history needs one channel, not a pattern"
+        )
+    require(request, "read", names.agent_of(channel))
+    since_text = request.query_params.get("since", "0")
+    if not since_text.isdigit():
+        raise HubError("bad_request", "since: must be a seq (an integer >= 0)")
+    epoch = request.query_params.get("epoch") or None
+    broker = hub_of(request).broker
+    pubs = await broker.history(channel, int(since_text), epoch)
+    current = await broker.epoch(channel)
+    if pubs is None:
+        return json_response(
+            {"channel": channel, "epoch": current, "recovered": False, "events": []}
+        )
+    return json_response(
+        {
+            "channel": channel,
+            "epoch": current,
+            "recovered": True,
+            "events": [{"seq": p.seq, "ts": p.ts, "key": p.key, "data": p.data} for p in pubs],
+        }
+    )
+
+
+routes = [
+    WebSocketRoute("/ws", ws_endpoint),
+    Route("/api/channels/{channel}/history", channel_history),
+]

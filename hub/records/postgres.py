@@ -8,8 +8,10 @@ advisory lock, so hubs starting together apply each one once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import msgspec
@@ -22,6 +24,8 @@ from hub.records.rows import EquityRow, LogRow, SignalRow, TickRow, TradeRow, ch
 from hub.records.store import TABLES
 
 __all__ = ["PostgresStore"]
+
+T = TypeVar("T")
 
 SCHEMA = "trading"
 _MIGRATION_LOCK = 0x6D7434687562  # "mt4hub"
@@ -110,6 +114,7 @@ class PostgresStore:
         self._command_timeout = command_timeout
         self._max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
 
     @property
     def engine(self) -> Literal["postgres"]:
@@ -165,7 +170,9 @@ class PostgresStore:
     ) -> list[SignalRow]:
         check_page(limit, before)
         q = _Query(before=before)
-        q.add("outcome -> 'routes' @> jsonb_build_array(jsonb_build_object('agent', {}::text))", agent)
+        q.add(
+            "outcome -> 'routes' @> jsonb_build_array(jsonb_build_object('agent', {}::text))", agent
+        )
         rows = await self._select("signals", q, "id DESC", limit)
         return [msgspec.convert(_decode_json(r, "payload", "outcome"), SignalRow) for r in rows]
 
@@ -197,43 +204,60 @@ class PostgresStore:
         if table not in TABLES:
             raise QueryError(f"table: must be one of {', '.join(TABLES)}, got {table!r}")
         pool = await self._get_pool()
-        value = await self._guard(pool.fetchval(f"SELECT count(*) FROM {SCHEMA}.{table}"))
+        async with self._acquire(pool) as conn:
+            value = await self._guard(conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.{table}"))
         return int(value)
 
     # -- connection ----------------------------------------------------------
 
     async def _get_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            pool = await self._guard(
-                asyncpg.create_pool(
-                    self._url,
-                    min_size=1,
-                    max_size=self._max_connections,
-                    timeout=self._connect_timeout,
-                    command_timeout=self._command_timeout,
+        async with self._pool_lock:
+            if self._pool is None:
+                pool = await self._guard(
+                    asyncpg.create_pool(
+                        self._url,
+                        min_size=1,
+                        max_size=self._max_connections,
+                        timeout=self._connect_timeout,
+                        command_timeout=self._command_timeout,
+                    )
                 )
-            )
-            try:
-                await self._guard(self._migrate(pool))
-            except BaseException:
-                await pool.close()
-                raise
-            self._pool = pool
-        return self._pool
+                try:
+                    await self._guard(self._migrate(pool))
+                except BaseException:
+                    pool.terminate()
+                    raise
+                self._pool = pool
+            return self._pool
 
-    async def _guard(self, awaitable: Any) -> Any:
-        """Await, mapping driver errors onto StoreUnavailable / StoreDataError."""
+    @contextlib.asynccontextmanager
+    async def _acquire(self, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+        conn = await self._guard(pool.acquire(timeout=self._connect_timeout))
+        try:
+            yield conn
+        finally:
+            if pool is self._pool:  # else _guard already terminated the pool and its connections
+                await pool.release(conn)
+
+    async def _guard(self, awaitable: Awaitable[T]) -> T:
+        """Await, mapping driver errors onto StoreUnavailable / StoreDataError.
+
+        On connection trouble the pool is dropped: the next call builds a fresh one
+        (so no call is wasted on a connection the server closed while it was away).
+        """
         try:
             return await awaitable
         except _DATA_ERRORS as exc:
             raise StoreDataError(f"postgres: {exc}") from exc
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.terminate()
             raise StoreUnavailable(f"postgres: {type(exc).__name__}: {exc}") from exc
 
-    @staticmethod
-    async def _migrate(pool: asyncpg.Pool) -> list[int]:
+    async def _migrate(self, pool: asyncpg.Pool) -> list[int]:
         applied: list[int] = []
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=self._connect_timeout) as conn:
             for m in load_migrations("postgres"):
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
@@ -258,10 +282,9 @@ class PostgresStore:
                         applied.append(m.version)
         return applied
 
-    @staticmethod
-    async def _write(pool: asyncpg.Pool, records: Sequence[Record]) -> None:
+    async def _write(self, pool: asyncpg.Pool, records: Sequence[Record]) -> None:
         p = plan(records)
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire(timeout=self._connect_timeout) as conn, conn.transaction():
             if p.ticks:
                 await conn.execute(_TICKS_TEMP)
                 await conn.copy_records_to_table(
@@ -335,15 +358,14 @@ class PostgresStore:
                         ],
                     )  # fmt: skip
 
-    async def _select(
-        self, table: str, q: _Query, order: str, limit: int
-    ) -> list[dict[str, Any]]:
+    async def _select(self, table: str, q: _Query, order: str, limit: int) -> list[dict[str, Any]]:
         sql = f"SELECT * FROM {SCHEMA}.{table}"
         if q.where:
             sql += " WHERE " + " AND ".join(q.where)
         sql += f" ORDER BY {order} LIMIT ${len(q.params) + 1}"
         pool = await self._get_pool()
-        rows = await self._guard(pool.fetch(sql, *q.params, limit))
+        async with self._acquire(pool) as conn:
+            rows = await self._guard(conn.fetch(sql, *q.params, limit))
         return [dict(r) for r in rows]
 
 

@@ -10,6 +10,7 @@ import logging
 from typing import Any, Protocol
 
 from hub.bridge.models import ClosedTrade, Position
+from hub.trading.models import SignalRequest
 
 __all__ = ["Journal", "LogJournal"]
 
@@ -32,6 +33,8 @@ class Journal(Protocol):
 
     def trade_closed(self, agent_id: str, trade: ClosedTrade) -> None: ...
 
+    def signal(self, sig: SignalRequest, routes: list[dict[str, Any]], by: str) -> None: ...
+
 
 class LogJournal:
     def log(
@@ -53,3 +56,7 @@ class LogJournal:
 
     def trade_closed(self, agent_id: str, trade: ClosedTrade) -> None:
         log.info("trade_closed agent=%s ticket=%s profit=%s", agent_id, trade.ticket, trade.profit)
+
+    def signal(self, sig: SignalRequest, routes: list[dict[str, Any]], by: str) -> None:
+        outcomes = ",".join(f"{r['agent']}:{r['outcome']}" for r in routes)
+        log.info("signal id=%s symbol=%s routes=%s by=%s", sig.signal_id, sig.symbol, outcomes, by)

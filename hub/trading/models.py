@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 Lots = Annotated[float, Meta(gt=0, le=10_000)]
-Level = Annotated[float, Meta(gt=0, le=1e9)]
+Level = Annotated[float, Meta(ge=0, le=1e9)]  # 0 means "no stop", as in MT4
 Comment = Annotated[str, Meta(max_length=200)]
 OrderId = Annotated[str, Meta(min_length=1, max_length=64)]
 
@@ -57,7 +57,7 @@ class SignalRequest(_Body, frozen=True, kw_only=True):
     symbol: Annotated[str, Meta(min_length=1, max_length=20)]
     direction: Literal["long", "short"]
     confidence: Annotated[float, Meta(ge=0, le=1)]
-    sl: Level | None = None
+    sl: Level
     tp: Level | None = None
     agents: list[str] | None = None
     strategy: str | None = None

@@ -1,0 +1,462 @@
+"""The risk engine's open-position pipeline: every check at its boundary (SPEC section 7)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import pytest
+
+from hub.bridge.models import Action, Position, Tick, TradeOrder
+from hub.config import AgentConfig, AgentRisk, GlobalRisk, SymbolSpec
+from hub.risk import (
+    OPEN_CHECKS,
+    AgentBook,
+    CorrelationLookup,
+    RiskContext,
+    RiskDecision,
+    check_open,
+)
+
+# -- builders shared by the risk test modules ---------------------------------------------
+
+SPECS = {
+    "XAUUSD": SymbolSpec(contract_size=100, digits=2, max_lots=50),
+    "EURUSD": SymbolSpec(contract_size=100_000, digits=5, max_lots=50),
+    "GBPUSD": SymbolSpec(contract_size=100_000, digits=5, max_lots=50),
+    "USDJPY": SymbolSpec(contract_size=100_000, digits=3, max_lots=50, quote_currency="JPY"),
+    "EURJPY": SymbolSpec(contract_size=100_000, digits=3, quote_currency="JPY"),
+}
+
+
+def tick(symbol: str, bid: float, ask: float) -> Tick:
+    return Tick(symbol=symbol, bid=bid, ask=ask, time=0)
+
+
+PRICES = {
+    "XAUUSD": tick("XAUUSD", 2650.00, 2650.30),
+    "EURUSD": tick("EURUSD", 1.08000, 1.08010),
+    "GBPUSD": tick("GBPUSD", 1.27000, 1.27010),
+    "USDJPY": tick("USDJPY", 150.000, 150.000),
+}
+
+
+def agent(
+    symbols: list[str],
+    *,
+    per_trade: float,
+    max_positions: int,
+    daily: float = 0.05,
+    require_sl: bool = True,
+    enabled: bool = True,
+) -> AgentConfig:
+    risk = AgentRisk(
+        max_risk_per_trade=per_trade,
+        max_daily_loss=daily,
+        max_positions=max_positions,
+        require_sl=require_sl,
+    )
+    return AgentConfig(
+        name="A",
+        strategy="s",
+        bridge="sim://127.0.0.1:1",
+        symbols=symbols,
+        risk=risk,
+        enabled=enabled,
+    )
+
+
+ATLAS = agent(["XAUUSD"], per_trade=0.01, max_positions=1)
+NOVA = agent(["XAUUSD", "EURUSD", "GBPUSD", "USDJPY", "EURJPY"], per_trade=0.02, max_positions=3)
+
+
+def book(
+    config: AgentConfig,
+    balance: float,
+    *,
+    equity: float | None = None,
+    start: float | None = None,
+    positions: list[Position] | None = None,
+    in_flight: int = 0,
+) -> AgentBook:
+    return AgentBook(
+        config=config,
+        balance=balance,
+        equity=balance if equity is None else equity,
+        start_of_day_equity=balance if start is None else start,
+        positions=positions or [],
+        in_flight=in_flight,
+    )
+
+
+def position(
+    symbol: str, action: Action, lots: float, open_price: float, sl: float | None, ticket: int = 1
+) -> Position:
+    return Position(
+        ticket=ticket, symbol=symbol, action=action, lots=lots, open_price=open_price, sl=sl
+    )
+
+
+def context(
+    *books: tuple[str, AgentBook],
+    prices: dict[str, Tick] | None = None,
+    emergency: bool = False,
+    correlation: CorrelationLookup | None = None,
+    specs: dict[str, SymbolSpec] | None = None,
+) -> RiskContext:
+    agents = dict(books) or {"agent_1": book(ATLAS, 200), "agent_3": book(NOVA, 1000)}
+    return RiskContext(
+        agents=agents,
+        specs=SPECS if specs is None else specs,
+        prices=PRICES if prices is None else prices,
+        global_risk=GlobalRisk(),
+        emergency_stop=emergency,
+        correlation=correlation,
+    )
+
+
+def order(
+    symbol: str, action: Action, lots: float, sl: float | None, tp: float | None = None
+) -> TradeOrder:
+    return TradeOrder(symbol=symbol, action=action, lots=lots, sl=sl, tp=tp)
+
+
+def assert_denied(decision: RiskDecision, check: str, code: str = "risk_rejected") -> None:
+    assert not decision.allowed, decision
+    assert (decision.code, decision.check) == (code, check), decision.message
+    assert decision.message
+
+
+# -- the SPEC worked example -------------------------------------------------------------
+
+
+def test_worked_example_rejects_with_spec_details() -> None:
+    decision = check_open(context(), "agent_1", order("XAUUSD", "buy", 0.01, 2640.00))
+    assert_denied(decision, "max_risk_per_trade")
+    assert decision.details() == {"check": "max_risk_per_trade", "limit": 2.0, "value": 10.3}
+    assert "10.30" in decision.message and "2.00" in decision.message
+
+
+def test_worked_example_with_a_tight_sl_is_accepted_with_its_risk() -> None:
+    decision = check_open(context(), "agent_1", order("XAUUSD", "buy", 0.01, 2648.50))
+    assert decision.allowed, decision.message
+    assert (decision.code, decision.risk, decision.risk_pct) == (None, 1.8, 0.9)
+
+
+def test_decision_encodes_to_json() -> None:
+    decision = check_open(context(), "agent_1", order("XAUUSD", "buy", 0.01, 2640.00))
+    body = msgspec.json.decode(msgspec.json.encode(decision))
+    assert body["check"] == "max_risk_per_trade" and body["allowed"] is False
+
+
+# -- every check at its boundary ----------------------------------------------------------
+
+# A large agent whose risk limits stay out of the way of the lot and side checks.
+WHALE = agent(["XAUUSD"], per_trade=1.0, max_positions=5, daily=1.0)
+WHALE_CTX = context(("whale", book(WHALE, 10_000_000)))
+
+LOT_AND_SIDE_CASES: list[tuple[str, TradeOrder, str | None]] = [
+    ("lots zero", order("XAUUSD", "buy", 0.0, 2640.0), "lots"),
+    ("lots negative", order("XAUUSD", "buy", -0.01, 2640.0), "lots"),
+    ("lots nan", order("XAUUSD", "buy", math.nan, 2640.0), "lots"),
+    ("lots off step", order("XAUUSD", "buy", 0.015, 2640.0), "lot_step"),
+    ("lots on step despite float noise", order("XAUUSD", "buy", 0.07, 2640.0), None),
+    ("lots at max", order("XAUUSD", "buy", 50.0, 2640.0), None),
+    ("lots a step over max", order("XAUUSD", "buy", 50.01, 2640.0), "max_lots"),
+    ("no sl", order("XAUUSD", "buy", 0.01, None), "sl_required"),
+    ("sl 0 means none (MT4)", order("XAUUSD", "buy", 0.01, 0.0), "sl_required"),
+    ("buy sl a point below bid", order("XAUUSD", "buy", 0.01, 2649.99), None),
+    ("buy sl at bid", order("XAUUSD", "buy", 0.01, 2650.00), "sl_side"),
+    ("buy sl above bid", order("XAUUSD", "buy", 0.01, 2660.00), "sl_side"),
+    ("sell sl a point above ask", order("XAUUSD", "sell", 0.01, 2650.31), None),
+    ("sell sl at ask", order("XAUUSD", "sell", 0.01, 2650.30), "sl_side"),
+    ("buy tp a point above ask", order("XAUUSD", "buy", 0.01, 2640.0, 2650.31), None),
+    ("buy tp at ask", order("XAUUSD", "buy", 0.01, 2640.0, 2650.30), "tp_side"),
+    ("sell tp a point below bid", order("XAUUSD", "sell", 0.01, 2660.0, 2649.99), None),
+    ("sell tp at bid", order("XAUUSD", "sell", 0.01, 2660.0, 2650.00), "tp_side"),
+    ("tp 0 means none", order("XAUUSD", "sell", 0.01, 2660.0, 0.0), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("trade", "check"), [c[1:] for c in LOT_AND_SIDE_CASES], ids=[c[0] for c in LOT_AND_SIDE_CASES]
+)
+def test_lot_and_side_checks(trade: TradeOrder, check: str | None) -> None:
+    decision = check_open(WHALE_CTX, "whale", trade)
+    if check is None:
+        assert decision.allowed, decision.message
+    else:
+        assert_denied(decision, check)
+
+
+@pytest.mark.parametrize(("lots", "check"), [(0.02, None), (0.01, "min_lots")])
+def test_min_lots_boundary(lots: float, check: str | None) -> None:
+    specs = {"XAUUSD": SymbolSpec(contract_size=100, digits=2, min_lots=0.02)}
+    decision = check_open(
+        context(("whale", book(WHALE, 10_000_000)), specs=specs),
+        "whale",
+        order("XAUUSD", "buy", lots, 2640.0),
+    )
+    if check is None:
+        assert decision.allowed, decision.message
+    else:
+        assert_denied(decision, check)
+        assert decision.details() == {"check": "min_lots", "limit": 0.02, "value": 0.01}
+
+
+def test_sl_not_required_when_the_agent_opts_out() -> None:
+    loose = agent(["XAUUSD"], per_trade=0.01, max_positions=1, require_sl=False)
+    decision = check_open(context(("a", book(loose, 200))), "a", order("XAUUSD", "buy", 0.01, None))
+    assert decision.allowed, decision.message
+    assert decision.risk == 2.0  # a trade without SL counts its whole per-trade budget
+
+
+@pytest.mark.parametrize(
+    ("action", "sl", "value"),
+    [
+        ("buy", 2648.30, None),  # 0.01 x 100 x 2.00 = 2.00: exactly at the limit
+        ("buy", 2648.29, 2.01),  # a cent over
+        ("sell", 2652.00, None),  # sell enters at the bid 2650.00
+        ("sell", 2652.01, 2.01),
+    ],
+)
+def test_max_risk_per_trade_boundary(action: Action, sl: float, value: float | None) -> None:
+    decision = check_open(context(), "agent_1", order("XAUUSD", action, 0.01, sl))
+    if value is None:
+        assert decision.allowed, decision.message
+        assert decision.risk == 2.0
+    else:
+        assert_denied(decision, "max_risk_per_trade")
+        assert decision.details() == {"check": "max_risk_per_trade", "limit": 2.0, "value": value}
+
+
+def test_usdjpy_risk_is_converted_to_usd_with_the_current_price() -> None:
+    # 0.1 x 100000 x 0.300 = 3000 JPY at USDJPY 150 = 20.00 USD = 2% of 1000: at the limit.
+    ctx = context()
+    assert check_open(ctx, "agent_3", order("USDJPY", "buy", 0.1, 149.700)).risk == 20.0
+    over = check_open(ctx, "agent_3", order("USDJPY", "buy", 0.1, 149.699))
+    assert_denied(over, "max_risk_per_trade")
+    assert over.details() == {"check": "max_risk_per_trade", "limit": 20.0, "value": 20.07}
+
+
+def test_usdjpy_conversion_uses_the_mid_price() -> None:
+    prices = {**PRICES, "USDJPY": tick("USDJPY", 149.990, 150.010)}
+    # buy at the ask 150.010, 0.300 to the SL = 3000 JPY; / mid 150.000 = 20.00 USD
+    decision = check_open(context(prices=prices), "agent_3", order("USDJPY", "buy", 0.1, 149.710))
+    assert decision.allowed, decision.message
+    assert decision.risk == 20.0
+
+
+def test_cross_quote_converts_through_the_usd_pair_or_is_denied_without_it() -> None:
+    prices = {**PRICES, "EURJPY": tick("EURJPY", 162.000, 162.000)}
+    trade = order("EURJPY", "buy", 0.1, 161.700)  # 3000 JPY
+    assert check_open(context(prices=prices), "agent_3", trade).risk == 20.0
+    del prices["USDJPY"]
+    assert_denied(check_open(context(prices=prices), "agent_3", trade), "price")
+
+
+def test_no_current_price_is_denied_by_the_price_check() -> None:
+    decision = check_open(context(prices={}), "agent_1", order("XAUUSD", "buy", 0.01, 2649.0))
+    assert_denied(decision, "price")
+    assert "XAUUSD" in decision.message
+
+
+@pytest.mark.parametrize(
+    ("held", "in_flight", "config", "check"),
+    [
+        (0, 0, ATLAS, None),
+        (1, 0, ATLAS, "max_positions"),
+        (0, 1, ATLAS, "max_positions"),
+        (2, 0, NOVA, None),  # the third of 3
+        (2, 1, NOVA, "max_positions"),
+    ],
+)
+def test_max_positions_counts_open_and_in_flight(
+    held: int, in_flight: int, config: AgentConfig, check: str | None
+) -> None:
+    positions = [position("XAUUSD", "buy", 0.01, 2650.0, 2649.0, ticket=i) for i in range(held)]
+    ctx = context(("a", book(config, 200, positions=positions, in_flight=in_flight)))
+    decision = check_open(ctx, "a", order("XAUUSD", "buy", 0.01, 2649.0))
+    if check is None:
+        assert decision.allowed, decision.message
+    else:
+        assert_denied(decision, check)
+        limit = config.risk.max_positions
+        assert decision.details() == {"check": check, "limit": limit, "value": limit + 1}
+
+
+@pytest.mark.parametrize(
+    ("equity", "sl", "value"),
+    [
+        # start of day 1000, 5%: limit 50. Equity 950 -> 50 used: halted.
+        (950.00, 2649.30, 50.0),
+        (949.00, 2649.30, 51.0),
+        # Equity 965 -> 35 used, 15 left: a 15.00 risk fits, 15.01 does not.
+        (965.00, 2635.30, None),
+        (965.00, 2635.29, 50.01),
+    ],
+)
+def test_daily_loss_halts_and_limits_the_new_risk(
+    equity: float, sl: float, value: float | None
+) -> None:
+    ctx = context(("agent_3", book(NOVA, 1000, equity=equity, start=1000)))
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, sl))
+    if value is None:
+        assert decision.allowed, decision.message
+    else:
+        assert_denied(decision, "daily_loss")
+        assert decision.details() == {"check": "daily_loss", "limit": 50.0, "value": value}
+
+
+def test_halted_message_says_halted() -> None:
+    ctx = context(("agent_3", book(NOVA, 1000, equity=950, start=1000)))
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2649.30))
+    assert "halted" in decision.message
+
+
+# agent_1 (equity 200) holds 0.1 lot XAUUSD risking 100 from the bid 2650.00 to its SL 2640.00;
+# agent_3 (equity 1000, 5% per trade) adds to it. Total equity 1200 x 10% = 120.
+BIG_NOVA = agent(["XAUUSD", "EURUSD"], per_trade=0.05, max_positions=3)
+
+
+@pytest.mark.parametrize(
+    ("held_sl", "new_sl", "value"),
+    [
+        (2640.00, 2630.30, None),  # 100 + 20.00 = 120: at the limit
+        (2640.00, 2630.29, 120.01),  # 100 + 20.01
+        (2639.99, 2630.30, 120.1),  # 100.10 + 20.00
+        (None, 2630.30, None),  # no SL: counts agent_1's budget 2.00
+        (2655.00, 2630.30, None),  # an SL in profit risks nothing more
+    ],
+)
+def test_total_exposure_sums_open_risk_across_agents(
+    held_sl: float | None, new_sl: float, value: float | None
+) -> None:
+    loose = agent(["XAUUSD"], per_trade=0.01, max_positions=1, require_sl=False)
+    held = position("XAUUSD", "buy", 0.1, 2645.0, held_sl)
+    ctx = context(
+        ("agent_1", book(loose, 200, positions=[held])), ("agent_3", book(BIG_NOVA, 1000))
+    )
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, new_sl))
+    if value is None:
+        assert decision.allowed, decision.message
+    else:
+        assert_denied(decision, "max_total_exposure")
+        assert decision.details() == {"check": "max_total_exposure", "limit": 120.0, "value": value}
+
+
+def fixed_correlation(value: float | None) -> CorrelationLookup:
+    def lookup(a: str, b: str) -> float | None:
+        assert a != b, "the same symbol is never looked up"
+        return value if {a, b} == {"EURUSD", "GBPUSD"} else None
+
+    return lookup
+
+
+ORION = agent(["EURUSD", "GBPUSD"], per_trade=0.015, max_positions=2)
+
+
+@pytest.mark.parametrize(
+    ("corr", "held", "new", "denied"),
+    [
+        (0.8, "buy", "buy", True),  # same direction, positively correlated
+        (0.8, "buy", "sell", False),  # a hedge
+        (-0.8, "buy", "sell", True),  # opposite actions on inversely correlated pairs
+        (-0.8, "buy", "buy", False),
+        (0.5, "buy", "buy", False),  # exactly at the limit
+        (0.5001, "buy", "buy", True),
+        (None, "buy", "buy", False),  # not enough samples yet
+    ],
+)
+def test_correlation_limit_against_other_agents(
+    corr: float | None, held: Action, new: Action, denied: bool
+) -> None:
+    eur = position("EURUSD", held, 0.1, 1.08, 1.07 if held == "buy" else 1.09, ticket=7)
+    ctx = context(
+        ("agent_2", book(ORION, 500, positions=[eur])),
+        ("agent_3", book(NOVA, 1000)),
+        correlation=fixed_correlation(corr),
+    )
+    sl = 1.26010 if new == "buy" else 1.28000
+    decision = check_open(ctx, "agent_3", order("GBPUSD", new, 0.01, sl))
+    if denied:
+        assert_denied(decision, "correlation_limit")
+        assert decision.details() == {"check": "correlation_limit", "limit": 0.5, "value": corr}
+        assert "agent_2" in decision.message and "EURUSD" in decision.message
+    else:
+        assert decision.allowed, decision.message
+
+
+def test_same_symbol_is_not_a_correlation() -> None:
+    held = position("XAUUSD", "buy", 0.01, 2650.0, 2649.0)
+    ctx = context(
+        ("agent_3", book(NOVA, 1000, positions=[held])), correlation=fixed_correlation(1.0)
+    )
+    assert check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2649.0)).allowed
+
+
+# -- gates and their order ----------------------------------------------------------------
+
+
+def test_emergency_stop_rejects_with_its_own_code() -> None:
+    decision = check_open(context(emergency=True), "agent_1", order("XAUUSD", "buy", 0.01, 2649.0))
+    assert_denied(decision, "emergency_stop", code="emergency_stop")
+
+
+def test_disabled_agent_rejects_with_agent_disabled() -> None:
+    off = agent(["XAUUSD"], per_trade=0.01, max_positions=1, enabled=False)
+    decision = check_open(context(("a", book(off, 200))), "a", order("XAUUSD", "buy", 0.01, 2649.0))
+    assert_denied(decision, "enabled", code="agent_disabled")
+    assert decision.details() == {"check": "enabled", "limit": True, "value": False}
+
+
+def test_symbol_not_traded_by_the_agent() -> None:
+    decision = check_open(context(), "agent_1", order("EURUSD", "buy", 0.01, 1.07))
+    assert_denied(decision, "allowed_symbols")
+    assert decision.details() == {
+        "check": "allowed_symbols",
+        "limit": ["XAUUSD"],
+        "value": "EURUSD",
+    }
+
+
+def test_unknown_agent_is_a_value_error_naming_it() -> None:
+    with pytest.raises(ValueError, match="agent_9"):
+        check_open(context(), "agent_9", order("XAUUSD", "buy", 0.01, 2649.0))
+
+
+ORDER_CASES: list[tuple[dict[str, Any], TradeOrder, str]] = [
+    ({"emergency": True, "enabled": False}, order("EURUSD", "buy", 0.0, None), "emergency_stop"),
+    ({"enabled": False}, order("EURUSD", "buy", 0.0, None), "enabled"),
+    ({}, order("EURUSD", "buy", 0.0, None), "allowed_symbols"),
+    ({}, order("XAUUSD", "buy", 0.0, None), "lots"),
+    ({}, order("XAUUSD", "buy", 0.015, None), "lot_step"),
+    ({}, order("XAUUSD", "buy", 60.0, None), "max_lots"),
+    ({}, order("XAUUSD", "buy", 1.0, None), "sl_required"),
+    ({"held": 1}, order("XAUUSD", "buy", 1.0, 2660.0, 2640.0), "sl_side"),
+    ({"held": 1}, order("XAUUSD", "buy", 1.0, 2640.0, 2640.0), "tp_side"),
+    ({"held": 1, "equity": 100}, order("XAUUSD", "buy", 1.0, 2640.0), "max_risk_per_trade"),
+    ({"held": 1, "equity": 100}, order("XAUUSD", "buy", 0.01, 2649.0), "max_positions"),
+]
+
+
+@pytest.mark.parametrize(("setup", "trade", "check"), ORDER_CASES)
+def test_first_failing_check_in_pipeline_order_wins(
+    setup: dict[str, Any], trade: TradeOrder, check: str
+) -> None:
+    config = agent(["XAUUSD"], per_trade=0.01, max_positions=1, enabled=setup.get("enabled", True))
+    held = [position("XAUUSD", "buy", 0.01, 2650.0, 2649.0)] * setup.get("held", 0)
+    agent_book = book(config, 200, equity=setup.get("equity"), positions=held)
+    ctx = context(("a", agent_book), emergency=setup.get("emergency", False))
+    assert check_open(ctx, "a", trade).check == check
+
+
+def test_open_checks_lists_the_pipeline_in_order() -> None:
+    assert OPEN_CHECKS[:3] == ("emergency_stop", "enabled", "allowed_symbols")
+    assert OPEN_CHECKS[-4:] == (
+        "max_positions",
+        "daily_loss",
+        "max_total_exposure",
+        "correlation_limit",
+    )
