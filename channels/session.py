@@ -199,7 +199,8 @@ class Session:
         self.access = access
         limits = self._limits
         feed = Feed(self._node, self._outbox, agents=access.agents, max_pending=limits.hard_limit)
-        self._send(Welcome(session=self.id, heartbeat=limits.heartbeat))
+        beat = limits.heartbeat
+        self._send(Welcome(session=self.id, heartbeat=int(beat) if beat.is_integer() else beat))
         writer = asyncio.create_task(
             self._outbox.run(
                 self._transport.send_text,

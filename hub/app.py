@@ -15,7 +15,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount
 
 from channels.broker import Broker, create_broker
@@ -27,7 +27,7 @@ from hub.api.common import json_response
 from hub.auth import Authenticator
 from hub.bridge.models import Tick
 from hub.bridge.sim_server import SimServer, start_sim
-from hub.config import HubConfig
+from hub.config import HubConfig, shipped_path
 from hub.errors import STATUS, HubError
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
@@ -154,6 +154,13 @@ def create_app(
 ) -> Starlette:
     """A hub for ``config``; ``env`` defaults to ``os.environ`` (tests pass their own)."""
     hub = Hub(config, dict(os.environ if env is None else env))
+    web_dir = shipped_path("web")
+
+    async def _dashboard(request: Request) -> Response:
+        index = web_dir / "index.html"
+        if not index.exists():
+            raise HubError("not_found", f"dashboard not installed ({index} missing)")
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -42,11 +42,12 @@ SELL = Position(
 MODIFY_CASES: list[tuple[str, Position, float | None, float | None, str | None]] = [
     ("tighten buy sl", BUY, 2649.00, 2660.00, None),
     ("tp only", BUY, 2648.50, 2670.00, None),
-    ("remove tp", BUY, 2648.50, None, None),
+    ("remove tp", BUY, 2648.50, 0.0, None),
+    ("sl omitted keeps it", BUY, None, 2670.00, None),
+    ("nothing given", BUY, None, None, None),
     ("widen buy sl to exactly the budget", BUY, 2648.30, 2660.00, None),
     ("widen buy sl a cent past the budget", BUY, 2648.29, 2660.00, "max_risk_per_trade"),
-    ("remove sl with require_sl", BUY, None, 2660.00, "sl_required"),
-    ("remove sl written as 0", BUY, 0.0, 2660.00, "sl_required"),
+    ("remove sl (0) with require_sl", BUY, 0.0, None, "sl_required"),
     ("new buy sl at the bid", BUY, 2650.00, 2660.00, "sl_side"),
     ("new buy tp at the ask", BUY, 2648.50, 2650.30, "tp_side"),
     ("tighten sell sl", SELL, 2651.00, 2640.00, None),
@@ -86,12 +87,13 @@ def test_adding_an_sl_to_a_position_without_one_is_allowed() -> None:
     bare = Position(ticket=5, symbol="XAUUSD", action="buy", lots=1.0, open_price=2650.0)
     ctx = context(("agent_1", book(ATLAS, 200, positions=[bare])))
     assert check_modify(ctx, "agent_1", bare, sl=2600.0, tp=None).allowed
+    assert check_modify(ctx, "agent_1", bare, sl=None, tp=2700.0).allowed
 
 
 def test_removing_the_sl_is_allowed_when_not_required() -> None:
     loose = agent(["XAUUSD"], per_trade=0.01, max_positions=1, require_sl=False)
     ctx = context(("a", book(loose, 200, positions=[BUY])))
-    assert check_modify(ctx, "a", BUY, sl=None, tp=BUY.tp).allowed
+    assert check_modify(ctx, "a", BUY, sl=0.0, tp=None).allowed
 
 
 @pytest.mark.parametrize(("sl", "allowed"), [(2649.00, True), (2648.40, False)])

@@ -116,6 +116,17 @@ async def tick(request: Request) -> Response:
     return json_response(last)
 
 
+async def whoami(request: Request) -> Response:
+    access = require(request, "read")
+    agents = sorted(access.agents) if access.agents is not None else None
+    return json_response({"name": access.name, "role": access.role, "agents": agents})
+
+
+async def symbols(request: Request) -> Response:
+    require(request, "read")
+    return json_response(hub_of(request).config.symbols)
+
+
 async def history(request: Request) -> Response:
     agent = _agent(request)
     since = request.query_params.get("since")
@@ -131,6 +142,8 @@ async def history(request: Request) -> Response:
 routes = [
     Route("/health", health),
     Route("/api/status", status),
+    Route("/api/whoami", whoami),
+    Route("/api/symbols", symbols),
     Route("/api/agents", agents),
     Route("/api/agents/summary", summary),
     Route("/api/agents/{agent_id}", agent),

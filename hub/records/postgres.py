@@ -236,8 +236,9 @@ class PostgresStore:
         try:
             yield conn
         finally:
-            if pool is self._pool:  # else _guard already terminated the pool and its connections
-                await pool.release(conn)
+            current = self._pool  # None or another pool: _guard terminated this one already
+            if current is not None and current is pool:
+                await current.release(conn, timeout=self._command_timeout)
 
     async def _guard(self, awaitable: Awaitable[T]) -> T:
         """Await, mapping driver errors onto StoreUnavailable / StoreDataError.

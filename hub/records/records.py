@@ -4,15 +4,17 @@ Each record is a frozen msgspec Struct tagged by ``kind`` (so the spool can hold
 any of them, one JSON line each) and has a ``record_key`` that is unique per row:
 writing the same record twice (a spool replayed after a crash) never doubles a row.
 
-| record | table | effect |
-|---|---|---|
-| :class:`TradeOpened` | ``agent_trades`` | inserts the trade row (status ``accepted``, or ``open`` / ``rejected`` / ``failed`` at once) |
-| :class:`TradeUpdated` | ``agent_trades`` | moves its status forward (``open``, ``rejected``, ``failed``; ``open`` again for a modify) |
-| :class:`TradeClosed` | ``agent_trades`` | completes it from the bridge's history (inserts it when the hub never saw the open) |
-| :class:`LogRecord` | ``agent_logs`` | inserts a log row |
-| :class:`SignalRecord` | ``signals`` | inserts the signal; a later record for the same ``signal_id`` adds its outcome |
-| :class:`EquitySnapshot` | ``equity_snapshots`` | inserts a snapshot |
-| :class:`TickRecord` | ``ticks`` | inserts a tick |
+- :class:`TradeOpened` inserts an ``agent_trades`` row: status ``accepted`` (or at
+  once ``open``, ``rejected``, ``failed``).
+- :class:`TradeUpdated` moves its status forward (``open`` - a fill, or a modify of
+  the stops - ``rejected``, ``failed``).
+- :class:`TradeClosed` completes it from the bridge's history (and inserts it when
+  the hub never saw the open: a position placed by hand in MT4).
+- :class:`LogRecord` inserts an ``agent_logs`` row.
+- :class:`SignalRecord` inserts a ``signals`` row; a later record for the same
+  ``signal_id`` adds its ``outcome``.
+- :class:`EquitySnapshot` inserts an ``equity_snapshots`` row, :class:`TickRecord` a
+  ``ticks`` row.
 
 Times are epoch milliseconds. Trade statuses only move forward
 (``accepted`` -> ``open`` -> ``closed``; ``accepted`` -> ``rejected`` | ``failed``), so an
@@ -216,4 +218,5 @@ def encode_record(record: Record) -> bytes:
 
 def decode_record(data: bytes | str) -> Record:
     """The inverse of :func:`encode_record`; raises ``msgspec.DecodeError``."""
-    return _decoder.decode(data)
+    record: Record = _decoder.decode(data)
+    return record

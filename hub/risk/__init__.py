@@ -17,7 +17,10 @@ quotes, ``GlobalRisk``, the live emergency flag, a correlation lookup), then ask
     ``max_total_exposure`` (open risk of ALL agents + this risk <= fraction x total
     equity of all agents), ``correlation_limit``.
 ``check_modify(ctx, agent_id, position, *, sl, tp) -> RiskDecision``
-    ``sl``/``tp`` are the levels wanted afterwards. See :mod:`hub.risk.modify`.
+    ``None`` keeps a level, ``0`` removes it (as the bridge's ``/modify``); see
+    :mod:`hub.risk.modify`.
+``emergency_denial(ctx)``, ``enabled_denial(agent_id, book)`` -> ``RiskDecision | None``
+    The first two gates alone (for an agent whose other state is unknown, e.g. offline).
 ``check_close() -> RiskDecision``
     Always allowed, also when halted or stopped.
 ``size_for_signal(ctx, agent_id, symbol, action, sl) -> RiskDecision``
@@ -59,7 +62,7 @@ Choices the SPEC leaves open:
 
 from hub.risk._money import open_risk
 from hub.risk.baseline import DAY_MS, DailyBaseline
-from hub.risk.checks import OPEN_CHECKS, check_open
+from hub.risk.checks import OPEN_CHECKS, check_open, emergency_denial, enabled_denial
 from hub.risk.context import AgentBook, CorrelationLookup, Quote, RiskContext
 from hub.risk.decision import DenialCode, Detail, RiskDecision
 from hub.risk.modify import check_close, check_modify
@@ -93,6 +96,8 @@ __all__ = [
     "check_close",
     "check_modify",
     "check_open",
+    "emergency_denial",
+    "enabled_denial",
     "exposure_summary",
     "floor_to_step",
     "open_risk",

@@ -38,7 +38,8 @@ from hub.risk._rules import (
 from hub.risk.context import AgentBook, Quote, RiskContext
 from hub.risk.decision import RiskDecision, allow, deny
 
-__all__ = ["OPEN_CHECKS", "check_open"]
+# The two gates are re-exported: the trading service answers them even for an offline agent.
+__all__ = ["OPEN_CHECKS", "check_open", "emergency_denial", "enabled_denial"]
 
 OPEN_CHECKS = (
     "emergency_stop",

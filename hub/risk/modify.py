@@ -1,6 +1,7 @@
 """Checks for changes to open positions: closes always pass, modifies only when adding risk.
 
-A modify names the levels wanted afterwards (``None`` or ``0``: no stop). A new SL or
+A modify uses the bridge's (and MT4's) convention: ``None`` keeps a level unchanged,
+``0`` removes it, any other value is the new level. A new SL or
 TP level must be on its correct side of the current price (``sl_side``/``tp_side``),
 like on an open. Moving the SL towards or beyond the entry (in the position's
 favour), adding a missing SL or changing only the TP reduces or keeps the risk and
@@ -35,11 +36,12 @@ def check_close() -> RiskDecision:
 def check_modify(
     ctx: RiskContext, agent_id: str, position: Position, *, sl: float | None, tp: float | None
 ) -> RiskDecision:
-    """Check setting ``position``'s stops to ``sl``/``tp`` (the levels wanted afterwards)."""
+    """Check modifying ``position``'s stops: ``None`` keeps a level, ``0`` removes it."""
     book = ctx.book(agent_id)
     spec, quote = ctx.specs.get(position.symbol), ctx.prices.get(position.symbol)
-    old_sl, new_sl = stop_level(position.sl), stop_level(sl)
-    old_tp, new_tp = stop_level(position.tp), stop_level(tp)
+    old_sl, old_tp = stop_level(position.sl), stop_level(position.tp)
+    new_sl = old_sl if sl is None else stop_level(sl)
+    new_tp = old_tp if tp is None else stop_level(tp)
     digits = spec.digits if spec is not None else 5
     if quote is not None:
         if new_sl != old_sl:

@@ -46,8 +46,6 @@ __all__ = ["TradingService", "order_tag"]
 
 log = logging.getLogger("mt4hub.trading")
 
-_RECONCILE_TRIES = 5
-
 
 def order_tag(client_order_id: str) -> str:
     """The short tag put first in the bridge comment (MT4 keeps 31 characters)."""
@@ -82,12 +80,17 @@ class TradingService:
     def observe_tick(self, symbol: str, bid: float, ask: float, ts: int) -> None:
         self.returns.observe(symbol, bid, ask, ts)
 
-    def context(self) -> RiskContext:
+    def context(self, agent_id: str | None = None) -> RiskContext:
+        """The risk engine's view now; prices are ``agent_id``'s own bridge quotes first
+        (brokers differ), then the other agents' for symbols it does not trade."""
         now = now_ms()
         books: dict[str, AgentBook] = {}
         prices: dict[str, Any] = {}
         for agent in self.registry.agents.values():
-            prices.update(agent.ticks)
+            if agent.id != agent_id:
+                prices.update(agent.ticks)
+        if agent_id is not None:
+            prices.update(self.registry.agents[agent_id].ticks)
         for agent_id, agent in self.registry.agents.items():
             acc = agent.account
             balance = acc.balance if acc else 0.0
@@ -210,7 +213,7 @@ class TradingService:
         }
 
     def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
-        ctx = self.context()
+        ctx = self.context(agent.id)
         if not agent.online:
             # The kill switch and `enabled` still answer first; nothing else can be judged.
             denial = emergency_denial(ctx) or enabled_denial(agent.id, ctx.book(agent.id))
@@ -236,56 +239,41 @@ class TradingService:
             raise HubError("emergency_stop", "emergency stop is active: trading is halted")
         try:
             return await agent.client.trade(order)
-        except BridgeUnavailable as exc:
-            if not exc.sent:
+        except (BridgeTimeout, BridgeUnavailable) as exc:
+            if isinstance(exc, BridgeUnavailable) and not exc.sent:
                 raise HubError("agent_offline", f"{agent.id} bridge unreachable: {exc}") from None
-            found = await self._reconcile(agent, tag)
-            if found is not None:
-                return found
-            raise HubError(
-                "bridge_timeout",
-                f"{agent.id}: the connection dropped after the order was sent and the bridge "
-                f"cannot be read to confirm it; outcome unknown (order tag {tag})",
-                {"tag": tag, "outcome": "unknown"},
-            ) from None
-        except BridgeTimeout as exc:
-            found = await self._reconcile(agent, tag)
+            found, checked = await self._reconcile(agent, tag)
             if found is not None:
                 log.warning(
                     "order_reconciled agent=%s tag=%s ticket=%s", agent.id, tag, found.ticket
                 )
                 return found
+            what = (
+                "the bridge's positions and history do not show it"
+                if checked
+                else "the bridge could not be read to check"
+            )
             raise HubError(
                 "bridge_timeout",
-                f"{agent.id}: {exc}; the order was not found in the bridge's positions or "
-                f"history, so its outcome is unknown: check before resending (order tag {tag})",
-                {"tag": tag, "outcome": "unknown"},
+                f"{agent.id}: {exc}; {what}, so the outcome is unknown: check the account "
+                f"before resending (order tag {tag})",
+                {"tag": tag, "outcome": "unknown", "checked": checked},
             ) from None
         except BridgeError as exc:
             raise HubError(exc.code, f"{agent.id} bridge refused the order: {exc}") from None
 
-    async def _reconcile(self, agent: AgentRuntime, tag: str) -> Position | None:
-        """Look for the order's tag in positions, then history; None when not seen."""
-        for attempt in range(_RECONCILE_TRIES):
+    async def _reconcile(self, agent: AgentRuntime, tag: str) -> tuple[Position | None, bool]:
+        """Look for the order's tag in positions, then history, for up to one trade timeout.
+
+        Returns (position or None, whether the bridge could be read at all).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.polling.trade_timeout
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                for pos in await agent.client.positions():
-                    if pos.comment.startswith(tag):
-                        return pos
-                for trade in await agent.client.history():
-                    if trade.comment.startswith(tag):
-                        return Position(
-                            ticket=trade.ticket,
-                            symbol=trade.symbol,
-                            action=trade.action,
-                            lots=trade.lots,
-                            open_price=trade.open_price,
-                            sl=trade.sl,
-                            tp=trade.tp,
-                            profit=trade.profit,
-                            open_time=trade.open_time,
-                            comment=trade.comment,
-                        )
-                return None
+                return await self._find_tagged(agent, tag), True
             except BridgeError as exc:
                 log.warning(
                     "reconcile_retry agent=%s tag=%s attempt=%d error=%r",
@@ -294,7 +282,18 @@ class TradingService:
                     attempt,
                     str(exc),
                 )
-                await asyncio.sleep(0.2 * (attempt + 1))
+            if loop.time() + 0.2 > deadline:
+                return None, False
+            await asyncio.sleep(0.2)
+
+    async def _find_tagged(self, agent: AgentRuntime, tag: str) -> Position | None:
+        for pos in await agent.client.positions():
+            if pos.comment.startswith(tag):
+                return pos
+        for trade in await agent.client.history():
+            if trade.comment.startswith(tag):
+                fields = {f: getattr(trade, f) for f in Position.__struct_fields__}
+                return Position(**fields)
         return None
 
     async def close(self, agent_id: str, req: CloseRequest, *, by: str) -> dict[str, Any]:
@@ -389,7 +388,9 @@ class TradingService:
                 tp=req.tp,
                 by=by,
             )
-            decision = check_modify(self.context(), agent.id, position, sl=req.sl, tp=req.tp)
+            decision = check_modify(
+                self.context(agent.id), agent.id, position, sl=req.sl, tp=req.tp
+            )
             if not decision.allowed:
                 await self._reject(base, decision)
             try:

@@ -69,7 +69,9 @@ class SignalRouter:
                 f"confidence {sig.confidence} below {agent_id}'s minimum {cfg.risk.min_confidence}",
             )
         action: Action = "buy" if sig.direction == "long" else "sell"
-        sizing = size_for_signal(self.trading.context(), agent_id, sig.symbol, action, sig.sl)
+        sizing = size_for_signal(
+            self.trading.context(agent_id), agent_id, sig.symbol, action, sig.sl
+        )
         if not sizing.allowed or sizing.lots is None:
             error = {"code": "risk_rejected", "message": sizing.message}
             return {

@@ -1,0 +1,50 @@
+"""Helpers shared by the records tests."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.timing import units
+
+__all__ = ["PG_BIN", "SERVICES", "eventually", "run_services", "run_services_async"]
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ROOT / "scripts" / "services.sh"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def run_services(command: str, directory: Path, *services: str) -> str:
+    """Run scripts/services.sh; fail with its stderr when it fails."""
+    done = subprocess.run(
+        [str(SERVICES), command, str(directory), *services],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, f"services.sh {command} failed: {done.stderr}"
+    return done.stdout + done.stderr
+
+
+async def run_services_async(command: str, directory: Path, *services: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        str(SERVICES),
+        command,
+        str(directory),
+        *services,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, f"services.sh {command} failed: {err.decode()}"
+
+
+async def eventually(check: Callable[[], bool], timeout: float = units(100)) -> None:
+    """Wait until ``check()`` is true, polling every unit; fail after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(units(0.5))
