@@ -21,6 +21,7 @@ __all__ = [
     "GlobalSummary",
     "LoopStats",
     "Registry",
+    "Trading",
     "now_ms",
 ]
 

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount
 
+from channels import names
 from channels.broker import Broker, create_broker
 from channels.node import Node
 from channels.session import Session
@@ -25,7 +26,7 @@ from hub.agents import AgentRuntime, Registry
 from hub.api import read, stream, trade
 from hub.api.common import json_response
 from hub.auth import Authenticator
-from hub.bridge.models import Tick
+from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
 from hub.errors import STATUS, HubError
@@ -71,6 +72,10 @@ class Hub:
     def _observe(self, channel: str, key: str | None, data: Any) -> None:
         if isinstance(data, Tick):
             self.trading.observe_tick(data.symbol, data.bid, data.ask, data.time)
+        elif isinstance(data, Account):
+            agent_id = names.agent_of(channel)
+            if agent_id is not None:
+                self.trading.observe_account(agent_id, data.equity)
 
     def broker_status(self) -> dict[str, Any]:
         return {"kind": type(self.broker).__name__}
@@ -86,7 +91,13 @@ class Hub:
             await self._start_sims()
         await self.broker.connect()
         for agent in self.registry.agents.values():
-            poller = AgentPoller(agent, self.config.polling, self.publisher, self._agent_changed)
+            poller = AgentPoller(
+                agent,
+                self.config.polling,
+                self.publisher,
+                self._agent_changed,
+                trading_state=self.trading.state_of,
+            )
             task = asyncio.create_task(poller.run(), name=f"poll:{agent.id}")
             self.tasks.append(task)
 

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 
-from hub.agents import AgentRuntime, now_ms
+from hub.agents import AgentRuntime, Trading, now_ms
 from hub.bridge.client import BridgeError
 from hub.bridge.models import Position
 from hub.config import PollingConfig
@@ -34,11 +34,14 @@ class AgentPoller:
         polling: PollingConfig,
         publisher: Publisher,
         on_change: Callable[[AgentRuntime], None],
+        *,
+        trading_state: Callable[[str], Trading] | None = None,
     ) -> None:
         self.agent = agent
         self.cfg = polling
         self.publisher = publisher
         self.on_change = on_change  # account, positions or status changed (summary, risk)
+        self.trading_state = trading_state  # active | halted | disabled | stopped
         self._next_account = 0.0
         self._status_key: tuple[object, ...] | None = None
 
@@ -129,6 +132,8 @@ class AgentPoller:
     async def publish_status(self) -> bool:
         """Publish ``agent:{id}:status`` when anything but the latency changed."""
         agent = self.agent
+        if self.trading_state is not None:
+            agent.trading = self.trading_state(agent.id)
         status = agent.status(self.cfg.stale_after, time.monotonic())
         key = (status.status, status.trading, status.error, tuple(status.stale))
         if key == self._status_key:

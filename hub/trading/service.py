@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from channels.names import SYSTEM, agent_channel
-from hub.agents import AgentRuntime, Registry, now_ms
+from hub.agents import AgentRuntime, Registry, Trading, now_ms
 from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
 from hub.bridge.models import ClosedTrade, CloseOrder, ModifyOrder, Position, TradeOrder
 from hub.errors import HubError
@@ -95,7 +95,7 @@ class TradingService:
             acc = agent.account
             balance = acc.balance if acc else 0.0
             equity = acc.equity if acc else 0.0
-            start = self._baselines[agent_id].observe(equity, now) if acc else 0.0
+            start = self._baselines[agent_id].observe(equity, now) if acc else equity
             books[agent_id] = AgentBook(
                 config=agent.config,
                 balance=balance,
@@ -113,9 +113,20 @@ class TradingService:
             correlation=self.returns.correlation,
         )
 
-    def trading_states(self) -> dict[str, str]:
-        ctx = self.context()
-        return {agent_id: trading_state(ctx, agent_id) for agent_id in self.registry.agents}
+    def observe_account(self, agent_id: str, equity: float) -> None:
+        """Every polled equity feeds the start-of-day baseline (first equity of the UTC day)."""
+        self._baselines[agent_id].observe(equity, now_ms())
+
+    def state_of(self, agent_id: str) -> Trading:
+        """``stopped`` | ``disabled`` | ``halted`` | ``active`` for the status channel."""
+        agent = self.registry.agents[agent_id]
+        if self.emergency.stopped:
+            return "stopped"
+        if not agent.config.enabled:
+            return "disabled"
+        if agent.account is None:
+            return "active"
+        return trading_state(self.context(agent_id), agent_id)
 
     # -- commands ---------------------------------------------------------------------
 

@@ -241,3 +241,11 @@ async def test_a_stalled_websocket_is_closed_4008_while_others_get_everything(
             await hub.broker.publish("signals", payload)
             assert (await recv(healthy))["seq"] == seq
     assert await closed_with(stalled) == 4008
+
+
+async def test_an_idle_connection_gets_heartbeats(make_hub: HubFactory) -> None:
+    hub = await make_hub(SessionLimits(heartbeat=units(1)))
+    async with await connect(hub, "read-t") as ws:
+        beat = await recv(ws)
+        assert beat["type"] == "heartbeat"
+        assert beat["ts"] > 1_600_000_000_000

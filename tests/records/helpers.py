@@ -39,12 +39,12 @@ async def run_services_async(command: str, directory: Path, *services: str) -> N
         stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(120):
-        out, err = await proc.communicate()
+        _, err = await proc.communicate()
     assert proc.returncode == 0, f"services.sh {command} failed: {err.decode()}"
 
 
-async def eventually(check: Callable[[], bool], timeout: float = units(100)) -> None:
-    """Wait until ``check()`` is true, polling every unit; fail after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not check():
+async def eventually(check: Callable[[], bool], within: float = units(100)) -> None:
+    """Wait until ``check()`` is true, polling every half unit; fail after ``within`` s."""
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110 - polls state owned by the code under test
             await asyncio.sleep(units(0.5))

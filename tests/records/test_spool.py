@@ -15,7 +15,9 @@ def records(n: int, start: int = 0) -> list[Record]:
     for i in range(start, start + n):
         out.append(TickRecord(agent_id="agent_1", symbol="EURUSD", bid=1.0, ask=1.1, time=i))
         out.append(
-            LogRecord(agent_id=None, event_type="t", message=str(i), record_key=f"k{i}", created_at=i)
+            LogRecord(
+                agent_id=None, event_type="t", message=str(i), record_key=f"k{i}", created_at=i
+            )
         )
     return out
 

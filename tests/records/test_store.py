@@ -19,6 +19,7 @@ from hub.records import (
     TradeUpdated,
     open_store,
 )
+from hub.records.records import Record
 from hub.records.sqlite import SqliteStore
 from hub.records.store import TABLES
 
@@ -141,7 +142,9 @@ async def test_ten_thousand_ticks_are_written_in_batches(store: Store) -> None:
 
 
 async def test_trades_logs_and_signals_page_newest_first_by_id_cursor(store: Store) -> None:
-    await store.write([opened(f"c{i}", agent_id="agent_1" if i % 2 else "agent_2") for i in range(7)])
+    await store.write(
+        [opened(f"c{i}", agent_id="agent_1" if i % 2 else "agent_2") for i in range(7)]
+    )
     await store.write(
         [LogRecord(agent_id="agent_1", event_type="command", message=f"m{i}") for i in range(5)]
     )
@@ -174,12 +177,16 @@ async def test_equity_since_returns_an_agents_snapshots_oldest_first(store: Stor
     ]
     await store.write(list(reversed(snaps)))
     rows = await store.equity("agent_1", since_ms=3_000)
-    assert [(r.created_at, r.equity) for r in rows] == [(3_000, 3_200), (4_000, 4_200), (5_000, 5_200)]
+    assert [(r.created_at, r.equity) for r in rows] == [
+        (3_000, 3_200),
+        (4_000, 4_200),
+        (5_000, 5_200),
+    ]
     assert [r.created_at for r in await store.equity("agent_2", limit=2)] == [1_000, 2_000]
 
 
 async def test_a_replayed_batch_doubles_no_row(store: Store) -> None:
-    batch = [
+    batch: list[Record] = [
         opened(),
         LogRecord(agent_id="agent_1", event_type="risk", message="accepted", metadata={"a": 1}),
         SignalRecord(signal_id="s", symbol="XAUUSD", direction="long"),
