@@ -58,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         log_config=None,
+        ws="websockets-sansio",
         ws_per_message_deflate=False,
         ws_ping_interval=config.server.heartbeat,
         ws_ping_timeout=config.server.heartbeat,

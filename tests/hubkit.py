@@ -118,7 +118,9 @@ async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[Ru
             port=port,
             log_config=None,
             lifespan="on",
+            ws="websockets-sansio",
             ws_per_message_deflate=False,
+            ws_max_size=4 * config.server.max_frame_bytes,
         )
     )
     task = asyncio.create_task(server.serve())

@@ -78,9 +78,7 @@ async def test_agent_views_account_positions_history() -> None:
 async def test_summary_has_the_spec_shape_and_totals_are_sums() -> None:
     async with run_hub() as h:
         await wait_online(h, "agent_1", "agent_2", "agent_3")
-        await h.wait_for(
-            lambda: all(a.account is not None for a in h.hub.registry.agents.values())
-        )
+        await h.wait_for(lambda: all(a.account is not None for a in h.hub.registry.agents.values()))
         s = (await h.get("/api/agents/summary")).json()
         assert set(s) == {
             "total_balance",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Any
 
 import websockets
@@ -128,3 +129,68 @@ async def test_channel_history_over_rest() -> None:
         assert r.json()["recovered"] is False
         r = await h.get("/api/channels/bogus/history")
         assert r.status_code == 404
+
+
+async def read_sse(h: RunningHub, n: int, headers: dict[str, str]) -> list[dict[str, str]]:
+    events: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    async with h.http.stream(
+        "GET",
+        "/api/stream",
+        params={"channels": "agent:agent_1:ticks"},
+        headers={**h.headers, **headers},
+    ) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        async for line in resp.aiter_lines():
+            if not line:
+                if current:
+                    events.append(current)
+                    current = {}
+                if len(events) >= n:
+                    break
+                continue
+            if line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            current[field] = value.strip()
+    return events
+
+
+async def test_sse_streams_events_and_resumes_by_last_event_id() -> None:
+    async with run_hub() as h:
+        await ready(h)
+        first = await read_sse(h, 4, {})
+        ids = [int(e["id"]) for e in first]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert all(json.loads(e["data"])["ch"] == "agent:agent_1:ticks" for e in first)
+        resumed = await read_sse(h, 3, {"Last-Event-ID": str(ids[-1])})
+        assert int(resumed[0]["id"]) == ids[-1] + 1
+
+
+async def test_mt4hub_tail_prints_json_lines() -> None:
+    async with run_hub() as h:
+        await ready(h)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hub.cli",
+            "tail",
+            "summary",
+            "agent:agent_1:ticks",
+            "--url",
+            h.ws_url,
+            "--token",
+            h.token,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert proc.stdout is not None
+            lines = [
+                json.loads(await asyncio.wait_for(proc.stdout.readline(), 20)) for _ in range(4)
+            ]
+        finally:
+            proc.terminate()
+            await proc.wait()
+        assert {m["type"] for m in lines} <= {"snapshot", "event"}
+        assert {m["ch"] for m in lines} & {"summary", "agent:agent_1:ticks"}

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from channels import names
 from channels.asgi import StarletteTransport, bearer_token, wants_batch
-from channels.errors import InvalidChannel
+from channels.errors import InvalidChannel, ProtocolError
 from channels.protocol import Command
 from channels.session import Access, CommandReply, Session, SessionLimits
+from channels.sse import SseStream, parse_channels
 from hub.api.commands import run_command
 from hub.api.common import hub_of, json_response, require
 from hub.errors import HubError
@@ -83,7 +84,28 @@ async def channel_history(request: Request) -> Response:
     )
 
 
+async def sse_stream(request: Request) -> Response:
+    access = require(request, "read")
+    hub = hub_of(request)
+    try:
+        stream = SseStream(
+            hub.node,
+            parse_channels(request.query_params.get("channels")),
+            agents=access.agents,
+            last_event_id=request.headers.get("last-event-id"),
+            heartbeat=hub.config.server.heartbeat,
+        )
+    except ProtocolError as exc:
+        raise HubError(exc.code, exc.message) from None
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 routes = [
+    Route("/api/stream", sse_stream),
     WebSocketRoute("/ws", ws_endpoint),
     Route("/api/channels/{channel}/history", channel_history),
 ]

@@ -1,0 +1,218 @@
+"""The server under test, in its own process: ``python -m bench.serve KIND [--config PATH]``.
+
+Kinds:
+
+- ``hub``: the real app (``hub.app.create_app``) under uvicorn with the settings of
+  ``mt4hub run``; ticks go through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``.
+- ``broadcaster``: encode/broadcaster ``memory://`` + Starlette, one
+  ``send_text`` per message per connection (the common tutorial approach).
+- ``websockets``: the ``websockets`` library, ``websockets.broadcast`` of one
+  pre-encoded frame to every connection.
+- ``websockets-batch``: the same, packing what was published into one frame
+  (newline-delimited) every ``--flush-ms`` (default 10 ms).
+
+Commands on stdin (JSON lines): ``{"cmd":"subscribers"}``,
+``{"cmd":"inject","rate":R,"duration":D}``, ``{"cmd":"quit"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import uvicorn
+import uvloop
+
+from bench._control import raise_fd_limit, serve_commands
+from bench._ticks import Publish, event_frame, inject
+
+__all__ = ["CHANNEL", "KINDS", "TOKEN", "main"]
+
+CHANNEL = "agent:agent_1:ticks"
+TOKEN = "bench-admin-token"
+KINDS = ("hub", "broadcaster", "websockets", "websockets-batch")
+
+Subscribers = Callable[[], int]
+
+
+def _bind() -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn(app: Any) -> uvicorn.Server:
+    """uvicorn as ``mt4hub run`` configures it (permessage-deflate off)."""
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        lifespan="on",
+        ws_per_message_deflate=False,
+        ws_ping_interval=15.0,
+        ws_ping_timeout=15.0,
+        access_log=False,
+        backlog=4096,
+    )
+    return uvicorn.Server(config)
+
+
+@contextlib.asynccontextmanager
+async def _run_uvicorn(app: Any) -> AsyncIterator[int]:
+    sock = _bind()
+    server = _uvicorn(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def _hub(config_path: str) -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
+    from hub.app import create_app
+    from hub.bridge.models import Tick
+    from hub.config import load_config
+
+    env = {**os.environ, "HUB_ADMIN_TOKEN": TOKEN}
+    app = create_app(load_config(config_path), env=env)
+    hub = app.state.hub
+    tick = hub.publisher.tick
+
+    async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
+        await tick("agent_1", Tick(symbol=symbol, bid=bid, ask=ask, time=time_us))
+
+    async with _run_uvicorn(app) as port:
+        yield port, publish, lambda: int(hub.node.subscribers), hub
+
+
+@contextlib.asynccontextmanager
+async def _broadcaster() -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
+    from broadcaster import Broadcast
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    broadcast = Broadcast("memory://")
+    live: set[WebSocket] = set()
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async with broadcast.subscribe(channel="ticks") as subscriber:
+            live.add(websocket)
+            try:
+                async for event in subscriber:  # type: ignore[union-attr]
+                    await websocket.send_text(event.message)
+            finally:
+                live.discard(websocket)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with broadcast:
+            yield
+
+    app = Starlette(routes=[WebSocketRoute("/ws", endpoint)], lifespan=lifespan)
+
+    async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
+        await broadcast.publish("ticks", event_frame(CHANNEL, i + 1, symbol, bid, ask, time_us))
+
+    async with _run_uvicorn(app) as port:
+        yield port, publish, lambda: len(live), None
+
+
+@contextlib.asynccontextmanager
+async def _websockets(flush_ms: float | None) -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
+    from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+    live: set[ServerConnection] = set()
+    pending: list[str] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        live.add(connection)
+        try:
+            await connection.wait_closed()
+        finally:
+            live.discard(connection)
+
+    async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
+        frame = event_frame(CHANNEL, i + 1, symbol, bid, ask, time_us)
+        if flush_ms is None:
+            broadcast(live, frame)
+        else:
+            pending.append(frame)
+
+    async def flusher(interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if pending:
+                frame = "\n".join(pending)
+                pending.clear()
+                broadcast(live, frame)
+
+    sock = _bind()
+    async with serve(handler, sock=sock, compression=None, max_queue=16, backlog=4096):
+        task = None if flush_ms is None else asyncio.create_task(flusher(flush_ms / 1000))
+        try:
+            yield sock.getsockname()[1], publish, lambda: len(live), None
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def _server(args: argparse.Namespace) -> contextlib.AbstractAsyncContextManager[Any]:
+    if args.kind == "hub":
+        if not args.config:
+            raise SystemExit("bench.serve hub: --config is required")
+        return _hub(args.config)
+    if args.kind == "broadcaster":
+        return _broadcaster()
+    if args.kind == "websockets":
+        return _websockets(None)
+    return _websockets(args.flush_ms)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    limit = raise_fd_limit()
+    async with _server(args) as (port, publish, subscribers, _):
+
+        async def handle(command: dict[str, Any]) -> dict[str, Any]:
+            cmd = command.get("cmd")
+            if cmd == "subscribers":
+                return {"subscribers": subscribers()}
+            if cmd == "inject":
+                stats = await inject(publish, float(command["rate"]), float(command["duration"]))
+                return {"sent": stats.sent, "seconds": stats.seconds, "max_lag_ms": stats.max_lag_ms}
+            raise ValueError(f"cmd: unknown command {cmd!r}")
+
+        await serve_commands({"port": port, "pid": os.getpid(), "fd_limit": limit}, handle)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__)
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--config", help="hub config file (kind hub)")
+    parser.add_argument("--flush-ms", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    runner: Callable[[Awaitable[None]], None] = uvloop.run
+    runner(_main(args))
+
+
+if __name__ == "__main__":
+    main()
