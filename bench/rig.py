@@ -1,0 +1,143 @@
+"""The bench rig: scale presets, the pinned server/load processes, and shared helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import msgspec
+
+from bench._proc import Child, cores
+from bench.configs import write
+
+__all__ = ["FULL", "QUICK", "SMOKE", "Rig", "Scale", "wait_until"]
+
+
+class Scale(msgspec.Struct, frozen=True, kw_only=True):
+    """How big and how long each benchmark runs."""
+
+    name: str
+    subscribers: tuple[int, ...]  # fan-out N values
+    window: float  # seconds of injection per measured rate
+    drain: float  # at most this long to let a backlog arrive after a window
+    warmup: float
+    one_frame: tuple[int, ...]  # offered deliveries (msg/s) to sweep, one frame per message
+    batched: tuple[int, ...]  # same, coalesced frames
+    light_rate: float  # ticks/s for the light-load point (at the smallest N)
+    slow_n: int
+    slow_window: float
+    idle_n: int
+    rtt_ops: int
+    risk_iterations: int
+    bridges: int
+    poller_seconds: float
+
+
+FULL = Scale(
+    name="full",
+    subscribers=(500, 2000),
+    window=2.0,
+    drain=2.0,
+    warmup=0.5,
+    one_frame=(20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 250_000),
+    batched=(100_000, 250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000),
+    light_rate=100.0,
+    slow_n=2000,
+    slow_window=5.0,
+    idle_n=5000,
+    rtt_ops=1000,
+    risk_iterations=20_000,
+    bridges=100,
+    poller_seconds=10.0,
+)
+
+QUICK = msgspec.structs.replace(
+    FULL,
+    name="quick",
+    window=1.0,
+    drain=1.0,
+    warmup=0.3,
+    one_frame=(20_000, 50_000, 80_000, 120_000, 160_000, 250_000),
+    batched=(100_000, 500_000, 1_000_000, 2_000_000, 3_000_000),
+    slow_window=2.0,
+    idle_n=2000,
+    rtt_ops=300,
+    risk_iterations=5_000,
+    bridges=50,
+    poller_seconds=4.0,
+)
+
+SMOKE = msgspec.structs.replace(
+    FULL,
+    name="smoke",
+    subscribers=(10,),
+    window=0.2,
+    drain=0.5,
+    warmup=0.1,
+    one_frame=(500, 1000),
+    batched=(1000,),
+    light_rate=20.0,
+    slow_n=10,
+    slow_window=0.3,
+    idle_n=20,
+    rtt_ops=10,
+    risk_iterations=200,
+    bridges=3,
+    poller_seconds=1.0,
+)
+
+
+class Rig:
+    """Owns the child processes of one run: servers on one core, the load on the other."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.logs = work / "logs"
+        self.server_core, self.client_core = cores()
+        self._load: Child | None = None
+        self._children: list[Child] = []
+
+    async def server(self, kind: str, config: str | None = None, name: str | None = None) -> Child:
+        args = [kind]
+        name = name or kind
+        if config is not None:
+            args += ["--config", str(write(self.work, f"{name}.yml", config))]
+        child = await Child.start(
+            "bench.serve", *args, core=self.server_core, log_dir=self.logs, name=name
+        )
+        self._children.append(child)
+        return child
+
+    async def process(self, module: str, *args: str, name: str, core: set[int]) -> Child:
+        child = await Child.start(module, *args, core=core, log_dir=self.logs, name=name)
+        self._children.append(child)
+        return child
+
+    async def load(self) -> Child:
+        if self._load is None:
+            self._load = await self.process("bench.load", name="load", core=self.client_core)
+        return self._load
+
+    async def stop(self, child: Child) -> None:
+        await child.stop()
+        if child in self._children:
+            self._children.remove(child)
+        if child is self._load:
+            self._load = None
+
+    async def close(self) -> None:
+        for child in list(self._children):
+            await self.stop(child)
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0, interval: float = 0.05
+) -> None:
+    """Poll ``check`` until it returns True."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout:g} s")
+        await asyncio.sleep(interval)
