@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = ["Child", "ChildError", "cores", "cpu_seconds", "rss_bytes"]
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository: children import bench/, hub/
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -76,6 +77,7 @@ class Child:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
+                cwd=ROOT,
                 limit=1 << 24,
             )
         child = cls(proc, name, log)

@@ -33,15 +33,17 @@ _TIME = re.compile(rb'"time":(\d+)')
 _SUBSCRIBED = b'"type":"subscribed"'
 _MAX_SAMPLES = 1_000_000
 _CONNECT_CONCURRENCY = 128
+_monotonic = time.monotonic
 
 
 class _Tally:
     """What all connections of this process received."""
 
-    __slots__ = ("closed", "count", "samples")
+    __slots__ = ("closed", "count", "last_at", "samples")
 
     def __init__(self) -> None:
         self.count = 0
+        self.last_at = time.monotonic()  # when the last message arrived
         self.closed = 0
         self.samples: list[int] = []  # latency in µs
 
@@ -80,6 +82,7 @@ class _Connection(WSListener):  # type: ignore[misc]
                 self.ready.set_result(None)
             return
         tally = self._tally
+        tally.last_at = _monotonic()
         if not (self._batch or self._sample):
             tally.count += 1
             return
@@ -141,6 +144,7 @@ class LoadGenerator:
         tally = self.tally
         return {
             "count": tally.count,
+            "last_at": tally.last_at,
             "closed": tally.closed,
             "open": len(self.connections) - tally.closed,
             **summarize([s / 1000 for s in tally.samples]),
@@ -148,7 +152,7 @@ class LoadGenerator:
 
     async def close(self) -> dict[str, Any]:
         for listener in self.connections:
-            if listener.transport is not None and not listener.transport.is_disconnected():
+            if listener.transport is not None and not listener.transport.is_disconnected:
                 listener.transport.send_close()
                 listener.transport.disconnect()
         for listener in self.connections:

@@ -27,6 +27,7 @@ __all__ = [
     "AgentKind",
     "agent_channel",
     "agent_of",
+    "every_agent",
     "is_pattern",
     "is_state",
     "matches",
@@ -52,6 +53,13 @@ def agent_channel(agent_id: str, kind: AgentKind) -> str:
     if kind not in AGENT_KINDS:
         raise InvalidChannel(f"kind {kind!r}: must be one of {', '.join(AGENT_KINDS)}")
     return f"agent:{agent_id}:{kind}"
+
+
+def every_agent(kind: AgentKind) -> str:
+    """The pattern ``agent:*:{kind}``: that channel of every agent."""
+    if kind not in AGENT_KINDS:
+        raise InvalidChannel(f"kind {kind!r}: must be one of {', '.join(AGENT_KINDS)}")
+    return f"agent:{_WILD}:{kind}"
 
 
 def is_state(channel: str) -> bool:

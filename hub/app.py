@@ -29,10 +29,11 @@ from hub.auth import Authenticator
 from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
+from hub.coordination import open_coordination
 from hub.errors import STATUS, HubError
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
-from hub.trading.emergency import EmergencyFile
+from hub.supervisor import Mirror, PollSupervisor
 from hub.trading.journal import LogJournal
 from hub.trading.service import TradingService
 from hub.trading.signals import SignalRouter
@@ -60,9 +61,27 @@ class Hub:
         self.sims: list[SimServer] = []
         self.sessions: set[Session] = set()
         data_dir = Path(env.get("HUB_DATA_DIR") or "data")
-        self.trading = TradingService(
-            self.registry, self.publisher, EmergencyFile(data_dir / "emergency.json"), LogJournal()
+        self.coordination = open_coordination(
+            env.get("REDIS_URL") or None, self.instance_id, data_dir
         )
+        self.trading = TradingService(
+            self.registry, self.publisher, self.coordination, LogJournal()
+        )
+        self.pollers = {
+            agent.id: AgentPoller(
+                agent,
+                config.polling,
+                self.publisher,
+                self._agent_changed,
+                trading_state=self.trading.state_of,
+            )
+            for agent in self.registry.agents.values()
+        }
+        self.supervisor = PollSupervisor(
+            self.coordination, self.pollers, lease_ttl=3.0, on_leader=self._set_leader
+        )
+        self.mirror = Mirror(self.registry, self._polled_here, self._agent_changed)
+        self.summary_leader = False
         self.signals = SignalRouter(self.trading)
         self.publisher.observers.append(self._observe)
         self.tasks: list[asyncio.Task[None]] = []
@@ -77,8 +96,20 @@ class Hub:
             if agent_id is not None:
                 self.trading.observe_account(agent_id, data.equity)
 
+    def _polled_here(self, agent_id: str) -> bool:
+        return agent_id in self.supervisor.running
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader and not self.summary_leader:
+            self._agent_changed(None)
+        self.summary_leader = leader
+
     def broker_status(self) -> dict[str, Any]:
-        return {"kind": type(self.broker).__name__}
+        status: dict[str, Any] = {"kind": "redis" if self.coordination.shared else "memory"}
+        details = getattr(self.broker, "status", None)
+        if callable(details):
+            status.update(details())
+        return status
 
     def store_status(self) -> dict[str, Any]:
         return {"engine": "none"}
@@ -90,16 +121,11 @@ class Hub:
         if start_sims:
             await self._start_sims()
         await self.broker.connect()
-        for agent in self.registry.agents.values():
-            poller = AgentPoller(
-                agent,
-                self.config.polling,
-                self.publisher,
-                self._agent_changed,
-                trading_state=self.trading.state_of,
-            )
-            task = asyncio.create_task(poller.run(), name=f"poll:{agent.id}")
-            self.tasks.append(task)
+        await self.coordination.start()
+        await self.trading.start()
+        if self.coordination.shared:
+            await self.mirror.attach(self.node)
+        self.tasks.append(asyncio.create_task(self.supervisor.run(), name="poll-supervisor"))
 
     async def _start_sims(self) -> None:
         for agent_id, agent in self.config.agents.items():
@@ -117,7 +143,7 @@ class Hub:
             self.sims.append(sim)
             log.info("sim_started agent=%s url=%s", agent_id, sim.url)
 
-    def _agent_changed(self, agent: AgentRuntime) -> None:
+    def _agent_changed(self, agent: AgentRuntime | None) -> None:
         # Recompute the summary after any account/positions/status change; published in order.
         self._summary_dirty = True
         if self._summary_task is None or self._summary_task.done():
@@ -126,7 +152,8 @@ class Hub:
     async def _publish_summary(self) -> None:
         while self._summary_dirty:
             self._summary_dirty = False
-            await self.publisher.summary(self.registry.summary())
+            if self.summary_leader:
+                await self.publisher.summary(self.registry.summary())
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -135,6 +162,7 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        await self.coordination.close()
         await self.broker.close()
         await self.registry.close()
         for sim in self.sims:

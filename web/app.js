@@ -206,7 +206,7 @@ class Dashboard {
     const data = msg.data;
     if (msg.ch === "summary") {
       this.summary = data;
-      this.summaryChart.push({ time: msg.ts, equity: data.total_equity, balance: data.total_balance });
+      this.summaryChart.push({ time: Date.now(), equity: data.total_equity, balance: data.total_balance });
       this.renderSummary();
       return;
     }
@@ -235,7 +235,7 @@ class Dashboard {
     }
     if (kind === "account") {
       agent.account = data;
-      this.cards.chart(id).push({ time: msg.ts, equity: data.equity, balance: data.balance });
+      this.cards.chart(id).push({ time: Date.now(), equity: data.equity, balance: data.balance });
     } else if (kind === "positions") {
       agent.positions = data.positions || [];
       this.positions.render(id, agent.positions, (s) => this.symbols[s]?.digits ?? 5);
@@ -300,7 +300,18 @@ class Dashboard {
       setText(text, `offline${since} · retrying${retry ? ` in ${age(retry)}` : "…"}`);
     }
     this.emergency.render(now);
-    for (const agent of this.agents.values()) this.cards.update(agent, this.emergencyState, now);
+    for (const agent of this.agents.values()) {
+      this.cards.update(agent, this.emergencyState, now);
+      // Sample equity once a second while live, so quiet accounts still draw a line.
+      if (state === "live" && agent.account) {
+        const { equity, balance } = agent.account;
+        this.cards.chart(agent.id).push({ time: now, equity, balance });
+      }
+    }
+    if (state === "live" && this.summary) {
+      const { total_equity: equity, total_balance: balance } = this.summary;
+      this.summaryChart.push({ time: now, equity, balance });
+    }
   }
 }
 

@@ -213,7 +213,7 @@ class RecordWriter:
             await self._write(batch)
         except Exception as exc:
             self._failed(exc)
-            pass
+            self._queue.extendleft(reversed(batch))  # the spool takes them next, in order
             self._spooling = True
             await self._spool_queue()
             return False

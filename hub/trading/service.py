@@ -24,6 +24,7 @@ from channels.names import SYSTEM, agent_channel
 from hub.agents import AgentRuntime, Registry, Trading, now_ms
 from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
 from hub.bridge.models import ClosedTrade, CloseOrder, ModifyOrder, Position, TradeOrder
+from hub.coordination import Coordination
 from hub.errors import HubError
 from hub.publisher import Publisher
 from hub.risk import (
@@ -37,12 +38,13 @@ from hub.risk import (
     trading_state,
 )
 from hub.risk.checks import emergency_denial, enabled_denial
-from hub.trading.emergency import EmergencyFile, EmergencyState
-from hub.trading.idempotency import IdempotencyCache
+from hub.trading.emergency import EmergencyState
 from hub.trading.journal import Journal
 from hub.trading.models import CloseRequest, ModifyRequest, OrderEvent, TradeRequest
 
 __all__ = ["TradingService", "order_tag"]
+
+_TAG_WINDOW_MS = 86_400_000  # how far back the bridge's history is searched for an order tag
 
 log = logging.getLogger("mt4hub.trading")
 
@@ -57,23 +59,41 @@ class TradingService:
         self,
         registry: Registry,
         publisher: Publisher,
-        emergency_file: EmergencyFile,
+        coordination: Coordination,
         journal: Journal,
     ) -> None:
         self.registry = registry
         self.config = registry.config
         self.publisher = publisher
         self.journal = journal
-        self.emergency_file = emergency_file
-        saved = emergency_file.load()
-        if saved is None and self.config.global_risk.emergency_stop_all:
-            saved = EmergencyState(stopped=True, reason="emergency_stop_all in config", by="config")
-        self.emergency = saved or EmergencyState()
-        self.idempotency = IdempotencyCache()
+        self.coord = coordination
+        self.emergency = EmergencyState()
         self.returns = ReturnsWindow(self.config.global_risk.correlation_window)
         self._baselines = {agent_id: DailyBaseline() for agent_id in registry.agents}
-        self._locks = {agent_id: asyncio.Lock() for agent_id in registry.agents}
         self._in_flight = dict.fromkeys(registry.agents, 0)
+
+    async def start(self) -> None:
+        """Load the kill switch: saved state wins; else ``emergency_stop_all`` from config."""
+        saved = await self.coord.load_emergency()
+        if saved is None and self.config.global_risk.emergency_stop_all:
+            saved = EmergencyState(stopped=True, reason="emergency_stop_all in config", by="config")
+            await self.coord.save_emergency(saved)
+        self.emergency = saved or EmergencyState()
+        if self.emergency.stopped:
+            log.warning(
+                "emergency_stop_active reason=%r by=%s", self.emergency.reason, self.emergency.by
+            )
+
+    async def _sync_shared_state(self, agent: AgentRuntime) -> None:
+        """Under the agent's lock, when other instances trade too: the kill switch and the
+        bridge's positions as they are now (another instance may just have filled one)."""
+        if not self.coord.shared:
+            return
+        self.emergency = await self.coord.load_emergency() or EmergencyState()
+        try:
+            agent.positions = await agent.client.positions()
+        except BridgeError as exc:
+            raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
 
     # -- state the risk engine sees ---------------------------------------------------
 
@@ -141,7 +161,7 @@ class TradingService:
     ) -> dict[str, Any]:
         agent = self.agent(agent_id)
         payload = {"agent": agent_id, **_fields(req), "signal_id": signal_id}
-        result, _ = await self.idempotency.run(
+        result = await self.coord.once(
             req.client_order_id, payload, lambda: self._open(agent, req, by, signal_id)
         )
         out: dict[str, Any] = result
@@ -164,7 +184,13 @@ class TradingService:
             signal_id=signal_id,
             by=by,
         )
-        async with self._locks[agent.id]:
+        async with self.coord.lock(agent.id):
+            await self._sync_shared_state(agent)
+            if req.client_order_id is not None and agent.online:
+                # Sent before a restart or by a lost instance? The bridge remembers the tag.
+                earlier = await self._already_sent(agent, order_tag(coid))
+                if earlier is not None:
+                    return self._result(agent, earlier, req, signal_id, {"risk": None})
             decision = self._check_open(agent, req)
             if isinstance(decision, HubError):
                 error = decision.body()["error"]
@@ -183,7 +209,7 @@ class TradingService:
                 tp=req.tp,
                 comment=f"{tag} {req.comment}".strip()[:31],
             )
-            risk = {"risk": decision.risk, "risk_pct": decision.risk_pct}
+            risk = {"check": "all", "risk": decision.risk, "risk_pct": decision.risk_pct}
             await self._event(_with(base, event="accepted"), "order_accepted", risk)
             self._in_flight[agent.id] += 1
             try:
@@ -208,6 +234,18 @@ class TradingService:
             )
             await self._event(filled, "order_filled", risk)
             self.journal.trade_opened(agent.id, coid, position, req.comment, signal_id)
+            if self.coord.shared:  # other instances see the fill before they trade
+                await self.publisher.state(agent.id, "positions", {"positions": agent.positions})
+        return self._result(agent, position, req, signal_id, risk)
+
+    @staticmethod
+    def _result(
+        agent: AgentRuntime,
+        position: Position,
+        req: TradeRequest,
+        signal_id: str | None,
+        risk: dict[str, Any],
+    ) -> dict[str, Any]:
         return {
             "ticket": position.ticket,
             "agent_id": agent.id,
@@ -220,8 +258,14 @@ class TradingService:
             "client_order_id": req.client_order_id,
             "comment": req.comment,
             "signal_id": signal_id,
-            "risk": {"check": "all", **risk},
+            "risk": risk,
         }
+
+    async def _already_sent(self, agent: AgentRuntime, tag: str) -> Position | None:
+        try:
+            return await self._find_tagged(agent, tag)
+        except BridgeError as exc:
+            raise HubError(exc.code, f"{agent.id}: cannot check earlier orders: {exc}") from None
 
     def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
         ctx = self.context(agent.id)
@@ -301,7 +345,7 @@ class TradingService:
         for pos in await agent.client.positions():
             if pos.comment.startswith(tag):
                 return pos
-        for trade in await agent.client.history():
+        for trade in await agent.client.history(since_ms=now_ms() - _TAG_WINDOW_MS):
             if trade.comment.startswith(tag):
                 fields = {f: getattr(trade, f) for f in Position.__struct_fields__}
                 return Position(**fields)
@@ -309,7 +353,7 @@ class TradingService:
 
     async def close(self, agent_id: str, req: CloseRequest, *, by: str) -> dict[str, Any]:
         agent = self.agent(agent_id)
-        async with self._locks[agent.id]:
+        async with self.coord.lock(agent.id):
             return await self._close(agent, req, by)
 
     async def _close(self, agent: AgentRuntime, req: CloseRequest, by: str) -> dict[str, Any]:
@@ -386,7 +430,7 @@ class TradingService:
 
     async def modify(self, agent_id: str, req: ModifyRequest, *, by: str) -> dict[str, Any]:
         agent = self.agent(agent_id)
-        async with self._locks[agent.id]:
+        async with self.coord.lock(agent.id):
             position = await self._position(agent, req.ticket)
             base = OrderEvent(
                 event="modified",
@@ -428,7 +472,7 @@ class TradingService:
 
     async def close_all(self, agent_id: str, *, by: str) -> dict[str, Any]:
         agent = self.agent(agent_id)
-        async with self._locks[agent.id]:
+        async with self.coord.lock(agent.id):
             return await self._close_all(agent, by)
 
     async def _close_all(self, agent: AgentRuntime, by: str) -> dict[str, Any]:
@@ -453,7 +497,7 @@ class TradingService:
         self, *, reason: str | None, close_positions: bool, by: str
     ) -> dict[str, Any]:
         self.emergency = EmergencyState(stopped=True, reason=reason, by=by, since=now_ms())
-        self.emergency_file.save(self.emergency)  # in force (and durable) before any reply
+        await self.coord.save_emergency(self.emergency)  # in force (and durable) before a reply
         log.warning(
             "emergency_stop by=%s reason=%r close_positions=%s", by, reason, close_positions
         )
@@ -492,7 +536,7 @@ class TradingService:
     async def resume(self, *, by: str) -> dict[str, Any]:
         was = self.emergency.stopped
         self.emergency = EmergencyState(stopped=False, by=by, since=now_ms())
-        self.emergency_file.save(self.emergency)
+        await self.coord.save_emergency(self.emergency)
         log.warning("emergency_resume by=%s", by)
         await self.publisher.event(
             SYSTEM, {"event": "resume", "by": by, "ts": self.emergency.since}
@@ -503,8 +547,8 @@ class TradingService:
     @contextlib.asynccontextmanager
     async def _all_locks(self) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            for lock in self._locks.values():
-                await stack.enter_async_context(lock)
+            for agent_id in self.registry.agents:
+                await stack.enter_async_context(self.coord.lock(agent_id))
             yield
 
     async def _event(

@@ -44,15 +44,17 @@ async def test_postgres_stopped_mid_stream_loses_and_doubles_nothing(
         await eventually(lambda: writer.health().written > 0)
         await run_services_async("pause", services, "postgres")
         await eventually(lambda: writer.health().spool_records > 200)
+        await asyncio.sleep(units(20))  # down for a few seconds, records keep coming
         assert not writer.health().healthy
         await run_services_async("start", services, "postgres")
         await eventually(lambda: writer.health().healthy)
         await asyncio.sleep(units(5))
+        producer.cancel()
+        async with asyncio.timeout(units(150)):
+            await writer.wait_written()
     finally:
         producer.cancel()
-    async with asyncio.timeout(units(150)):
-        await writer.wait_written()
-    await writer.close()
+        await writer.close()
 
     conn = await asyncpg.connect(url, timeout=10)
     try:

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from hub.records import (
 )
 from hub.records.postgres import PostgresStore
 from hub.records.records import Record
+from hub.records.sqlite import SqliteStore
 from tests.records.helpers import ROOT, eventually
 from tests.timing import units
 
@@ -38,15 +39,29 @@ def log_record(i: int) -> LogRecord:
     return LogRecord(agent_id="agent_1", event_type="command", message=f"m{i}", record_key=f"k{i}")
 
 
-def writer_for(store: Store, spool_dir: Path, **kw: int) -> RecordWriter:
-    return RecordWriter(
-        store,
-        Spool(spool_dir),
-        retry_initial=units(0.5),
-        retry_max=units(2),
-        spool_interval=units(0.5),
-        **kw,
-    )
+WriterFactory = Callable[..., RecordWriter]
+
+
+@pytest.fixture
+async def writer_for() -> AsyncIterator[WriterFactory]:
+    """Build writers with short retry times; any left open are closed after the test."""
+    made: list[RecordWriter] = []
+
+    def make(store: Store, spool_dir: Path, **kw: int) -> RecordWriter:
+        writer = RecordWriter(
+            store,
+            Spool(spool_dir),
+            retry_initial=units(0.5),
+            retry_max=units(2),
+            spool_interval=units(0.5),
+            **kw,
+        )
+        made.append(writer)
+        return writer
+
+    yield make
+    for writer in made:
+        await writer.close(flush=False)
 
 
 @pytest.fixture
@@ -63,7 +78,9 @@ async def keys_in(store: Store) -> tuple[set[str], set[str]]:
     return ticks, logs
 
 
-async def test_records_are_written_in_batches(store: Store, tmp_path: Path) -> None:
+async def test_records_are_written_in_batches(
+    writer_for: WriterFactory, store: Store, tmp_path: Path
+) -> None:
     writer = writer_for(store, tmp_path / "spool", batch_size=500)
     await writer.start()
     for i in range(2_500):
@@ -80,7 +97,7 @@ async def test_records_are_written_in_batches(store: Store, tmp_path: Path) -> N
 
 
 async def test_submit_never_blocks_while_the_database_is_down(
-    dead_pg_url: str, tmp_path: Path
+    writer_for: WriterFactory, dead_pg_url: str, tmp_path: Path
 ) -> None:
     writer = writer_for(PostgresStore(dead_pg_url), tmp_path / "spool", capacity=2_000)
     await writer.start()
@@ -97,7 +114,7 @@ async def test_submit_never_blocks_while_the_database_is_down(
 
 
 async def test_a_spool_left_by_a_cancelled_writer_is_replayed_once(
-    store: Store, dead_pg_url: str, tmp_path: Path
+    writer_for: WriterFactory, store: Store, dead_pg_url: str, tmp_path: Path
 ) -> None:
     records: list[Record] = [r for i in range(1_000) for r in (tick(i), log_record(i))]
     crashed = writer_for(PostgresStore(dead_pg_url), tmp_path / "spool")
@@ -142,7 +159,7 @@ asyncio.run(main())
 
 
 async def test_a_hub_killed_with_spooled_records_replays_them_on_restart(
-    store: Store, dead_pg_url: str, tmp_path: Path
+    writer_for: WriterFactory, store: Store, dead_pg_url: str, tmp_path: Path
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
@@ -168,7 +185,7 @@ async def test_a_hub_killed_with_spooled_records_replays_them_on_restart(
 
 
 async def test_a_full_queue_goes_through_the_spool_in_order(
-    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    writer_for: WriterFactory, store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="hub.records.writer")
     writer = writer_for(store, tmp_path / "spool", capacity=20, batch_size=7)
@@ -196,7 +213,7 @@ async def test_a_full_queue_goes_through_the_spool_in_order(
 
 
 async def test_a_record_the_database_refuses_is_skipped_and_counted(
-    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    writer_for: WriterFactory, store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad = TradeOpened(
         agent_id="agent_1", client_order_id="c1", symbol="XAUUSD",
@@ -218,7 +235,7 @@ async def test_a_record_the_database_refuses_is_skipped_and_counted(
 
 
 async def test_close_spools_what_the_down_database_did_not_take(
-    dead_pg_url: str, tmp_path: Path
+    writer_for: WriterFactory, dead_pg_url: str, tmp_path: Path
 ) -> None:
     writer = writer_for(PostgresStore(dead_pg_url), tmp_path / "spool")
     await writer.start()
@@ -231,3 +248,20 @@ async def test_close_spools_what_the_down_database_did_not_take(
     spool.open()
     assert spool.records == 10
     spool.close()
+
+
+async def test_records_past_four_times_capacity_are_dropped_and_counted(
+    writer_for: WriterFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    writer = writer_for(store, tmp_path / "spool", capacity=5)
+    await writer.start()
+    for i in range(30):  # all before the writer's task gets a turn
+        writer.submit(tick(i))
+    assert (writer.health().queue_depth, writer.health().dropped) == (20, 10)
+    assert "dropped" in caplog.text
+    async with asyncio.timeout(units(100)):
+        await writer.wait_written()
+    assert [t.time for t in await store.ticks("agent_1")] == list(range(20))
+    await writer.close()
+    await store.close()

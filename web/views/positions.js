@@ -18,7 +18,7 @@ export class PositionsView {
       const empty = el("p", { class: "muted empty" }, "no open positions");
       const table = el(
         "table",
-        { class: "positions", dataset: { agent: agent.id } },
+        { class: "positions", hidden: true, dataset: { agent: agent.id } },
         el(
           "thead",
           {},

@@ -1,0 +1,255 @@
+"""What several hub instances must agree on: per-agent command locks, idempotency,
+the emergency stop and who polls which bridge.
+
+``LocalCoordination`` is one process (asyncio locks, memory, a state file);
+``RedisCoordination`` shares it through Redis so the trading guarantees hold across
+instances behind a load balancer:
+
+- command lock per agent: ``SET NX PX`` with a random token, renewed while held, released
+  by compare-and-delete, so a crashed holder blocks an agent for at most one TTL;
+- ``client_order_id`` results: ``SET NX`` of a pending marker, then the final outcome
+  (24 h); a repeat on any instance waits for and returns the same outcome;
+- emergency stop: one key, read under the command lock before every trade;
+- leases: ``poll:{agent}`` and ``summary`` held by one instance, renewed every TTL/3;
+  another takes over within 2 x TTL of a holder's death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from hub.errors import HubError
+from hub.trading.emergency import EmergencyFile, EmergencyState
+from hub.trading.idempotency import IdempotencyCache, fingerprint
+
+__all__ = ["Coordination", "LocalCoordination", "RedisCoordination", "open_coordination"]
+
+log = logging.getLogger("mt4hub.coordination")
+
+
+class Coordination(Protocol):
+    instance_id: str
+    shared: bool  # True when other instances may act on the same agents
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def lock(self, agent_id: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    async def once(
+        self, key: str | None, payload: Any, action: Callable[[], Awaitable[Any]]
+    ) -> Any: ...
+
+    async def load_emergency(self) -> EmergencyState | None: ...
+
+    async def save_emergency(self, state: EmergencyState) -> None: ...
+
+    async def hold_lease(self, name: str) -> bool:
+        """Acquire or renew ``name`` for this instance; False when another holds it."""
+
+    async def release_lease(self, name: str) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class LocalCoordination:
+    """One hub process: everything in memory, the emergency stop in a file."""
+
+    shared = False
+
+    def __init__(self, instance_id: str, data_dir: Path) -> None:
+        self.instance_id = instance_id
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._idempotency = IdempotencyCache()
+        self._emergency = EmergencyFile(data_dir / "emergency.json")
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    @contextlib.asynccontextmanager
+    async def lock(self, agent_id: str) -> AsyncIterator[None]:
+        async with self._locks.setdefault(agent_id, asyncio.Lock()):
+            yield
+
+    async def once(
+        self, key: str | None, payload: Any, action: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        result, _ = await self._idempotency.run(key, payload, action)
+        return result
+
+    async def load_emergency(self) -> EmergencyState | None:
+        return self._emergency.load()
+
+    async def save_emergency(self, state: EmergencyState) -> None:
+        self._emergency.save(state)
+
+    async def hold_lease(self, name: str) -> bool:
+        return True
+
+    async def release_lease(self, name: str) -> None:
+        return None
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "local", "instance": self.instance_id}
+
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
+
+
+class _Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    fp: str
+    done: bool = False
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+class RedisCoordination:
+    """Shared state in Redis (``REDIS_URL``); one client per instance."""
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        instance_id: str,
+        *,
+        prefix: str = "mt4hub",
+        lock_ttl: float = 15.0,
+        lease_ttl: float = 3.0,
+        result_ttl: float = 86_400.0,
+    ) -> None:
+        import redis.asyncio as aioredis
+
+        self.instance_id = instance_id
+        self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._p = prefix
+        self.lock_ttl = lock_ttl
+        self.lease_ttl = lease_ttl
+        self._result_ttl = result_ttl
+        self._release = self._redis.register_script(_RELEASE)
+        self._renew = self._redis.register_script(_RENEW)
+        self._lease = self._redis.register_script(_LEASE)
+        self._local_locks: dict[str, asyncio.Lock] = {}
+        self.last_error: str | None = None
+
+    async def start(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    @contextlib.asynccontextmanager
+    async def lock(self, agent_id: str) -> AsyncIterator[None]:
+        # Local first, so one instance queues its own commands without hammering Redis.
+        async with self._local_locks.setdefault(agent_id, asyncio.Lock()):
+            key, token = f"{self._p}:lock:{agent_id}", secrets.token_hex(8)
+            ttl_ms = int(self.lock_ttl * 1000)
+            delay = 0.002
+            while not await self._redis.set(key, token, nx=True, px=ttl_ms):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            renew = asyncio.create_task(self._keep(key, token, ttl_ms))
+            try:
+                yield
+            finally:
+                renew.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renew
+                await self._release(keys=[key], args=[token])
+
+    async def _keep(self, key: str, token: str, ttl_ms: int) -> None:
+        while True:
+            await asyncio.sleep(ttl_ms / 3000)
+            if not await self._renew(keys=[key], args=[token, ttl_ms]):
+                log.error("lock_lost key=%s: a command outlived its lock", key)
+                return
+
+    async def once(
+        self, key: str | None, payload: Any, action: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        if key is None:
+            return await action()
+        rkey = f"{self._p}:order:{key}"
+        fp = fingerprint(payload).decode()
+        pending = msgspec.json.encode(_Outcome(fp=fp))
+        if await self._redis.set(rkey, pending, nx=True, ex=int(self._result_ttl)):
+            try:
+                result = await action()
+            except HubError as exc:
+                outcome = _Outcome(fp=fp, done=True, error=exc.body()["error"])
+                await self._redis.set(rkey, msgspec.json.encode(outcome), ex=int(self._result_ttl))
+                raise
+            except BaseException:
+                await self._redis.delete(rkey)  # undecided: a retry may run it
+                raise
+            outcome = _Outcome(fp=fp, done=True, result=result)
+            await self._redis.set(rkey, msgspec.json.encode(outcome), ex=int(self._result_ttl))
+            return result
+        while True:  # someone else has it: same payload → wait for its outcome
+            raw = await self._redis.get(rkey)
+            if raw is None:  # the first attempt failed undecided; take over
+                return await self.once(key, payload, action)
+            seen = msgspec.json.decode(raw, type=_Outcome)
+            if seen.fp != fp:
+                raise HubError(
+                    "duplicate",
+                    f"client_order_id {key!r} was already used with a different request",
+                    {"client_order_id": key},
+                )
+            if seen.done:
+                if seen.error is not None:
+                    err = seen.error
+                    raise HubError(err["code"], err["message"], err.get("details"))
+                return seen.result
+            await asyncio.sleep(0.01)
+
+    async def load_emergency(self) -> EmergencyState | None:
+        raw = await self._redis.get(f"{self._p}:emergency")
+        if raw is None:
+            return None
+        return msgspec.json.decode(raw, type=EmergencyState)
+
+    async def save_emergency(self, state: EmergencyState) -> None:
+        await self._redis.set(f"{self._p}:emergency", msgspec.json.encode(state))
+
+    async def hold_lease(self, name: str) -> bool:
+        ttl_ms = int(self.lease_ttl * 1000)
+        held = await self._lease(keys=[f"{self._p}:lease:{name}"], args=[self.instance_id, ttl_ms])
+        return bool(held)
+
+    async def release_lease(self, name: str) -> None:
+        await self._release(keys=[f"{self._p}:lease:{name}"], args=[self.instance_id])
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "redis", "instance": self.instance_id, "last_error": self.last_error}
+
+
+def open_coordination(redis_url: str | None, instance_id: str, data_dir: Path) -> Coordination:
+    if redis_url:
+        return RedisCoordination(redis_url, instance_id)
+    return LocalCoordination(instance_id, data_dir)

@@ -1,0 +1,150 @@
+"""Runs each agent's poller on exactly one instance, and mirrors the others' agents.
+
+Alone (no Redis) every poller simply runs. With Redis, an instance polls an agent only
+while it holds the ``poll:{agent}`` lease (renewed every TTL/3); when the holder dies its
+lease expires and another instance takes over within 2 x TTL. Agents polled elsewhere are
+mirrored into this instance's registry from the broker's channels, so REST, risk checks
+and the summary see every agent whichever instance answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgspec
+
+from channels import names
+from channels.broker import Publication
+from channels.node import Node
+from hub.agents import AgentRuntime, AgentStatus, Registry
+from hub.bridge.models import Account, Position, Tick
+from hub.coordination import Coordination
+from hub.polling import AgentPoller
+
+__all__ = ["Mirror", "PollSupervisor"]
+
+log = logging.getLogger("mt4hub.supervisor")
+
+
+class PollSupervisor:
+    def __init__(
+        self,
+        coordination: Coordination,
+        pollers: dict[str, AgentPoller],
+        lease_ttl: float,
+        on_leader: Callable[[bool], None],
+    ) -> None:
+        self.coord = coordination
+        self.pollers = pollers
+        self.lease_ttl = lease_ttl
+        self.on_leader = on_leader  # holds the `summary` lease (publishes the summary)
+        self.running: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def polled(self) -> list[str]:
+        return sorted(self.running)
+
+    async def run(self) -> None:
+        try:
+            if not self.coord.shared:
+                for agent_id, poller in self.pollers.items():
+                    task = asyncio.create_task(poller.run(), name=f"poll:{agent_id}")
+                    self.running[agent_id] = task
+                self.on_leader(True)
+                await asyncio.Event().wait()
+            while True:
+                await self._tick()
+                await asyncio.sleep(self.lease_ttl / 3)
+        finally:
+            await self.stop()
+
+    async def _tick(self) -> None:
+        for agent_id, poller in self.pollers.items():
+            held = await self._hold(f"poll:{agent_id}")
+            task = self.running.get(agent_id)
+            if held and task is None:
+                log.info("lease_acquired agent=%s instance=%s", agent_id, self.coord.instance_id)
+                self.running[agent_id] = asyncio.create_task(poller.run(), name=f"poll:{agent_id}")
+            elif not held and task is not None:
+                log.warning("lease_lost agent=%s instance=%s", agent_id, self.coord.instance_id)
+                await _cancel(self.running.pop(agent_id))
+        self.on_leader(await self._hold("summary"))
+
+    async def _hold(self, name: str) -> bool:
+        try:
+            return await self.coord.hold_lease(name)
+        except Exception as exc:  # Redis down: stop polling rather than risk a double poll
+            log.warning("lease_error lease=%s error=%r", name, str(exc))
+            return False
+
+    async def stop(self) -> None:
+        for agent_id in list(self.running):
+            await _cancel(self.running.pop(agent_id))
+            if self.coord.shared:
+                with contextlib.suppress(Exception):
+                    await self.coord.release_lease(f"poll:{agent_id}")
+        if self.coord.shared:
+            with contextlib.suppress(Exception):
+                await self.coord.release_lease("summary")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+_KINDS: tuple[names.AgentKind, ...] = ("account", "positions", "ticks", "status")
+
+
+class _Positions(msgspec.Struct, frozen=True):
+    positions: list[Position]
+
+
+class Mirror:
+    """A node subscriber feeding the registry with agents polled by other instances."""
+
+    agents: frozenset[str] | None = None
+
+    def __init__(
+        self,
+        registry: Registry,
+        is_local: Callable[[str], bool],
+        on_change: Callable[[AgentRuntime], None],
+    ) -> None:
+        self.registry = registry
+        self.is_local = is_local
+        self.on_change = on_change
+
+    async def attach(self, node: Node) -> None:
+        for kind in _KINDS:
+            await node.add(self, names.every_agent(kind))
+
+    def on_publication(self, pub: Publication, frame: str) -> None:
+        agent_id = names.agent_of(pub.channel)
+        agent = self.registry.get(agent_id) if agent_id else None
+        if agent is None or self.is_local(agent.id):
+            return
+        kind = pub.channel.rsplit(":", 1)[-1]
+        try:
+            if kind == "ticks":
+                tick = msgspec.json.decode(pub.data, type=Tick)
+                agent.ticks[tick.symbol] = tick
+                return
+            if kind == "account":
+                agent.account = msgspec.json.decode(pub.data, type=Account)
+            elif kind == "positions":
+                agent.positions = msgspec.json.decode(pub.data, type=_Positions).positions
+            else:
+                status = msgspec.json.decode(pub.data, type=AgentStatus)
+                agent.online = status.status == "online"
+                agent.error = status.error
+                agent.status_since = status.since
+                agent.trading = status.trading
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("mirror_bad_payload channel=%s seq=%s error=%s", pub.channel, pub.seq, exc)
+            return
+        self.on_change(agent)
