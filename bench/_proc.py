@@ -63,10 +63,9 @@ class Child:
         core: set[int],
         log_dir: Path,
         name: str | None = None,
-        timeout: float = 60.0,
+        ready_within: float = 60.0,
     ) -> Child:
         name = name or module.rpartition(".")[2]
-        log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"{name}.log"
         with log.open("wb") as err:
             proc = await asyncio.create_subprocess_exec(
@@ -83,7 +82,7 @@ class Child:
         child = cls(proc, name, log)
         try:
             os.sched_setaffinity(proc.pid, core)
-            child.ready = await child._read(timeout)
+            child.ready = await child._read(ready_within)
         except BaseException:
             await child.stop()
             raise
@@ -92,23 +91,23 @@ class Child:
             raise ChildError(f"{name}: first line was not ready: {child.ready}")
         return child
 
-    async def request(self, timeout: float = 60.0, **command: Any) -> dict[str, Any]:
+    async def request(self, within: float = 60.0, **command: Any) -> dict[str, Any]:
         """Send one command, return its reply; raise :class:`ChildError` on ``error``."""
         assert self._proc.stdin is not None
         self._proc.stdin.write(json.dumps(command).encode() + b"\n")
         await self._proc.stdin.drain()
-        reply = await self._read(timeout)
+        reply = await self._read(within)
         if "error" in reply:
             raise ChildError(f"{self.name}: {command.get('cmd')}: {reply['error']}")
         return reply
 
-    async def _read(self, timeout: float) -> dict[str, Any]:
+    async def _read(self, within: float) -> dict[str, Any]:
         assert self._proc.stdout is not None
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 line = await self._proc.stdout.readline()
         except TimeoutError:
-            raise ChildError(f"{self.name}: no answer within {timeout:g} s{self._tail()}") from None
+            raise ChildError(f"{self.name}: no answer within {within:g} s{self._tail()}") from None
         if not line:
             await self._proc.wait()
             raise ChildError(f"{self.name}: exited with {self._proc.returncode}{self._tail()}")
@@ -128,7 +127,7 @@ class Child:
     def rss(self) -> int:
         return rss_bytes(self.pid)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
         """Ask it to quit (close stdin), then terminate, then kill."""
         proc = self._proc
         if proc.returncode is not None:
@@ -136,13 +135,13 @@ class Child:
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(grace):
                 await proc.wait()
                 return
         except TimeoutError:
             proc.terminate()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(grace):
                 await proc.wait()
         except TimeoutError:
             proc.kill()

@@ -67,6 +67,7 @@ class Point(msgspec.Struct, frozen=True, kw_only=True):
     cpu_pct: float  # server process, % of one core
     rss_mb: float  # server process after the window
     lag_ms: float  # how far the injector itself fell behind its schedule
+    gc_max_ms: float = 0.0  # longest garbage-collector pause in the server while injecting
 
     @property
     def saturated(self) -> bool:
@@ -103,29 +104,30 @@ def _url(kind: str, port: int, batch: bool) -> tuple[str, str | None]:
 
 
 async def _connect(
-    server: Child, load: Child, kind: str, n: int, batch: bool, timeout: float = 120.0
+    server: Child, load: Child, kind: str, n: int, batch: bool, within: float = 120.0
 ) -> float:
     url, channel = _url(kind, int(server.ready["port"]), batch)
     every = max(1, n // _SAMPLE_CONNECTIONS)
     reply = await load.request(
-        timeout=timeout,
+        within=within,
         cmd="connect",
         url=url,
         n=n,
         batch=batch,
         subscribe=channel,
         sample_every=every,
+        timeout=within / 2,
     )
 
     async def all_in() -> bool:
         return int((await server.request(cmd="subscribers"))["subscribers"]) >= n
 
-    await wait_until(all_in, f"{kind}: {n} subscribers", timeout)
+    await wait_until(all_in, f"{kind}: {n} subscribers", within)
     return float(reply["seconds"])
 
 
 async def _disconnect(server: Child, load: Child, kind: str) -> None:
-    await load.request(cmd="close", timeout=60)
+    await load.request(cmd="close", within=60)
 
     async def none_left() -> bool:
         return int((await server.request(cmd="subscribers"))["subscribers"]) == 0
@@ -134,14 +136,21 @@ async def _disconnect(server: Child, load: Child, kind: str) -> None:
 
 
 async def _measure(
-    server: Child, load: Child, scale: Scale, *, kind: str, mode: str, n: int, rate: float,
+    server: Child,
+    load: Child,
+    scale: Scale,
+    *,
+    kind: str,
+    mode: str,
+    n: int,
+    rate: float,
     window: float | None = None,
 ) -> Point:
     window = window or scale.window
     start = await load.request(cmd="mark", reset=True)
     cpu0, t0 = server.cpu(), time.monotonic()
     injected = await server.request(
-        cmd="inject", rate=rate, duration=window, timeout=window * 20 + 60
+        cmd="inject", rate=rate, duration=window, within=window * 20 + 60
     )
     expected = int(start["count"]) + int(injected["sent"]) * n
     deadline = time.monotonic() + scale.drain
@@ -167,6 +176,7 @@ async def _measure(
         cpu_pct=round(100 * cpu, 1),
         rss_mb=round(server.rss() / 2**20, 1),
         lag_ms=round(float(injected["max_lag_ms"]), 1),
+        gc_max_ms=round(float(injected["gc_max_ms"]), 1),
     )
 
 
@@ -213,8 +223,14 @@ async def run_fanout(rig: Rig, scale: Scale, progress: Progress) -> FanoutResult
                     await _warm(server, load, scale, n, mode, kind)
                     if kind == "hub" and n == min(scale.subscribers):
                         point = await _measure(
-                            server, load, scale, kind=kind, mode=mode, n=n,
-                            rate=scale.light_rate, window=max(scale.window, 2.0),
+                            server,
+                            load,
+                            scale,
+                            kind=kind,
+                            mode=mode,
+                            n=n,
+                            rate=scale.light_rate,
+                            window=scale.light_window,
                         )
                         progress("light" + _line(point)[5:])
                         light.append(point)
@@ -281,7 +297,7 @@ async def run_slow_consumer(
         sock = stalled_subscriber(int(server.ready["port"]), CHANNEL)
         stalled = await sock
         try:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(scale.settle)
             with_slow = await _measure(server, load, scale, window=window, **common)
             progress("slow: with   " + _line(with_slow)[14:])
         finally:
@@ -305,10 +321,10 @@ async def run_idle(rig: Rig, scale: Scale, progress: Progress) -> IdleResult:
     n = scale.idle_n
     server = await rig.server("hub", fanout_config(), name="hub-idle")
     try:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(scale.settle)
         before = server.rss()
-        seconds = await _connect(server, load, "hub", n, False, timeout=300)
-        await asyncio.sleep(1.0)
+        seconds = await _connect(server, load, "hub", n, False, within=300)
+        await asyncio.sleep(scale.settle)
         after = server.rss()
         await _disconnect(server, load, "hub")
     finally:

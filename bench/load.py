@@ -48,8 +48,10 @@ class _Tally:
         self.samples: list[int] = []  # latency in µs
 
 
-class _Connection(WSListener):  # type: ignore[misc]
-    def __init__(self, tally: _Tally, *, batch: bool, sample: bool, subscribe: bytes | None) -> None:
+class _Connection(WSListener):
+    def __init__(
+        self, tally: _Tally, *, batch: bool, sample: bool, subscribe: bytes | None
+    ) -> None:
         super().__init__()
         self._tally = tally
         self._batch = batch

@@ -26,6 +26,8 @@ class Scale(msgspec.Struct, frozen=True, kw_only=True):
     one_frame: tuple[int, ...]  # offered deliveries (msg/s) to sweep, one frame per message
     batched: tuple[int, ...]  # same, coalesced frames
     light_rate: float  # ticks/s for the light-load point (at the smallest N)
+    light_window: float
+    settle: float  # seconds to let a server settle before measuring memory or polling
     slow_n: int
     slow_window: float
     idle_n: int
@@ -44,6 +46,8 @@ FULL = Scale(
     one_frame=(20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 250_000),
     batched=(100_000, 250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000),
     light_rate=100.0,
+    light_window=3.0,
+    settle=1.0,
     slow_n=2000,
     slow_window=5.0,
     idle_n=5000,
@@ -61,6 +65,7 @@ QUICK = msgspec.structs.replace(
     warmup=0.3,
     one_frame=(20_000, 50_000, 80_000, 120_000, 160_000, 250_000),
     batched=(100_000, 500_000, 1_000_000, 2_000_000, 3_000_000),
+    light_window=2.0,
     slow_window=2.0,
     idle_n=2000,
     rtt_ops=300,
@@ -79,6 +84,8 @@ SMOKE = msgspec.structs.replace(
     one_frame=(500, 1000),
     batched=(1000,),
     light_rate=20.0,
+    light_window=0.3,
+    settle=0.2,
     slow_n=10,
     slow_window=0.3,
     idle_n=20,
@@ -95,6 +102,7 @@ class Rig:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
         self.server_core, self.client_core = cores()
         self._load: Child | None = None
         self._children: list[Child] = []
@@ -133,11 +141,11 @@ class Rig:
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0, interval: float = 0.05
+    check: Callable[[], Awaitable[bool]], what: str, within: float = 60.0, interval: float = 0.05
 ) -> None:
     """Poll ``check`` until it returns True."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout:g} s")
+            raise TimeoutError(f"{what}: not reached within {within:g} s")
         await asyncio.sleep(interval)

@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import uvicorn
@@ -41,6 +43,31 @@ KINDS = ("hub", "broadcaster", "websockets", "websockets-batch")
 Subscribers = Callable[[], int]
 
 
+class _GcWatch:
+    """Collector pauses of this process (they stall the whole event loop)."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self.pauses = 0
+        self.max_ms = 0.0
+        self.total_ms = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._started) * 1000
+        self.pauses += 1
+        self.total_ms += ms
+        self.max_ms = max(self.max_ms, ms)
+
+    def take(self) -> dict[str, float]:
+        out = {"gc_pauses": self.pauses, "gc_max_ms": self.max_ms, "gc_total_ms": self.total_ms}
+        self.pauses, self.max_ms, self.total_ms = 0, 0.0, 0.0
+        return out
+
+
 def _bind() -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -50,8 +77,13 @@ def _bind() -> socket.socket:
     return sock
 
 
-def _uvicorn(app: Any) -> uvicorn.Server:
-    """uvicorn as ``mt4hub run`` configures it (permessage-deflate off)."""
+def _uvicorn(app: Any, *, like_hub: bool) -> uvicorn.Server:
+    """uvicorn as ``mt4hub run`` configures it, or its defaults; permessage-deflate off."""
+    hub_options: dict[str, Any] = (
+        {"ws": "websockets-sansio", "ws_max_size": 4 * 65536, "proxy_headers": True}
+        if like_hub
+        else {}
+    )
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -61,14 +93,15 @@ def _uvicorn(app: Any) -> uvicorn.Server:
         ws_ping_timeout=15.0,
         access_log=False,
         backlog=4096,
+        **hub_options,
     )
     return uvicorn.Server(config)
 
 
 @contextlib.asynccontextmanager
-async def _run_uvicorn(app: Any) -> AsyncIterator[int]:
+async def _run_uvicorn(app: Any, *, like_hub: bool) -> AsyncIterator[int]:
     sock = _bind()
-    server = _uvicorn(app)
+    server = _uvicorn(app, like_hub=like_hub)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
@@ -96,13 +129,14 @@ async def _hub(config_path: str) -> AsyncIterator[tuple[int, Publish, Subscriber
     async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
         await tick("agent_1", Tick(symbol=symbol, bid=bid, ask=ask, time=time_us))
 
-    async with _run_uvicorn(app) as port:
+    async with _run_uvicorn(app, like_hub=True) as port:
         yield port, publish, lambda: int(hub.node.subscribers), hub
 
 
 @contextlib.asynccontextmanager
 async def _broadcaster() -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
     from broadcaster import Broadcast
+    from broadcaster._base import Unsubscribed
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
@@ -110,15 +144,32 @@ async def _broadcaster() -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]
     broadcast = Broadcast("memory://")
     live: set[WebSocket] = set()
 
-    async def endpoint(websocket: WebSocket) -> None:
-        await websocket.accept()
+    async def sender(websocket: WebSocket) -> None:
         async with broadcast.subscribe(channel="ticks") as subscriber:
             live.add(websocket)
             try:
-                async for event in subscriber:  # type: ignore[union-attr]
+                while True:  # `async for event in subscriber`, which mypy cannot type
+                    event = await subscriber.get()
                     await websocket.send_text(event.message)
+            except Unsubscribed:
+                return
             finally:
                 live.discard(websocket)
+
+    async def receiver(websocket: WebSocket) -> None:
+        async for _ in websocket.iter_text():
+            pass
+
+    async def endpoint(websocket: WebSocket) -> None:
+        # As in broadcaster's README: a sender and a receiver; the first to end stops both.
+        await websocket.accept()
+        tasks = {asyncio.create_task(sender(websocket)), asyncio.create_task(receiver(websocket))}
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -130,12 +181,14 @@ async def _broadcaster() -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]
     async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
         await broadcast.publish("ticks", event_frame(CHANNEL, i + 1, symbol, bid, ask, time_us))
 
-    async with _run_uvicorn(app) as port:
+    async with _run_uvicorn(app, like_hub=False) as port:
         yield port, publish, lambda: len(live), None
 
 
 @contextlib.asynccontextmanager
-async def _websockets(flush_ms: float | None) -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
+async def _websockets(
+    flush_ms: float | None,
+) -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
     from websockets.asyncio.server import ServerConnection, broadcast, serve
 
     live: set[ServerConnection] = set()
@@ -189,6 +242,7 @@ def _server(args: argparse.Namespace) -> contextlib.AbstractAsyncContextManager[
 
 async def _main(args: argparse.Namespace) -> None:
     limit = raise_fd_limit()
+    watch = _GcWatch()
     async with _server(args) as (port, publish, subscribers, _):
 
         async def handle(command: dict[str, Any]) -> dict[str, Any]:
@@ -196,8 +250,14 @@ async def _main(args: argparse.Namespace) -> None:
             if cmd == "subscribers":
                 return {"subscribers": subscribers()}
             if cmd == "inject":
+                watch.take()
                 stats = await inject(publish, float(command["rate"]), float(command["duration"]))
-                return {"sent": stats.sent, "seconds": stats.seconds, "max_lag_ms": stats.max_lag_ms}
+                return {
+                    "sent": stats.sent,
+                    "seconds": stats.seconds,
+                    "max_lag_ms": stats.max_lag_ms,
+                    **watch.take(),
+                }
             raise ValueError(f"cmd: unknown command {cmd!r}")
 
         await serve_commands({"port": port, "pid": os.getpid(), "fd_limit": limit}, handle)
@@ -210,8 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flush-ms", type=float, default=10.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    runner: Callable[[Awaitable[None]], None] = uvloop.run
-    runner(_main(args))
+    uvloop.run(_main(args))
 
 
 if __name__ == "__main__":

@@ -12,18 +12,20 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from channels import names
 from channels.broker import Broker, create_broker
 from channels.node import Node
 from channels.session import Session
-from hub.agents import AgentRuntime, Registry
-from hub.api import read, stream, trade
+from hub.agents import AgentRuntime, AgentStatus, Registry, now_ms
+from hub.api import read, records, stream, trade
 from hub.api.common import json_response
 from hub.auth import Authenticator
 from hub.bridge.models import Account, Tick
@@ -33,8 +35,9 @@ from hub.coordination import open_coordination
 from hub.errors import STATUS, HubError
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
+from hub.records import EquitySnapshot, RecordWriter, Spool, TickRecord, open_store
 from hub.supervisor import Mirror, PollSupervisor
-from hub.trading.journal import LogJournal
+from hub.trading.journal import RecordsJournal
 from hub.trading.service import TradingService
 from hub.trading.signals import SignalRouter
 
@@ -64,9 +67,15 @@ class Hub:
         self.coordination = open_coordination(
             env.get("REDIS_URL") or None, self.instance_id, data_dir
         )
-        self.trading = TradingService(
-            self.registry, self.publisher, self.coordination, LogJournal()
+        self.store = open_store(
+            env.get("DATABASE_URL") or None, default_path=data_dir / "mt4hub.db"
         )
+        self.writer = RecordWriter(self.store, Spool(data_dir / "spool"))
+        self.journal = RecordsJournal(self.writer.submit)
+        self.trading = TradingService(
+            self.registry, self.publisher, self.coordination, self.journal
+        )
+        self._equity_at: dict[str, int] = {}
         self.pollers = {
             agent.id: AgentPoller(
                 agent,
@@ -74,6 +83,7 @@ class Hub:
                 self.publisher,
                 self._agent_changed,
                 trading_state=self.trading.state_of,
+                on_history=self.trading.history_seen,
             )
             for agent in self.registry.agents.values()
         }
@@ -89,12 +99,51 @@ class Hub:
         self._summary_task: asyncio.Task[None] | None = None
 
     def _observe(self, channel: str, key: str | None, data: Any) -> None:
+        """Every publication of this instance: risk inputs and records (never blocks)."""
+        agent_id = names.agent_of(channel)
+        if agent_id is None:
+            return
         if isinstance(data, Tick):
             self.trading.observe_tick(data.symbol, data.bid, data.ask, data.time)
+            self.writer.submit(
+                TickRecord(
+                    agent_id=agent_id,
+                    symbol=data.symbol,
+                    bid=data.bid,
+                    ask=data.ask,
+                    time=data.time,
+                )
+            )
         elif isinstance(data, Account):
-            agent_id = names.agent_of(channel)
-            if agent_id is not None:
-                self.trading.observe_account(agent_id, data.equity)
+            self.trading.observe_account(agent_id, data.equity)
+            now = now_ms()
+            if now - self._equity_at.get(agent_id, 0) >= 1000:  # at most one a second
+                self._equity_at[agent_id] = now
+                self.writer.submit(
+                    EquitySnapshot(
+                        agent_id=agent_id,
+                        balance=data.balance,
+                        equity=data.equity,
+                        margin=data.margin,
+                        profit=data.profit,
+                        created_at=now,
+                    )
+                )
+        elif channel.endswith(":positions"):
+            self._agent_changed(None)  # the summary counts positions
+        elif isinstance(data, AgentStatus):
+            self.journal.log(
+                agent_id,
+                "status_changed",
+                f"{data.status}, trading {data.trading}"
+                + (f": {data.error}" if data.error else ""),
+                {
+                    "status": data.status,
+                    "trading": data.trading,
+                    "error": data.error,
+                    "stale": data.stale,
+                },
+            )
 
     def _polled_here(self, agent_id: str) -> bool:
         return agent_id in self.supervisor.running
@@ -112,7 +161,7 @@ class Hub:
         return status
 
     def store_status(self) -> dict[str, Any]:
-        return {"engine": "none"}
+        return msgspec.to_builtins(self.writer.health())  # type: ignore[no-any-return]
 
     def connection_count(self) -> int:
         return len(self.sessions)
@@ -120,6 +169,13 @@ class Hub:
     async def start(self, *, start_sims: bool = True) -> None:
         if start_sims:
             await self._start_sims()
+        await self.writer.start()
+        self.journal.log(
+            None,
+            "config_loaded",
+            f"{len(self.config.agents)} agents: {', '.join(self.config.agents)}",
+            {"instance": self.instance_id, "agents": list(self.config.agents)},
+        )
         await self.broker.connect()
         await self.coordination.start()
         await self.trading.start()
@@ -164,6 +220,8 @@ class Hub:
         self.tasks.clear()
         await self.coordination.close()
         await self.broker.close()
+        await self.writer.close()
+        await self.store.close()
         await self.registry.close()
         for sim in self.sims:
             await sim.close()
@@ -213,9 +271,10 @@ def create_app(
         routes=[
             *read.routes,
             *trade.routes,
-            trade.signal_route,
+            *records.routes,
             *stream.routes,
-            Mount("/", routes=[]),
+            Route("/", _dashboard),
+            Mount("/static", StaticFiles(directory=web_dir, check_dir=False), name="static"),
         ],
         lifespan=lifespan,
         exception_handlers={HubError: _hub_error, HTTPException: _http_error},

@@ -3,7 +3,7 @@
 HubError
 ├── (code chosen per instance from ``STATUS``: bad_request, unauthorized, forbidden, not_found,
 │    duplicate, risk_rejected, agent_disabled, emergency_stop, rate_limited, bridge_error,
-│    agent_offline, bridge_timeout)
+│    agent_offline, bridge_timeout; and store_unavailable, not a SPEC code)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ STATUS: dict[str, int] = {
     "bridge_error": 502,
     "agent_offline": 503,
     "bridge_timeout": 504,
+    "store_unavailable": 503,  # not in SPEC: the records database and spool cannot answer
 }
 
 

@@ -12,11 +12,11 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from hub.agents import AgentRuntime, Trading, now_ms
 from hub.bridge.client import BridgeError
-from hub.bridge.models import Position
+from hub.bridge.models import ClosedTrade, Position
 from hub.config import PollingConfig
 from hub.publisher import Publisher
 
@@ -36,12 +36,17 @@ class AgentPoller:
         on_change: Callable[[AgentRuntime], None],
         *,
         trading_state: Callable[[str], Trading] | None = None,
+        on_history: Callable[[AgentRuntime, list[ClosedTrade]], Awaitable[None]] | None = None,
     ) -> None:
         self.agent = agent
         self.cfg = polling
         self.publisher = publisher
         self.on_change = on_change  # account, positions or status changed (summary, risk)
         self.trading_state = trading_state  # active | halted | disabled | stopped
+        self.on_history = on_history  # newly closed trades from the bridge's history
+        self._next_history = 0.0
+        self._history_seen: set[int] = set()
+        self._history_since = now_ms() - 86_400_000  # on start: closes of the last day
         self._next_account = 0.0
         self._status_key: tuple[object, ...] | None = None
 
@@ -113,6 +118,22 @@ class AgentPoller:
             log.info("agent_online agent=%s latency_ms=%s", agent.id, latency)
         if await self.publish_status() or changed:
             self.on_change(agent)
+        if self.on_history is not None and now >= self._next_history:
+            await self.poll_history(now)
+
+    async def poll_history(self, now: float) -> None:
+        assert self.on_history is not None
+        trades = await self.agent.client.history(since_ms=self._history_since)
+        self._next_history = now + self.cfg.history_interval
+        fresh = [t for t in trades if t.close_time >= self._history_since]
+        if fresh:
+            # `since` is inclusive: keep the last close time and drop what was already seen.
+            seen = self._history_seen
+            new = [t for t in fresh if t.ticket not in seen]
+            self._history_since = max(t.close_time for t in fresh)
+            self._history_seen = {t.ticket for t in fresh if t.close_time == self._history_since}
+            if new:
+                await self.on_history(self.agent, new)
 
     async def _failed(self, error: str) -> None:
         agent = self.agent

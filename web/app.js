@@ -163,13 +163,14 @@ class Dashboard {
     const since = Date.now() - EQUITY_HISTORY_MS;
     let points = [];
     try {
-      points = await api(this.token, `/api/agents/${encodeURIComponent(agent.id)}/equity?since=${since}`);
+      const body = await api(this.token, `/api/agents/${encodeURIComponent(agent.id)}/equity?since=${since}`);
+      points = body.points || [];
     } catch (err) {
-      if (err.status !== 404) showProblem(`equity history for ${agent.id}: ${err.message}`);
+      showProblem(`equity history for ${agent.id}: ${err.message}`);
     }
     const chart = this.cards.chart(agent.id);
     const live = chart.points;
-    chart.setHistory([...(Array.isArray(points) ? points : []), ...live]);
+    chart.setHistory([...points, ...live]);
   }
 
   async refreshRisk() {

@@ -111,5 +111,3 @@ routes = [
     Route("/api/emergency/resume", resume, methods=["POST"]),
     Route("/api/risk", risk),
 ]
-
-signal_route = Route("/api/signals", post_signal, methods=["POST"])

@@ -1,7 +1,8 @@
-"""Where trading writes its records: a log line per event, plus the records store when wired.
+"""The trading journal: every order event, close and signal becomes records.
 
-``Journal`` is what the trading service calls (never awaits); the records writer
-implements it (``hub.records``), and ``LogJournal`` writes structured log lines only.
+The trading service calls it synchronously on every decision (never awaits); it turns
+:class:`OrderEvent` s into ``agent_trades`` rows (accepted → filled/failed → closed) and
+``agent_logs`` rows, through the records writer's non-blocking ``submit``.
 """
 
 from __future__ import annotations
@@ -9,12 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from hub.bridge.models import ClosedTrade, Position
-from hub.trading.models import SignalRequest
+from hub.bridge.models import ClosedTrade
+from hub.records import LogRecord, Record, SignalRecord, TradeClosed, TradeOpened, TradeUpdated
+from hub.trading.models import OrderEvent, SignalRequest
 
-__all__ = ["Journal", "LogJournal"]
+__all__ = ["Journal", "RecordsJournal", "Submit"]
 
 log = logging.getLogger("mt4hub.journal")
+
+
+class Submit(Protocol):
+    def __call__(self, record: Record) -> None: ...
 
 
 class Journal(Protocol):
@@ -22,41 +28,98 @@ class Journal(Protocol):
         self, agent_id: str | None, event_type: str, message: str, metadata: dict[str, Any]
     ) -> None: ...
 
-    def trade_opened(
-        self,
-        agent_id: str,
-        client_order_id: str,
-        position: Position,
-        comment: str,
-        signal_id: str | None,
+    def order(
+        self, event: OrderEvent, event_type: str, message: str, metadata: dict[str, Any]
     ) -> None: ...
 
-    def trade_closed(self, agent_id: str, trade: ClosedTrade) -> None: ...
+    def trade_closed(
+        self, agent_id: str, trade: ClosedTrade, client_order_id: str | None
+    ) -> None: ...
 
     def signal(self, sig: SignalRequest, routes: list[dict[str, Any]], by: str) -> None: ...
 
 
-class LogJournal:
+class RecordsJournal:
+    def __init__(self, submit: Submit) -> None:
+        self._submit = submit
+
     def log(
         self, agent_id: str | None, event_type: str, message: str, metadata: dict[str, Any]
     ) -> None:
         log.info("%s agent=%s %s", event_type, agent_id, message)
-
-    def trade_opened(
-        self,
-        agent_id: str,
-        client_order_id: str,
-        position: Position,
-        comment: str,
-        signal_id: str | None,
-    ) -> None:
-        log.info(
-            "trade_opened agent=%s ticket=%s coid=%s", agent_id, position.ticket, client_order_id
+        self._submit(
+            LogRecord(agent_id=agent_id, event_type=event_type, message=message, metadata=metadata)
         )
 
-    def trade_closed(self, agent_id: str, trade: ClosedTrade) -> None:
-        log.info("trade_closed agent=%s ticket=%s profit=%s", agent_id, trade.ticket, trade.profit)
+    def order(
+        self, event: OrderEvent, event_type: str, message: str, metadata: dict[str, Any]
+    ) -> None:
+        self.log(event.agent_id, event_type, message, metadata)
+        coid = event.client_order_id
+        if event.command != "trade" or coid is None:
+            return
+        if event.event == "accepted":
+            self._submit(
+                TradeOpened(
+                    agent_id=event.agent_id,
+                    client_order_id=coid,
+                    symbol=event.symbol or "",
+                    action="sell" if event.action == "sell" else "buy",
+                    lots=event.lots or 0.0,
+                    stop_loss=event.sl,
+                    take_profit=event.tp,
+                    comment=event.comment or "",
+                    signal_id=event.signal_id,
+                )
+            )
+        elif event.event in ("filled", "failed"):
+            self._submit(
+                TradeUpdated(
+                    agent_id=event.agent_id,
+                    client_order_id=coid,
+                    status="open" if event.event == "filled" else "failed",
+                    ticket=event.ticket,
+                    lots=event.lots,
+                    open_price=event.price,
+                    open_time=event.open_time,
+                    stop_loss=event.sl,
+                    take_profit=event.tp,
+                )
+            )
+
+    def trade_closed(self, agent_id: str, trade: ClosedTrade, client_order_id: str | None) -> None:
+        self._submit(
+            TradeClosed(
+                agent_id=agent_id,
+                ticket=trade.ticket,
+                symbol=trade.symbol,
+                action=trade.action,
+                lots=trade.lots,
+                open_price=trade.open_price,
+                close_price=trade.close_price,
+                profit=trade.profit,
+                open_time=trade.open_time,
+                close_time=trade.close_time,
+                stop_loss=trade.sl,
+                take_profit=trade.tp,
+                comment=trade.comment,
+                client_order_id=client_order_id,
+            )
+        )
 
     def signal(self, sig: SignalRequest, routes: list[dict[str, Any]], by: str) -> None:
         outcomes = ",".join(f"{r['agent']}:{r['outcome']}" for r in routes)
         log.info("signal id=%s symbol=%s routes=%s by=%s", sig.signal_id, sig.symbol, outcomes, by)
+        payload = {f: getattr(sig, f) for f in sig.__struct_fields__}
+        self._submit(
+            SignalRecord(
+                signal_id=sig.signal_id,
+                symbol=sig.symbol,
+                direction=sig.direction,
+                confidence=sig.confidence,
+                sl=sig.sl,
+                tp=sig.tp,
+                payload={**payload, "by": by},
+                outcome={"routes": routes},
+            )
+        )

@@ -79,6 +79,8 @@ class OrderEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tp: float | None = None
     profit: float | None = None
     signal_id: str | None = None
+    comment: str | None = None
+    open_time: int | None = None
     reason: str | None = None
     error: dict[str, Any] | None = None
     by: str | None = None

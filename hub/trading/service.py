@@ -71,6 +71,9 @@ class TradingService:
         self.returns = ReturnsWindow(self.config.global_risk.correlation_window)
         self._baselines = {agent_id: DailyBaseline() for agent_id in registry.agents}
         self._in_flight = dict.fromkeys(registry.agents, 0)
+        self._tickets: dict[tuple[str, int], str] = {}  # (agent, ticket) -> client_order_id
+        self._closed_by_hub: set[tuple[str, int]] = set()
+        self._started_ms = now_ms()
 
     async def start(self) -> None:
         """Load the kill switch: saved state wins; else ``emergency_stop_all`` from config."""
@@ -133,6 +136,33 @@ class TradingService:
             correlation=self.returns.correlation,
         )
 
+    async def history_seen(self, agent: AgentRuntime, trades: list[ClosedTrade]) -> None:
+        """Closed trades read from the bridge's history (SL/TP hits, closes elsewhere):
+        complete their records, and announce the ones the hub did not close itself."""
+        for trade in trades:
+            key = (agent.id, trade.ticket)
+            coid = self._tickets.pop(key, None)
+            self.journal.trade_closed(agent.id, trade, coid)
+            if key in self._closed_by_hub:
+                self._closed_by_hub.discard(key)
+                continue
+            if trade.close_time < self._started_ms:
+                continue  # closed before this hub started: recorded, not news
+            event = OrderEvent(
+                event="closed",
+                agent_id=agent.id,
+                command="bridge",
+                client_order_id=coid,
+                ticket=trade.ticket,
+                symbol=trade.symbol,
+                action=trade.action,
+                lots=trade.lots,
+                price=trade.close_price,
+                profit=trade.profit,
+                reason=trade.reason,
+            )
+            await self._event(event, "position_closed")
+
     def observe_account(self, agent_id: str, equity: float) -> None:
         """Every polled equity feeds the start-of-day baseline (first equity of the UTC day)."""
         self._baselines[agent_id].observe(equity, now_ms())
@@ -182,6 +212,7 @@ class TradingService:
             sl=req.sl,
             tp=req.tp,
             signal_id=signal_id,
+            comment=req.comment or None,
             by=by,
         )
         async with self.coord.lock(agent.id):
@@ -222,7 +253,7 @@ class TradingService:
             finally:
                 self._in_flight[agent.id] -= 1
             if all(p.ticket != position.ticket for p in agent.positions):
-                agent.positions = [*agent.positions, position]
+                await self._set_positions(agent, [*agent.positions, position])
             filled = _with(
                 base,
                 event="filled",
@@ -231,11 +262,10 @@ class TradingService:
                 lots=position.lots,
                 sl=position.sl,
                 tp=position.tp,
+                open_time=position.open_time,
             )
             await self._event(filled, "order_filled", risk)
-            self.journal.trade_opened(agent.id, coid, position, req.comment, signal_id)
-            if self.coord.shared:  # other instances see the fill before they trade
-                await self.publisher.state(agent.id, "positions", {"positions": agent.positions})
+            self._tickets[(agent.id, position.ticket)] = coid
         return self._result(agent, position, req, signal_id, risk)
 
     @staticmethod
@@ -260,6 +290,12 @@ class TradingService:
             "signal_id": signal_id,
             "risk": risk,
         }
+
+    async def _set_positions(self, agent: AgentRuntime, positions: list[Position]) -> None:
+        """Our view of the bridge after a command, published at once (not at the next poll),
+        so subscribers — and, with Redis, the other instances — see every fill and close."""
+        agent.positions = positions
+        await self.publisher.state(agent.id, "positions", {"positions": positions})
 
     async def _already_sent(self, agent: AgentRuntime, tag: str) -> Position | None:
         try:
@@ -391,11 +427,21 @@ class TradingService:
                 _with(base, event="failed", error=error.body()["error"]), "close_failed"
             )
             raise error from None
-        if req.lots is None or req.lots >= position.lots:
-            agent.positions = [p for p in agent.positions if p.ticket != req.ticket]
+        left = round(position.lots - closed.lots, 8)
+        await self._set_positions(
+            agent,
+            [
+                msgspec.structs.replace(p, lots=left) if p.ticket == req.ticket else p
+                for p in agent.positions
+                if p.ticket != req.ticket or left > 1e-9
+            ],
+        )
         event = _with(base, price=closed.close_price, profit=closed.profit, lots=closed.lots)
         await self._event(event, "position_closed")
-        self.journal.trade_closed(agent.id, closed)
+        self._closed_by_hub.add((agent.id, closed.ticket))
+        self.journal.trade_closed(
+            agent.id, closed, self._tickets.pop((agent.id, closed.ticket), None)
+        )
         return {
             "ticket": closed.ticket,
             "agent_id": agent.id,
@@ -458,9 +504,9 @@ class TradingService:
                     _with(base, event="failed", error=error.body()["error"]), "modify_failed"
                 )
                 raise error from None
-            agent.positions = [
-                updated if p.ticket == updated.ticket else p for p in agent.positions
-            ]
+            await self._set_positions(
+                agent, [updated if p.ticket == updated.ticket else p for p in agent.positions]
+            )
             await self._event(_with(base, sl=updated.sl, tp=updated.tp), "position_modified")
             return {
                 "ticket": updated.ticket,
@@ -561,7 +607,7 @@ class TradingService:
         message = f"{event.command} {event.event}"
         if event.error:
             message += f": {event.error.get('message')}"
-        self.journal.log(event.agent_id, event_type, message, metadata)
+        self.journal.order(event, event_type, message, metadata)
 
 
 def _fields(struct: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The broker contract, run against every backend (add Redis to BACKENDS in issue 7)."""
+"""The broker contract, run against every backend (Redis: see tests/channels/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,20 @@ import msgspec
 import pytest
 
 from channels.broker import Broker, Publication, create_broker
+from channels.redis import RedisBroker
+from tests.channels.conftest import redis_prefix
 
-BACKENDS = ["memory://"]
+BACKENDS = ["memory://", "redis"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
-    instance = create_broker(request.param, history_size=5)
+    instance: Broker
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        instance = RedisBroker(url, history_size=5, prefix=redis_prefix())
+    else:
+        instance = create_broker(request.param, history_size=5)
     await instance.connect()
     yield instance
     await instance.close()

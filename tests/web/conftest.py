@@ -7,17 +7,19 @@ without the ``playwright`` package, these tests skip with the reason, except und
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.hubkit import RunningHub, run_hub
 from tests.timing import units
+
+if TYPE_CHECKING:
+    from playwright.async_api import ViewportSize
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -95,69 +97,32 @@ class Dashboard:
         return str(await outcome.text_content())
 
 
-async def _web_unmounted(hub: RunningHub) -> bool:
-    return (await hub.get("/")).status_code == 404
-
-
-async def _serve_web(hub: RunningHub, page: Any) -> None:
-    """Until hub/app.py serves ``web/`` (``/`` and ``/static/``), serve the files from here."""
-
-    async def handle(route: Any) -> None:
-        path = route.request.url.split("?", 1)[0].removeprefix(hub.url)
-        if path == "/":
-            file = WEB / "index.html"
-        elif path.startswith("/static/"):
-            file = WEB / path.removeprefix("/static/")
-        else:
-            await route.continue_()
-            return
-        if not file.is_file():
-            await route.fulfill(status=404, body="not found")
-            return
-        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        await route.fulfill(status=200, body=file.read_bytes(), content_type=kind)
-
-    await page.route(f"{hub.url}/**", handle)
-
-
-async def _allowed_404s(hub: RunningHub) -> set[str]:
-    """Endpoints the page may see 404 for: equity history while the hub lacks it."""
-    resp = await hub.get("/api/agents/agent_1/equity")
-    return {"/equity"} if resp.status_code == 404 else set()
-
-
 @pytest.fixture
 async def hub() -> AsyncIterator[RunningHub]:
     async with run_hub() as running:
-        await running.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": XAU_BID, "ask": XAU_ASK})
+        await running.sim(
+            "agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": XAU_BID, "ask": XAU_ASK}
+        )
         yield running
 
 
-async def _dashboard(hub: RunningHub, chromium: str, viewport: dict[str, int]) -> AsyncIterator[Dashboard]:
+async def _dashboard(
+    hub: RunningHub, chromium: str, viewport: ViewportSize
+) -> AsyncIterator[Dashboard]:
     from playwright.async_api import async_playwright
 
-    allowed = await _allowed_404s(hub)
-    shim = await _web_unmounted(hub)
-    # A page fulfilled by the shim has no real origin: let it reach the hub's socket.
-    args = [*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"] if shim else CHROMIUM_ARGS
     errors: list[str] = []
 
     def on_console(msg: Any) -> None:
-        if msg.type != "error":
-            return
-        where = str(msg.location.get("url", ""))
-        if "404" in msg.text and any(part in where for part in allowed):
-            return
-        errors.append(f"console: {msg.text} ({where})")
+        if msg.type == "error":
+            errors.append(f"console: {msg.text} ({msg.location.get('url', '')})")
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=args)
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport=viewport)
             page.on("console", on_console)
             page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-            if shim:
-                await _serve_web(hub, page)
             yield Dashboard(hub, page, errors)
         finally:
             await browser.close()

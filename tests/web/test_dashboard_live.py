@@ -64,9 +64,7 @@ async def test_reconnects_after_the_socket_drops_and_greys_data_meanwhile(
     assert "offline" in str(await page.locator("#connection").text_content())
     await page.wait_for_selector("#connection.live", timeout=WAIT_MS)
     assert not await page.evaluate("document.body.classList.contains('disconnected')")
-    seq = await page.evaluate(
-        "window.__dashboard.conn.positions.get('agent:agent_2:ticks').seq"
-    )
+    seq = await page.evaluate("window.__dashboard.conn.positions.get('agent:agent_2:ticks').seq")
     await page.wait_for_function(
         "s => window.__dashboard.conn.positions.get('agent:agent_2:ticks').seq > s",
         arg=seq,

@@ -39,15 +39,17 @@ async def test_risk_preview_shows_money_and_percent_against_the_limit(
 async def test_usdjpy_risk_preview_is_converted_with_the_current_price(
     dashboard: Dashboard,
 ) -> None:
-    await dashboard.hub.sim("agent_3", "/sim/price", {"symbol": "USDJPY", "bid": 150.0, "ask": 150.0})
+    await dashboard.hub.sim(
+        "agent_3", "/sim/price", {"symbol": "USDJPY", "bid": 149.99, "ask": 150.01}
+    )
     await dashboard.open()
     await dashboard.page.wait_for_selector(
-        '#ticks tr[data-agent="agent_3"][data-symbol="USDJPY"] [data-field="bid"]:text("150.000")',
+        '#ticks tr[data-agent="agent_3"][data-symbol="USDJPY"] [data-field="bid"]:text("149.990")',
         timeout=WAIT_MS,
     )
-    await dashboard.fill_ticket("agent_3", "USDJPY", "sell", "0.01", sl="151.5")
+    await dashboard.fill_ticket("agent_3", "USDJPY", "sell", "0.01", sl="151.49")
     preview = dashboard.page.locator("#ticket [data-preview]")
-    # 0.01 x 100000 x 1.5 = 1500 JPY = 10.00 USD at 150.
+    # entry at bid 149.99: 0.01 x 100000 x 1.50 = 1500 JPY = 10.00 USD at mid 150.
     await dashboard.page.wait_for_function(
         "() => document.querySelector('#ticket [data-preview]').textContent.includes('10.00 USD')",
         timeout=WAIT_MS,

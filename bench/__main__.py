@@ -1,0 +1,145 @@
+"""``python -m bench``: run every benchmark, print the tables, write the results.
+
+Writes ``bench/results/latest.json`` (and the children's logs beside it),
+``BENCHMARKS.md`` and ``bench/plot.png``. Exit status 1 when a benchmark failed
+(the others still run and are reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench import report
+from bench._proc import ROOT
+from bench.commands import run_risk, run_round_trip
+from bench.fanout import run_fanout, run_idle, run_slow_consumer
+from bench.poller import run_poller
+from bench.results import Results, encode
+from bench.rig import FULL, QUICK, SMOKE, Rig, Scale
+
+__all__ = ["BENCHMARKS", "main"]
+
+BENCHMARKS = ("risk", "fanout", "slow", "idle", "rtt", "poller")
+_FALLBACK_SLOW_RATE = 20.0  # ticks/s when the sweep did not run
+
+log = logging.getLogger("bench")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _slow_rate(results: Results, scale: Scale) -> float:
+    """Half the hub's one-frame saturation rate at the slow-consumer N, if measured."""
+    fan = results.fanout
+    points = (
+        []
+        if fan is None
+        else [
+            p for p in fan.points if (p.server, p.mode, p.n) == ("hub", "one-frame", scale.slow_n)
+        ]
+    )
+    if not points:
+        return _FALLBACK_SLOW_RATE if scale.slow_n >= 100 else scale.light_rate
+    best = max(p.delivered for p in points)
+    return round(max(1.0, best / 2 / scale.slow_n), 1)
+
+
+async def _run(args: argparse.Namespace, scale: Scale, results: Results) -> None:
+    rig = Rig(args.out)
+    os.sched_setaffinity(0, rig.client_core)
+    steps: dict[str, Callable[[], Awaitable[Any]]] = {
+        "risk": lambda: asyncio.to_thread(run_risk, scale),
+        "fanout": lambda: run_fanout(rig, scale, _say),
+        "slow": lambda: run_slow_consumer(rig, scale, _slow_rate(results, scale), _say),
+        "idle": lambda: run_idle(rig, scale, _say),
+        "rtt": lambda: run_round_trip(rig, scale),
+        "poller": lambda: run_poller(rig, scale),
+    }
+    fields = {
+        "risk": "risk",
+        "fanout": "fanout",
+        "slow": "slow_consumer",
+        "idle": "idle",
+        "rtt": "round_trip",
+        "poller": "poller",
+    }
+    try:
+        for name in args.only or BENCHMARKS:
+            _say(f"== {name}")
+            started = time.monotonic()
+            try:
+                setattr(results, fields[name], await steps[name]())
+            except Exception as exc:  # report it, keep running the others
+                traceback.print_exc()
+                results.errors[name] = f"{type(exc).__name__}: {exc}"
+            _say(f"   ({time.monotonic() - started:.1f} s)")
+    finally:
+        await rig.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a shorter run (~3 minutes)")
+    size.add_argument("--smoke", action="store_true", help="tiny N, seconds: proves it works")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=BENCHMARKS,
+        metavar="NAME",
+        help=f"run only these, of: {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench" / "results",
+        help="where latest.json and the process logs go",
+    )
+    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "plot.png")
+    args = parser.parse_args(argv)
+    scale = SMOKE if args.smoke else QUICK if args.quick else FULL
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    shown = ["make bench   # = .venv/bin/python -m bench"]
+    if argv is None and sys.argv[1:]:
+        shown = [shlex.join(["python", "-m", "bench", *sys.argv[1:]])]
+    results = Results(
+        scale=scale.name,
+        started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=report.machine_info(),
+        commands=shown,
+    )
+    started = time.monotonic()
+    uvloop.run(_run(args, scale, results))
+    results.seconds = round(time.monotonic() - started, 1)
+    results.machine["load average at end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    for table in report.tables(results):
+        _say("\n" + table)
+    _say("\n" + report.targets_table(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_bytes(encode(results))
+    plot = report.plot(results, args.plot)
+    relative_plot = plot if plot is None or plot.is_relative_to(ROOT) else None
+    args.markdown.write_text(report.markdown(results, relative_plot))
+    _say(f"\nwrote {args.out / 'latest.json'}, {args.markdown}, {plot}")
+    for name, error in results.errors.items():
+        _say(f"FAILED {name}: {error}")
+    return 1 if results.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,497 @@
+"""Tables, target checks, ``BENCHMARKS.md`` and the plot, all from one :class:`Results`."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from bench._proc import ROOT
+from bench.fanout import SERIES, Point
+from bench.results import Results
+
+__all__ = ["machine_info", "markdown", "plot", "tables", "targets"]
+
+FINDINGS = Path(__file__).with_name("findings.md")
+_PACKAGES = ("starlette", "uvicorn", "websockets", "uvloop", "msgspec", "picows", "broadcaster")
+_BROADCASTER = "broadcaster"
+
+
+def machine_info() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    versions = []
+    for name in _PACKAGES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": ", ".join(versions),
+        "commit": commit or "unknown",
+        "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    }
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return str(value)
+
+
+def _ms(value: float | int | None) -> str:
+    return "-" if value is None else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def _best(points: Sequence[Point], server: str, mode: str, n: int) -> Point | None:
+    mine = [p for p in points if (p.server, p.mode, p.n) == (server, mode, n)]
+    return max(mine, key=lambda p: p.delivered) if mine else None
+
+
+def _ratio(a: Point | None, b: Point | None) -> str:
+    if a is None or b is None or b.delivered <= 0:
+        return "-"
+    return f"{a.delivered / b.delivered:.2f}x"
+
+
+def fanout_tables(results: Results) -> list[str]:
+    fan = results.fanout
+    if fan is None:
+        return []
+    out = []
+    ns = sorted({p.n for p in fan.points})
+    for n in ns:
+        base = _best(fan.points, _BROADCASTER, "one-frame", n)
+        rows = []
+        for server, mode in SERIES:
+            best = _best(fan.points, server, mode, n)
+            if best is None:
+                continue
+            rows.append(
+                [
+                    server,
+                    mode,
+                    f"{best.delivered:,.0f}",
+                    _ms(best.p50_ms),
+                    _ms(best.p99_ms),
+                    f"{best.cpu_pct:.0f}",
+                    f"{best.rss_mb:.0f}",
+                    _ratio(best, base),
+                ]
+            )
+        out.append(
+            f"Fan-out, N = {n} subscribers: max delivered msg/s over the sweep\n\n"
+            + _table(
+                [
+                    "server",
+                    "frames",
+                    "max delivered msg/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "server CPU %",
+                    "RSS MB",
+                    "vs broadcaster",
+                ],
+                rows,
+            )
+        )
+    sweep = [
+        [
+            p.server,
+            p.mode,
+            p.n,
+            f"{p.offered:,.0f}",
+            f"{p.delivered:,.0f}",
+            f"{p.fraction:.3f}",
+            _ms(p.p50_ms),
+            _ms(p.p99_ms),
+            _ms(p.max_ms),
+            f"{p.cpu_pct:.0f}",
+            f"{p.rss_mb:.0f}",
+            "yes" if p.saturated else "",
+        ]
+        for p in fan.points
+    ]
+    out.append(
+        "Fan-out sweep (every measured rate)\n\n"
+        + _table(
+            [
+                "server",
+                "frames",
+                "N",
+                "offered msg/s",
+                "delivered msg/s",
+                "received share",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "CPU %",
+                "RSS MB",
+                "saturated",
+            ],
+            sweep,
+        )
+    )
+    if fan.light:
+        out.append(
+            "Light load (hub)\n\n"
+            + _table(
+                ["frames", "N", "ticks/s", "delivered msg/s", "p50 ms", "p99 ms", "max ms"],
+                [
+                    [
+                        p.mode,
+                        p.n,
+                        f"{p.rate:g}",
+                        f"{p.delivered:,.0f}",
+                        _ms(p.p50_ms),
+                        _ms(p.p99_ms),
+                        _ms(p.max_ms),
+                    ]
+                    for p in fan.light
+                ],
+            )
+        )
+    return out
+
+
+def other_tables(results: Results) -> list[str]:
+    out = []
+    slow = results.slow_consumer
+    if slow is not None:
+        rows = [
+            [
+                label,
+                f"{p.delivered:,.0f}",
+                _ms(p.p50_ms),
+                _ms(p.p99_ms),
+                _ms(p.max_ms),
+                f"{p.rss_mb:.1f}",
+            ]
+            for label, p in (("without", slow.without), ("with one stalled", slow.with_slow))
+        ]
+        out.append(
+            f"Slow consumer: N = {slow.n}, {slow.rate:g} ticks/s, one subscriber that never reads"
+            f" (RSS growth {slow.rss_growth_mb:+.1f} MB)\n\n"
+            + _table(["run", "delivered msg/s", "p50 ms", "p99 ms", "max ms", "hub RSS MB"], rows)
+        )
+    idle = results.idle
+    if idle is not None:
+        out.append(
+            "Idle connections\n\n"
+            + _table(
+                [
+                    "subscribed connections",
+                    "hub RSS before MB",
+                    "after MB",
+                    "KB per connection",
+                    "connect time s",
+                ],
+                [
+                    [
+                        idle.n,
+                        idle.rss_before_mb,
+                        idle.rss_after_mb,
+                        idle.kb_per_connection,
+                        idle.connect_seconds,
+                    ]
+                ],
+            )
+        )
+    rtt = results.round_trip
+    if rtt is not None:
+        out.append(
+            f"Command round trip over /ws against a simulated bridge ({rtt.ops} ops,"
+            f" {rtt.errors} errors)\n\n"
+            + _table(
+                ["command", "samples", "p50 ms", "p99 ms", "max ms"],
+                [
+                    [name, s["samples"], _ms(s["p50"]), _ms(s["p99"]), _ms(s["max"])]
+                    for name, s in (("trade → result", rtt.trade), ("close → result", rtt.close))
+                ],
+            )
+        )
+    risk = results.risk
+    if risk is not None:
+        out.append(
+            "Risk engine: `hub.risk.check_open`, full pipeline on a realistic context\n\n"
+            + _table(
+                ["iterations", "decision", "mean µs", "p50 µs", "p99 µs"],
+                [
+                    [
+                        risk.iterations,
+                        "allowed" if risk.allowed else f"denied by {risk.check}",
+                        f"{risk.mean_us:.1f}",
+                        f"{risk.p50_us:.1f}",
+                        f"{risk.p99_us:.1f}",
+                    ]
+                ],
+            )
+        )
+    poll = results.poller
+    if poll is not None:
+        out.append(
+            f"Poller scale: {poll.bridges} simulated bridges, {poll.symbols_per_bridge} symbol"
+            f" each, ticks every {poll.tick_interval_ms:g} ms, account + positions every 1 s\n\n"
+            + _table(
+                [
+                    "hub CPU %",
+                    "polls/s (expected)",
+                    "poll errors",
+                    "ticks",
+                    "staleness p50 ms",
+                    "staleness p99 ms",
+                    "p99 in intervals",
+                    "age at publish p99 ms",
+                ],
+                [
+                    [
+                        f"{poll.hub_cpu_pct:.1f}",
+                        f"{poll.polls_per_s:g} ({poll.expected_polls_per_s:g})",
+                        poll.poll_errors,
+                        poll.ticks,
+                        _ms(poll.staleness_ms["p50"]),
+                        _ms(poll.staleness_ms["p99"]),
+                        poll.staleness_p99_intervals,
+                        _ms(poll.age_ms["p99"]),
+                    ]
+                ],
+            )
+        )
+    return out
+
+
+def tables(results: Results) -> list[str]:
+    """Every table of the run, as Markdown (also what the console shows)."""
+    return fanout_tables(results) + other_tables(results)
+
+
+def targets(results: Results) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target of issue 4; None: not measured."""
+    out: list[tuple[str, str, bool | None]] = []
+    fan = results.fanout
+    n_big = max((p.n for p in fan.points), default=0) if fan else 0
+    if fan is not None and n_big:
+        hub = _best(fan.points, "hub", "one-frame", n_big)
+        base = _best(fan.points, _BROADCASTER, "one-frame", n_big)
+        if hub is not None and base is not None:
+            ratio = hub.delivered / base.delivered if base.delivered else 0.0
+            out.append(
+                (
+                    f"one-frame, N={n_big}: max delivered ≥ 1.5 x broadcaster",
+                    f"{hub.delivered:,.0f} vs {base.delivered:,.0f} msg/s = {ratio:.2f}x",
+                    ratio >= 1.5,
+                )
+            )
+        ok = [
+            p
+            for p in fan.points
+            if (p.server, p.mode, p.n) == ("hub", "batch", n_big)
+            and p.p99_ms is not None
+            and p.p99_ms <= 50
+            and not p.saturated
+        ]
+        best = max(ok, key=lambda p: p.delivered) if ok else None
+        out.append(
+            (
+                f"batched, N={n_big}: ≥ 1,000,000 msg/s with p99 ≤ 50 ms",
+                "none unsaturated with p99 ≤ 50 ms"
+                if best is None
+                else f"{best.delivered:,.0f} msg/s at p99 {_ms(best.p99_ms)} ms",
+                best is not None and best.delivered >= 1_000_000,
+            )
+        )
+    for p in fan.light if fan else []:
+        out.append(
+            (
+                f"light load ({p.mode}, N={p.n}, {p.rate:g} ticks/s): p99 ≤ 10 ms",
+                f"p99 {_ms(p.p99_ms)} ms",
+                p.p99_ms is not None and p.p99_ms <= 10,
+            )
+        )
+    slow = results.slow_consumer
+    if slow is not None:
+        a, b = slow.without.p99_ms, slow.with_slow.p99_ms
+        within = a is not None and b is not None and b <= a * 1.10
+        out.append(
+            (
+                "slow consumer: others' p99 within 10 %, hub RSS growth ≤ 5 MB",
+                f"p99 {_ms(a)} → {_ms(b)} ms, RSS {slow.rss_growth_mb:+.1f} MB",
+                within and slow.rss_growth_mb <= 5,
+            )
+        )
+    if results.idle is not None:
+        kb = results.idle.kb_per_connection
+        out.append(
+            (
+                f"idle ({results.idle.n}): ≤ 20 KB RSS per subscribed connection",
+                f"{kb:.1f} KB",
+                kb <= 20,
+            )
+        )
+    if results.round_trip is not None:
+        p99 = results.round_trip.trade["p99"]
+        out.append(
+            (
+                "command round trip p99 ≤ 10 ms",
+                f"trade p99 {_ms(p99)} ms",
+                p99 is not None and float(p99) <= 10,
+            )
+        )
+    if results.risk is not None:
+        out.append(
+            (
+                "full risk evaluation ≤ 50 µs",
+                f"mean {results.risk.mean_us:.1f} µs, p50 {results.risk.p50_us:.1f} µs",
+                results.risk.p50_us <= 50,
+            )
+        )
+    poll = results.poller
+    if poll is not None:
+        intervals = poll.staleness_p99_intervals
+        out.append(
+            (
+                f"poller ({poll.bridges} bridges): ≤ 50 % of one core, staleness p99 ≤ 2 intervals",
+                f"CPU {poll.hub_cpu_pct:.0f} %, staleness p99 {intervals} intervals",
+                poll.hub_cpu_pct <= 50 and intervals is not None and intervals <= 2,
+            )
+        )
+    out.append(("records: rows/s while publishing", "not measured yet (records issue)", None))
+    return out
+
+
+def targets_table(results: Results) -> str:
+    mark = {True: "met", False: "**not met**", None: "TODO"}
+    return _table(["target", "measured", ""], [[t, m, mark[ok]] for t, m, ok in targets(results)])
+
+
+def plot(results: Results, path: Path) -> Path | None:
+    """Delivered msg/s and p99 against offered msg/s, one line per server and mode."""
+    fan = results.fanout
+    if fan is None or not fan.points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = sorted({p.n for p in fan.points})
+    fig, axes = plt.subplots(len(ns), 2, figsize=(12, 4.2 * len(ns)), squeeze=False)
+    for row, n in enumerate(ns):
+        rate_ax, p99_ax = axes[row]
+        for server, mode in SERIES:
+            pts = [p for p in fan.points if (p.server, p.mode, p.n) == (server, mode, n)]
+            if not pts:
+                continue
+            label = f"{server} ({mode})"
+            style = "-" if server == "hub" else "--"
+            x = [p.offered for p in pts]
+            rate_ax.plot(x, [p.delivered for p in pts], style, marker="o", label=label)
+            p99_ax.plot(x, [p.p99_ms or float("nan") for p in pts], style, marker="o", label=label)
+        top = max(p.offered for p in fan.points if p.n == n)
+        rate_ax.plot([0, top], [0, top], ":", color="grey", label="offered")
+        rate_ax.set(
+            title=f"N = {n}: delivered vs offered",
+            xlabel="offered msg/s",
+            ylabel="delivered msg/s",
+            xscale="log",
+            yscale="log",
+        )
+        p99_ax.set(
+            title=f"N = {n}: p99 publish-to-receive",
+            xlabel="offered msg/s",
+            ylabel="p99 ms",
+            xscale="log",
+            yscale="log",
+        )
+        for ax in (rate_ax, p99_ax):
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def markdown(results: Results, plot_path: Path | None) -> str:
+    machine = "\n".join(f"- {k}: {v}" for k, v in results.machine.items())
+    commands = "\n".join(f"    {c}" for c in results.commands)
+    errors = "".join(f"\n- **{k} failed**: `{v}`" for k, v in results.errors.items())
+    sections = "\n\n".join(
+        f"### {t.split(chr(10), 1)[0]}\n{t.split(chr(10), 1)[1]}" for t in tables(results)
+    )
+    image = (
+        f"![delivered and p99 vs offered]({plot_path.relative_to(ROOT)})\n\n"
+        if plot_path is not None
+        else ""
+    )
+    findings = FINDINGS.read_text().strip() if FINDINGS.exists() else "(bench/findings.md missing)"
+    return f"""# Benchmarks
+
+Generated by `python -m bench` (scale `{results.scale}`, {results.started},
+{results.seconds:.0f} s). Do not edit by hand: every figure below comes from
+`bench/results/latest.json` of that run; the last section is `bench/findings.md`.
+
+## Machine
+
+{machine}
+
+Each server under test runs alone in its own process pinned to one core; the load
+generator (picows on uvloop, many connections per process) is pinned to the other.
+Loopback, permessage-deflate off, ~130-byte JSON tick events. Other work on the
+machine during the run shows as noise (see the load average above).
+
+## How to run
+
+{commands}
+
+`python -m bench --quick` is a shorter run; `python -m bench --only fanout idle` runs
+some; `tests/bench/` runs a ~5 s smoke version of each in the test suite.{errors}
+
+## Targets (issue 4)
+
+{targets_table(results)}
+
+## Results
+
+{image}{sections}
+
+### Records
+
+TODO: rows/s into Postgres and SQLite while publishing continues, and publish latency
+with and without the writer: waits for the records issue to wire the writer into the
+hub (`hub/records/` exists but the hub does not use it yet).
+
+## What is left and why
+
+{findings}
+"""

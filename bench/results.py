@@ -1,0 +1,34 @@
+"""The results of one run, as one msgspec struct (``bench/results/latest.json``)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from bench.commands import RiskResult, RoundTripResult
+from bench.fanout import FanoutResult, IdleResult, SlowConsumerResult
+from bench.poller import PollerResult
+
+__all__ = ["Results", "decode", "encode"]
+
+
+class Results(msgspec.Struct, kw_only=True):
+    scale: str
+    started: str  # ISO time, UTC
+    seconds: float = 0.0
+    machine: dict[str, str] = {}
+    commands: list[str] = []
+    fanout: FanoutResult | None = None
+    slow_consumer: SlowConsumerResult | None = None
+    idle: IdleResult | None = None
+    round_trip: RoundTripResult | None = None
+    risk: RiskResult | None = None
+    poller: PollerResult | None = None
+    errors: dict[str, str] = {}  # benchmark -> what failed
+
+
+def encode(results: Results) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(results), indent=2) + b"\n"
+
+
+def decode(data: bytes) -> Results:
+    return msgspec.json.decode(data, type=Results)

@@ -1,0 +1,101 @@
+"""REST on records: trades, logs, signals (newest first, keyset pages) and equity series."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hub.api.common import hub_of, json_response, require
+from hub.api.trade import post_signal
+from hub.errors import HubError
+from hub.records import QueryError, StoreUnavailable
+
+__all__ = ["routes"]
+
+
+def _int(request: Request, name: str, default: int | None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise HubError("bad_request", f"{name}: must be an integer, got {raw!r}") from None
+
+
+async def _page(
+    request: Request,
+    key: str,
+    query: Callable[..., Awaitable[Sequence[Any]]],
+) -> Response:
+    access = require(request, "read")
+    agent = request.query_params.get("agent") or None
+    if agent is not None and access.agents is not None and agent not in access.agents:
+        raise HubError("forbidden", f"this token may not read agent {agent!r}")
+    if agent is None and access.agents is not None and len(access.agents) == 1:
+        agent = next(iter(access.agents))
+    elif agent is None and access.agents is not None:
+        raise HubError("bad_request", "agent: required for a token limited to some agents")
+    limit = _int(request, "limit", 100)
+    before = _int(request, "before", None)
+    try:
+        rows = await query(agent=agent, limit=limit, before=before)
+    except QueryError as exc:
+        raise HubError("bad_request", str(exc)) from None
+    except StoreUnavailable as exc:
+        raise HubError("store_unavailable", f"records store unavailable: {exc}") from None
+    next_before = rows[-1].id if rows and len(rows) == limit else None
+    return json_response({key: rows, "next_before": next_before})
+
+
+async def trades(request: Request) -> Response:
+    return await _page(request, "trades", hub_of(request).store.trades)
+
+
+async def logs(request: Request) -> Response:
+    return await _page(request, "logs", hub_of(request).store.logs)
+
+
+async def signals(request: Request) -> Response:
+    if request.method == "POST":
+        return await post_signal(request)
+    return await _page(request, "signals", hub_of(request).store.signals)
+
+
+async def equity(request: Request) -> Response:
+    agent_id = request.path_params["agent_id"]
+    require(request, "read", agent_id)
+    hub = hub_of(request)
+    if hub.registry.get(agent_id) is None:
+        raise HubError("not_found", f"unknown agent {agent_id!r}")
+    since = _int(request, "since", None)
+    limit = _int(request, "limit", 1000)
+    try:
+        rows = await hub.store.equity(agent_id, since_ms=since, limit=limit or 1000)
+    except QueryError as exc:
+        raise HubError("bad_request", str(exc)) from None
+    except StoreUnavailable as exc:
+        raise HubError("store_unavailable", f"records store unavailable: {exc}") from None
+    points = [
+        {
+            "time": r.created_at,
+            "balance": r.balance,
+            "equity": r.equity,
+            "margin": r.margin,
+            "profit": r.profit,
+        }
+        for r in rows
+    ]
+    return json_response({"agent_id": agent_id, "points": points})
+
+
+routes = [
+    Route("/api/trades", trades),
+    Route("/api/logs", logs),
+    Route("/api/signals", signals, methods=["GET", "POST"]),
+    Route("/api/agents/{agent_id}/equity", equity),
+]

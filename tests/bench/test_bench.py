@@ -1,0 +1,178 @@
+"""Smoke run of every benchmark (``python -m bench --smoke``): the scripts work, numbers appear.
+
+No timed assertions: only that each benchmark ran without error and produced figures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from bench._stats import percentile, summarize
+from bench._ticks import event_frame, inject, tick_fields
+from bench.fanout import SERIES, Point
+from bench.results import Results, decode
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Run:
+    def __init__(self, proc: subprocess.CompletedProcess[str], out: Path) -> None:
+        self.proc = proc
+        self.out = out
+        self.results: Results = decode((out / "latest.json").read_bytes())
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--smoke",
+            "--out",
+            str(out),
+            "--markdown",
+            str(out / "BENCHMARKS.md"),
+            "--plot",
+            str(out / "plot.png"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (out / "latest.json").exists(), proc.stdout + proc.stderr
+    return Run(proc, out)
+
+
+def test_smoke_run_succeeds_without_failures(run: Run) -> None:
+    assert run.proc.returncode == 0, run.proc.stdout[-3000:] + run.proc.stderr[-3000:]
+    assert run.results.errors == {}
+
+
+def test_fanout_measures_hub_and_every_baseline(run: Run) -> None:
+    fan = run.results.fanout
+    assert fan is not None
+    measured = {(p.server, p.mode) for p in fan.points}
+    assert measured == set(SERIES)
+    for p in fan.points:
+        assert p.delivered > 0 and p.samples > 0 and p.p99_ms is not None, p
+
+
+def test_light_load_is_measured_in_both_frame_modes(run: Run) -> None:
+    fan = run.results.fanout
+    assert fan is not None
+    assert sorted(p.mode for p in fan.light) == ["batch", "one-frame"]
+    assert all(p.p99_ms is not None for p in fan.light)
+
+
+def test_slow_consumer_compares_runs_with_and_without(run: Run) -> None:
+    slow = run.results.slow_consumer
+    assert slow is not None
+    assert slow.without.samples > 0 and slow.with_slow.samples > 0
+    assert slow.with_slow.rss_mb > 0
+
+
+def test_idle_reports_memory_per_connection(run: Run) -> None:
+    idle = run.results.idle
+    assert idle is not None
+    assert idle.rss_after_mb > 0 and idle.n > 0
+
+
+def test_round_trip_times_trades_and_closes(run: Run) -> None:
+    rtt = run.results.round_trip
+    assert rtt is not None
+    assert rtt.errors == 0, rtt.first_error
+    assert rtt.trade["samples"] and rtt.close["samples"]
+
+
+def test_risk_check_runs_the_whole_pipeline(run: Run) -> None:
+    risk = run.results.risk
+    assert risk is not None
+    assert risk.allowed, risk.check
+    assert risk.mean_us > 0
+
+
+def test_poller_reports_cpu_and_staleness(run: Run) -> None:
+    poller = run.results.poller
+    assert poller is not None
+    assert poller.polls_per_s > 0 and poller.poll_errors == 0
+    assert poller.staleness_ms["samples"] and poller.age_ms["samples"]
+
+
+def test_markdown_and_plot_are_written(run: Run) -> None:
+    text = (run.out / "BENCHMARKS.md").read_text()
+    for heading in ("## Machine", "## How to run", "## Targets", "## What is left and why"):
+        assert heading in text
+    assert "websockets-batch" in text and "TODO" in text
+    assert (run.out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tables_are_printed(run: Run) -> None:
+    assert "| target | measured |" in run.proc.stdout
+    assert "vs broadcaster" in run.proc.stdout
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert summarize([]) == {"samples": 0, "p50": None, "p99": None, "max": None}
+
+
+def test_saturated_when_delivery_falls_behind_or_latency_runs_away() -> None:
+    ok = Point(
+        server="hub",
+        mode="one-frame",
+        n=10,
+        rate=100.0,
+        offered=1000.0,
+        delivered=1000.0,
+        fraction=1.0,
+        p50_ms=1.0,
+        p99_ms=5.0,
+        max_ms=5.0,
+        samples=10,
+        cpu_pct=10.0,
+        rss_mb=50.0,
+        lag_ms=0.0,
+    )
+    assert not ok.saturated
+    assert msgspec.structs.replace(ok, delivered=800.0).saturated
+    assert msgspec.structs.replace(ok, p99_ms=1500.0).saturated
+
+
+def test_baseline_frames_carry_the_tick_and_its_scheduled_time() -> None:
+    symbol, bid, ask = tick_fields(5)
+    frame = event_frame("agent:agent_1:ticks", 6, symbol, bid, ask, 1_700_000_000_123_456)
+    assert frame.startswith('{"type":"event","ch":"agent:agent_1:ticks","seq":6,')
+    assert '"time":1700000000123456}' in frame
+    assert 100 <= len(frame) <= 160
+
+
+async def test_inject_publishes_rate_times_duration() -> None:
+    seen: list[int] = []
+
+    async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
+        seen.append(time_us)
+
+    stats = await inject(publish, 200.0, 0.05)
+    assert stats.sent == len(seen) == 10
+    assert seen == sorted(seen) and seen[1] - seen[0] == 5000
+
+
+async def test_inject_rejects_a_rate_that_is_not_positive() -> None:
+    async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
+        raise AssertionError("must not publish")
+
+    with pytest.raises(ValueError, match="rate and duration"):
+        await inject(publish, 0.0, 1.0)
