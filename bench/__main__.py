@@ -22,7 +22,7 @@ from typing import Any
 
 import uvloop
 
-from bench import report
+from bench import docs, report
 from bench._proc import ROOT
 from bench.commands import run_risk, run_round_trip
 from bench.fanout import run_fanout, run_idle, run_slow_consumer
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Results(
         scale=scale.name,
         started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=report.machine_info(),
+        machine=docs.machine_info(),
         commands=shown,
     )
     started = time.monotonic()
@@ -132,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     _say("\n" + report.targets_table(results))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_bytes(encode(results))
-    plot = report.plot(results, args.plot)
+    plot = docs.plot(results, args.plot)
     relative_plot = plot if plot is None or plot.is_relative_to(ROOT) else None
-    args.markdown.write_text(report.markdown(results, relative_plot))
+    args.markdown.write_text(docs.markdown(results, relative_plot))
     _say(f"\nwrote {args.out / 'latest.json'}, {args.markdown}, {plot}")
     for name, error in results.errors.items():
         _say(f"FAILED {name}: {error}")

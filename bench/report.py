@@ -1,57 +1,15 @@
-"""Tables, target checks, ``BENCHMARKS.md`` and the plot, all from one :class:`Results`."""
+"""The tables and the target checks of one run, as Markdown, from one :class:`Results`."""
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 from collections.abc import Iterable, Sequence
-from importlib import metadata
-from pathlib import Path
 
-from bench._proc import ROOT
 from bench.fanout import SERIES, Point
 from bench.results import Results
 
-__all__ = ["machine_info", "markdown", "plot", "tables", "targets"]
+__all__ = ["best_point", "tables", "targets", "targets_table"]
 
-FINDINGS = Path(__file__).with_name("findings.md")
-_PACKAGES = ("starlette", "uvicorn", "websockets", "uvloop", "msgspec", "picows", "broadcaster")
 _BROADCASTER = "broadcaster"
-
-
-def machine_info() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    versions = []
-    for name in _PACKAGES:
-        try:
-            versions.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{name} (not installed)")
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        commit = ""
-    return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "packages": ", ".join(versions),
-        "commit": commit or "unknown",
-        "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-    }
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -72,7 +30,7 @@ def _ms(value: float | int | None) -> str:
     return "-" if value is None else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
 
 
-def _best(points: Sequence[Point], server: str, mode: str, n: int) -> Point | None:
+def best_point(points: Sequence[Point], server: str, mode: str, n: int) -> Point | None:
     mine = [p for p in points if (p.server, p.mode, p.n) == (server, mode, n)]
     return max(mine, key=lambda p: p.delivered) if mine else None
 
@@ -90,10 +48,10 @@ def fanout_tables(results: Results) -> list[str]:
     out = []
     ns = sorted({p.n for p in fan.points})
     for n in ns:
-        base = _best(fan.points, _BROADCASTER, "one-frame", n)
+        base = best_point(fan.points, _BROADCASTER, "one-frame", n)
         rows = []
         for server, mode in SERIES:
-            best = _best(fan.points, server, mode, n)
+            best = best_point(fan.points, server, mode, n)
             if best is None:
                 continue
             rows.append(
@@ -300,8 +258,8 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
     fan = results.fanout
     n_big = max((p.n for p in fan.points), default=0) if fan else 0
     if fan is not None and n_big:
-        hub = _best(fan.points, "hub", "one-frame", n_big)
-        base = _best(fan.points, _BROADCASTER, "one-frame", n_big)
+        hub = best_point(fan.points, "hub", "one-frame", n_big)
+        base = best_point(fan.points, _BROADCASTER, "one-frame", n_big)
         if hub is not None and base is not None:
             ratio = hub.delivered / base.delivered if base.delivered else 0.0
             out.append(
@@ -391,107 +349,3 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
 def targets_table(results: Results) -> str:
     mark = {True: "met", False: "**not met**", None: "TODO"}
     return _table(["target", "measured", ""], [[t, m, mark[ok]] for t, m, ok in targets(results)])
-
-
-def plot(results: Results, path: Path) -> Path | None:
-    """Delivered msg/s and p99 against offered msg/s, one line per server and mode."""
-    fan = results.fanout
-    if fan is None or not fan.points:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ns = sorted({p.n for p in fan.points})
-    fig, axes = plt.subplots(len(ns), 2, figsize=(12, 4.2 * len(ns)), squeeze=False)
-    for row, n in enumerate(ns):
-        rate_ax, p99_ax = axes[row]
-        for server, mode in SERIES:
-            pts = [p for p in fan.points if (p.server, p.mode, p.n) == (server, mode, n)]
-            if not pts:
-                continue
-            label = f"{server} ({mode})"
-            style = "-" if server == "hub" else "--"
-            x = [p.offered for p in pts]
-            rate_ax.plot(x, [p.delivered for p in pts], style, marker="o", label=label)
-            p99_ax.plot(x, [p.p99_ms or float("nan") for p in pts], style, marker="o", label=label)
-        top = max(p.offered for p in fan.points if p.n == n)
-        rate_ax.plot([0, top], [0, top], ":", color="grey", label="offered")
-        rate_ax.set(
-            title=f"N = {n}: delivered vs offered",
-            xlabel="offered msg/s",
-            ylabel="delivered msg/s",
-            xscale="log",
-            yscale="log",
-        )
-        p99_ax.set(
-            title=f"N = {n}: p99 publish-to-receive",
-            xlabel="offered msg/s",
-            ylabel="p99 ms",
-            xscale="log",
-            yscale="log",
-        )
-        for ax in (rate_ax, p99_ax):
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def markdown(results: Results, plot_path: Path | None) -> str:
-    machine = "\n".join(f"- {k}: {v}" for k, v in results.machine.items())
-    commands = "\n".join(f"    {c}" for c in results.commands)
-    errors = "".join(f"\n- **{k} failed**: `{v}`" for k, v in results.errors.items())
-    sections = "\n\n".join(
-        f"### {t.split(chr(10), 1)[0]}\n{t.split(chr(10), 1)[1]}" for t in tables(results)
-    )
-    image = (
-        f"![delivered and p99 vs offered]({plot_path.relative_to(ROOT)})\n\n"
-        if plot_path is not None
-        else ""
-    )
-    findings = FINDINGS.read_text().strip() if FINDINGS.exists() else "(bench/findings.md missing)"
-    return f"""# Benchmarks
-
-Generated by `python -m bench` (scale `{results.scale}`, {results.started},
-{results.seconds:.0f} s). Do not edit by hand: every figure below comes from
-`bench/results/latest.json` of that run; the last section is `bench/findings.md`.
-
-## Machine
-
-{machine}
-
-Each server under test runs alone in its own process pinned to one core; the load
-generator (picows on uvloop, many connections per process) is pinned to the other.
-Loopback, permessage-deflate off, ~130-byte JSON tick events. Other work on the
-machine during the run shows as noise (see the load average above).
-
-## How to run
-
-{commands}
-
-`python -m bench --quick` is a shorter run; `python -m bench --only fanout idle` runs
-some; `tests/bench/` runs a ~5 s smoke version of each in the test suite.{errors}
-
-## Targets (issue 4)
-
-{targets_table(results)}
-
-## Results
-
-{image}{sections}
-
-### Records
-
-TODO: rows/s into Postgres and SQLite while publishing continues, and publish latency
-with and without the writer: waits for the records issue to wire the writer into the
-hub (`hub/records/` exists but the hub does not use it yet).
-
-## What is left and why
-
-{findings}
-"""

@@ -113,9 +113,7 @@ async def test_timeout_after_fill_is_reconciled_without_a_second_order() -> None
         await ready(h, "agent_1")
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
         await h.sim("agent_1", "/sim/fault", {"mode": "slow", "delay_ms": int(units(40) * 1000)})
-        trade = asyncio.create_task(
-            h.post("/api/agents/agent_1/trade", buy(2648.50))
-        )
+        trade = asyncio.create_task(h.post("/api/agents/agent_1/trade", buy(2648.50)))
         deadline = asyncio.get_running_loop().time() + units(30)
         while (await sim_state(h, "agent_1"))["orders_filled"] < 1:
             assert asyncio.get_running_loop().time() < deadline

@@ -1,4 +1,4 @@
-"""Fixtures for the records tests: stores on both engines, throwaway Postgres clusters.
+"""Shared fixtures: stores on both engines and throwaway Postgres clusters.
 
 Postgres comes from ``TEST_DATABASE_URL`` (``make test`` starts a throwaway
 cluster with ``scripts/services.sh`` and sets it). Each test gets its own fresh

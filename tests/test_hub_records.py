@@ -1,0 +1,85 @@
+"""The demo's records end to end, on SQLite and Postgres: trades, logs, ticks, equity."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.hubkit import RunningHub, run_hub
+from tests.timing import units
+
+
+async def ready(h: RunningHub) -> None:
+    reg = h.hub.registry.agents
+    await h.wait_for(lambda: reg["agent_1"].online and reg["agent_1"].account is not None)
+
+
+async def eventually(h: RunningHub, path: str, check: Any, **params: Any) -> Any:
+    deadline = asyncio.get_running_loop().time() + units(100)
+    while True:
+        body = (await h.get(path, params=params)).json()
+        if check(body):
+            return body
+        assert asyncio.get_running_loop().time() < deadline, body
+        await asyncio.sleep(0.05)
+
+
+async def test_trading_leaves_matching_records(store_url: str) -> None:
+    async with run_hub(env={"DATABASE_URL": store_url}) as h:
+        await ready(h)
+        await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": 2650.0, "ask": 2650.3})
+        ticks = h.hub.registry.agents["agent_1"].ticks
+        await h.wait_for(lambda: ticks["XAUUSD"].ask == 2650.3)
+        body = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": 2648.5}
+        opened = await h.post("/api/agents/agent_1/trade", {**body, "client_order_id": "rec-1"})
+        assert opened.status_code == 200, opened.text
+        rejected = await h.post("/api/agents/agent_1/trade", {**body, "sl": 2600.0})
+        assert rejected.status_code == 422
+        ticket = opened.json()["ticket"]
+        await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": 2651.0, "ask": 2651.3})
+        await h.wait_for(lambda: ticks["XAUUSD"].bid == 2651.0)
+        closed = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
+        assert closed.status_code == 200
+        trades = await eventually(
+            h,
+            "/api/trades",
+            lambda b: b["trades"] and b["trades"][0]["status"] == "closed",
+            agent="agent_1",
+        )
+        row = trades["trades"][0]
+        assert row["client_order_id"] == "rec-1" and row["ticket"] == ticket
+        assert row["open_price"] == 2650.3 and row["close_price"] == 2651.0
+        assert row["profit"] == closed.json()["profit"] == 0.7
+        logs = await eventually(
+            h,
+            "/api/logs",
+            lambda b: (
+                {"order_accepted", "order_rejected", "order_filled", "position_closed"}
+                <= {r["event_type"] for r in b["logs"]}
+            ),
+            agent="agent_1",
+            limit=200,
+        )
+        assert any(r["event_type"] == "status_changed" for r in logs["logs"])
+        points = await eventually(h, "/api/agents/agent_1/equity", lambda b: len(b["points"]) >= 1)
+        assert {"time", "balance", "equity"} <= points["points"][0].keys()
+        await h.wait_for(lambda: h.hub.writer.health().written > 20)
+        assert await h.hub.store.count("ticks") > 0
+        status = (await h.http.get("/api/status")).json()["store"]
+        assert status["healthy"] is True and status["engine"] in ("sqlite", "postgres")
+
+
+async def test_logs_paginate_newest_first_with_before(store_url: str) -> None:
+    async with run_hub(env={"DATABASE_URL": store_url}) as h:
+        await ready(h)
+        for _ in range(3):
+            await h.post(
+                "/api/agents/agent_1/trade", {"symbol": "XAUUSD", "action": "buy", "lots": 0.01}
+            )
+        first = await eventually(h, "/api/logs", lambda b: len(b["logs"]) == 2, limit=2)
+        ids = [r["id"] for r in first["logs"]]
+        assert ids == sorted(ids, reverse=True) and first["next_before"] == ids[-1]
+        second = (await h.get("/api/logs", params={"limit": 2, "before": ids[-1]})).json()
+        assert all(r["id"] < ids[-1] for r in second["logs"])
+        r = await h.get("/api/logs", params={"limit": "x"})
+        assert r.status_code == 400 and "limit" in r.json()["error"]["message"]
