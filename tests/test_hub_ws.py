@@ -65,26 +65,25 @@ async def test_wildcard_ticks_and_summary_snapshots_then_gap_free_events() -> No
 
 
 async def test_read_token_subscribes_but_cannot_trade_over_ws() -> None:
-    async with run_hub(hub_config(TOKENS), env=ENV) as h:
-        async with websockets.connect(
-            h.ws_url, additional_headers={"Authorization": "Bearer read-secret"}
-        ) as ws:
-            assert json.loads(await ws.recv())["type"] == "welcome"
-            await ws.send(
-                json.dumps(
-                    {
-                        "op": "trade",
-                        "id": "t",
-                        "agent": "agent_1",
-                        "symbol": "XAUUSD",
-                        "action": "buy",
-                        "lots": 0.01,
-                        "sl": 1.0,
-                    }
-                )
+    async with run_hub(hub_config(TOKENS), env=ENV) as h, websockets.connect(
+        h.ws_url, additional_headers={"Authorization": "Bearer read-secret"}
+    ) as ws:
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        await ws.send(
+            json.dumps(
+                {
+                    "op": "trade",
+                    "id": "t",
+                    "agent": "agent_1",
+                    "symbol": "XAUUSD",
+                    "action": "buy",
+                    "lots": 0.01,
+                    "sl": 1.0,
+                }
             )
-            reply = json.loads(await ws.recv())
-            assert reply["id"] == "t" and reply["error"]["code"] == "forbidden"
+        )
+        reply = json.loads(await ws.recv())
+        assert reply["id"] == "t" and reply["error"]["code"] == "forbidden"
 
 
 async def test_scoped_token_sees_only_its_agents() -> None:
@@ -104,14 +103,13 @@ async def test_scoped_token_sees_only_its_agents() -> None:
 
 
 async def test_auth_failures_close_4001() -> None:
-    async with run_hub() as h:
-        async with websockets.connect(f"{h.ws_url}?token=nope") as ws:
-            msg = json.loads(await ws.recv())
-            assert msg["error"]["code"] == "unauthorized"
-            try:
-                await ws.recv()
-            except websockets.ConnectionClosed as exc:
-                assert exc.rcvd is not None and exc.rcvd.code == 4001
+    async with run_hub() as h, websockets.connect(f"{h.ws_url}?token=nope") as ws:
+        msg = json.loads(await ws.recv())
+        assert msg["error"]["code"] == "unauthorized"
+        try:
+            await ws.recv()
+        except websockets.ConnectionClosed as exc:
+            assert exc.rcvd is not None and exc.rcvd.code == 4001
 
 
 async def test_channel_history_over_rest() -> None:

@@ -46,5 +46,5 @@ async def run_services_async(command: str, directory: Path, *services: str) -> N
 async def eventually(check: Callable[[], bool], within: float = units(100)) -> None:
     """Wait until ``check()`` is true, polling every half unit; fail after ``within`` s."""
     async with asyncio.timeout(within):
-        while not check():  # noqa: ASYNC110 - polls state owned by the code under test
+        while not check():
             await asyncio.sleep(units(0.5))
