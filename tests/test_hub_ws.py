@@ -65,9 +65,12 @@ async def test_wildcard_ticks_and_summary_snapshots_then_gap_free_events() -> No
 
 
 async def test_read_token_subscribes_but_cannot_trade_over_ws() -> None:
-    async with run_hub(hub_config(TOKENS), env=ENV) as h, websockets.connect(
-        h.ws_url, additional_headers={"Authorization": "Bearer read-secret"}
-    ) as ws:
+    async with (
+        run_hub(hub_config(TOKENS), env=ENV) as h,
+        websockets.connect(
+            h.ws_url, additional_headers={"Authorization": "Bearer read-secret"}
+        ) as ws,
+    ):
         assert json.loads(await ws.recv())["type"] == "welcome"
         await ws.send(
             json.dumps(
