@@ -25,19 +25,22 @@ from channels.broker import Broker, create_broker
 from channels.node import Node
 from channels.session import Session
 from hub.agents import AgentRuntime, AgentStatus, Registry, now_ms
-from hub.api import read, records, stream, trade
+from hub.api import openapi, read, records, stream, trade
 from hub.api.common import json_response
+from hub.api.openapi import build_openapi
 from hub.auth import Authenticator
 from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
 from hub.coordination import open_coordination
 from hub.errors import STATUS, HubError
+from hub.metrics import Metrics
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
 from hub.records import EquitySnapshot, RecordWriter, Spool, TickRecord, open_store
 from hub.supervisor import Mirror, PollSupervisor
 from hub.trading.journal import RecordsJournal
+from hub.trading.models import OrderEvent
 from hub.trading.service import TradingService
 from hub.trading.signals import SignalRouter
 
@@ -92,6 +95,8 @@ class Hub:
         )
         self.mirror = Mirror(self.registry, self._polled_here, self._agent_changed)
         self.summary_leader = False
+        self.metrics = Metrics(self)
+        self.openapi = build_openapi()
         self.signals = SignalRouter(self.trading)
         self.publisher.observers.append(self._observe)
         self.tasks: list[asyncio.Task[None]] = []
@@ -103,7 +108,9 @@ class Hub:
         agent_id = names.agent_of(channel)
         if agent_id is None:
             return
-        if isinstance(data, Tick):
+        if isinstance(data, OrderEvent):
+            self.metrics.order_events.labels(agent_id, data.event).inc()
+        elif isinstance(data, Tick):
             self.trading.observe_tick(data.symbol, data.bid, data.ask, data.time)
             self.writer.submit(
                 TickRecord(
@@ -273,6 +280,7 @@ def create_app(
             *trade.routes,
             *records.routes,
             *stream.routes,
+            *openapi.routes,
             Route("/", _dashboard),
             Mount("/static", StaticFiles(directory=web_dir, check_dir=False), name="static"),
         ],

@@ -1,0 +1,178 @@
+"""``/openapi.json`` (built from the same msgspec structs the endpoints decode and encode),
+``/docs`` (a page listing it, no external assets) and ``/metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from hub import __version__
+from hub.agents import AgentStatus, GlobalSummary
+from hub.api.common import hub_of, json_response
+from hub.bridge.models import Account, ClosedTrade, Position, Tick
+from hub.trading.models import (
+    CloseRequest,
+    EmergencyRequest,
+    ModifyRequest,
+    SignalRequest,
+    TradeRequest,
+)
+
+__all__ = ["build_openapi", "routes"]
+
+
+class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class Error(msgspec.Struct, frozen=True, kw_only=True):
+    error: ErrorBody
+
+
+class PositionList(msgspec.Struct, frozen=True, kw_only=True):
+    positions: list[Position]
+
+
+class TradeList(msgspec.Struct, frozen=True, kw_only=True):
+    trades: list[ClosedTrade]
+
+
+_TYPES: list[Any] = [
+    Error,
+    GlobalSummary,
+    Account,
+    Tick,
+    PositionList,
+    TradeList,
+    AgentStatus,
+    TradeRequest,
+    CloseRequest,
+    ModifyRequest,
+    EmergencyRequest,
+    SignalRequest,
+]
+
+AGENT = {"name": "agent_id", "in": "path", "required": True, "schema": {"type": "string"}}
+SYMBOL = {"name": "symbol", "in": "path", "required": True, "schema": {"type": "string"}}
+CHANNEL = {"name": "channel", "in": "path", "required": True, "schema": {"type": "string"}}
+PAGE = [
+    {"name": "agent", "in": "query", "schema": {"type": "string"}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "before", "in": "query", "schema": {"type": "integer"}},
+]
+
+# (method, path, summary, auth role or None, body struct, 200 schema name or None, params)
+_OPS: list[tuple[str, str, str, str | None, str | None, str | None, list[dict[str, Any]]]] = [
+    ("get", "/health", "Liveness", None, None, None, []),
+    ("get", "/api/status", "Version, uptime, broker, store, loops, connections", None, None, None, []),
+    ("get", "/api/whoami", "The caller's token name, role and agents", "read", None, None, []),
+    ("get", "/api/symbols", "Symbol contract specs", "read", None, None, []),
+    ("get", "/api/agents", "Agents with config and status", "read", None, None, []),
+    ("get", "/api/agents/summary", "GlobalSummary", "read", None, "GlobalSummary", []),
+    ("get", "/api/agents/{agent_id}", "One agent", "read", None, None, [AGENT]),
+    ("get", "/api/agents/{agent_id}/account", "Last polled account", "read", None, "Account", [AGENT]),
+    ("get", "/api/agents/{agent_id}/positions", "Open positions", "read", None, "PositionList", [AGENT]),
+    ("get", "/api/agents/{agent_id}/tick/{symbol}", "Last tick", "read", None, "Tick", [AGENT, SYMBOL]),
+    ("get", "/api/agents/{agent_id}/history", "Closed trades from the bridge", "read", None, "TradeList", [AGENT]),
+    ("get", "/api/agents/{agent_id}/equity", "Equity snapshots for charts", "read", None, None, [AGENT, {"name": "since", "in": "query", "schema": {"type": "integer"}}]),
+    ("post", "/api/agents/{agent_id}/trade", "Open a position", "trade", "TradeRequest", None, [AGENT, {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}]),
+    ("post", "/api/agents/{agent_id}/close", "Close a position", "trade", "CloseRequest", None, [AGENT]),
+    ("post", "/api/agents/{agent_id}/modify", "Change SL/TP", "trade", "ModifyRequest", None, [AGENT]),
+    ("post", "/api/agents/{agent_id}/close-all", "Close every position of an agent", "trade", None, None, [AGENT]),
+    ("post", "/api/emergency/stop-all", "Emergency stop (kill switch)", "admin", "EmergencyRequest", None, []),
+    ("post", "/api/emergency/resume", "Lift the emergency stop", "admin", None, None, []),
+    ("post", "/api/signals", "Submit an ML signal", "trade", "SignalRequest", None, []),
+    ("get", "/api/signals", "Signals, newest first", "read", None, None, PAGE),
+    ("get", "/api/trades", "Trade records, newest first", "read", None, None, PAGE),
+    ("get", "/api/logs", "Log records, newest first", "read", None, None, PAGE),
+    ("get", "/api/risk", "Per-agent risk state and global exposure", "read", None, None, []),
+    ("get", "/api/channels/{channel}/history", "A channel's bounded history", "read", None, None, [CHANNEL, {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}]),
+    ("get", "/api/stream", "Server-Sent Events", "read", None, None, [{"name": "channels", "in": "query", "required": True, "schema": {"type": "string"}}]),
+    ("get", "/metrics", "Prometheus metrics", None, None, None, []),
+]  # fmt: skip
+
+
+def build_openapi() -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(
+        _TYPES, ref_template="#/components/schemas/{name}"
+    )
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, role, body, answer, params in _OPS:
+        ok: dict[str, Any] = {"description": "OK"}
+        if answer is not None:
+            ok["content"] = {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}
+            }
+        op: dict[str, Any] = {
+            "summary": summary,
+            "responses": {
+                "200": ok,
+                "4XX": {"description": "Error", "content": error},
+                "5XX": {"description": "Error", "content": error},
+            },
+        }
+        if params:
+            op["parameters"] = params
+        if role is not None:
+            op["security"] = [{"bearer": []}]
+            op["description"] = f"Needs a {role!r} token."
+        if body is not None:
+            op["requestBody"] = {
+                "required": method == "post" and body != "EmergencyRequest",
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}
+                },
+            }
+        paths.setdefault(path, {})[method] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "MT4 Hub", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(hub_of(request).openapi)
+
+
+async def docs(request: Request) -> Response:
+    rows = "".join(
+        f"<tr><td>{m.upper()}</td><td><code>{html.escape(p)}</code></td>"
+        f"<td>{html.escape(s)}</td><td>{html.escape(r or 'open')}</td></tr>"
+        for m, p, s, r, _, _, _ in _OPS
+    )
+    page = (
+        "<!doctype html><meta charset=utf-8><title>MT4 Hub API</title>"
+        "<style>body{font:14px system-ui;margin:2em}td{padding:2px 10px}</style>"
+        f"<h1>MT4 Hub API {__version__}</h1><p>Schema: <a href=/openapi.json>/openapi.json</a>; "
+        "WebSocket protocol at <code>/ws</code> (see README).</p>"
+        f"<table><tr><th>method<th>path<th>what<th>token</tr>{rows}</table>"
+    )
+    return HTMLResponse(page)
+
+
+async def metrics(request: Request) -> Response:
+    hub_of(request).metrics.refresh()
+    return Response(
+        generate_latest(hub_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+routes = [
+    Route("/openapi.json", openapi),
+    Route("/docs", docs),
+    Route("/metrics", metrics),
+]
