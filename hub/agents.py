@@ -145,8 +145,9 @@ class Registry:
     def get(self, agent_id: str) -> AgentRuntime | None:
         return self.agents.get(agent_id)
 
-    def summary(self) -> GlobalSummary:
-        rows = [a.summary() for a in self.agents.values()]
+    def summary(self, only: frozenset[str] | None = None) -> GlobalSummary:
+        """Totals over every agent, or over ``only`` (a token limited to some agents)."""
+        rows = [a.summary() for a in self.agents.values() if only is None or a.id in only]
         online = sum(1 for r in rows if r.status == "online")
         return GlobalSummary(
             total_balance=round(sum(r.balance for r in rows), 2),

@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -27,8 +29,9 @@ from channels.session import Session
 from hub.agents import AgentRuntime, AgentStatus, Registry, now_ms
 from hub.api import openapi, read, records, stream, trade
 from hub.api.common import json_response
+from hub.api.middleware import AccessLog
 from hub.api.openapi import build_openapi
-from hub.auth import Authenticator
+from hub.auth import Authenticator, CommandLimiter
 from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
@@ -58,6 +61,7 @@ class Hub:
         self.instance_id = env.get("HUB_INSTANCE_ID") or secrets.token_hex(4)
         self.started = time.monotonic()
         self.auth = Authenticator(config.auth, env)
+        self.limiter = CommandLimiter(config.server.command_rate, config.server.command_burst)
         self.registry = Registry(config)
         self.broker: Broker = create_broker(
             env.get("REDIS_URL") or None, history_size=config.server.history_size
@@ -286,6 +290,15 @@ def create_app(
         ],
         lifespan=lifespan,
         exception_handlers={HubError: _hub_error, HTTPException: _http_error},
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=config.auth.allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            ),
+        ],
     )
     app.state.hub = hub
     return app

@@ -10,14 +10,16 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import time
 from collections.abc import Mapping
 
 import jwt
 
 from channels.session import Access
 from hub.config import AuthConfig
+from hub.errors import HubError
 
-__all__ = ["ROLE_RANK", "Access", "Authenticator"]
+__all__ = ["ROLE_RANK", "Access", "Authenticator", "CommandLimiter"]
 
 ROLE_RANK = {"read": 0, "trade": 1, "admin": 2}
 
@@ -89,3 +91,24 @@ class Authenticator:
             role=role,
             agents=frozenset(agents) if agents is not None else None,
         )
+
+
+class CommandLimiter:
+    """Trading commands per second per token (socket and REST together): a token bucket."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, at)
+
+    def check(self, access: Access) -> None:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(access.name, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[access.name] = (tokens, now)
+            raise HubError(
+                "rate_limited",
+                f"token {access.name!r}: more than {self.rate:g} commands per second",
+            )
+        self._buckets[access.name] = (tokens - 1, now)

@@ -73,6 +73,9 @@ class ServerConfig(_Base, frozen=True, kw_only=True):
     heartbeat: Seconds = 15.0
     send_queue: Annotated[int, Meta(ge=16)] = 1024
     batch_flush_ms: Annotated[float, Meta(ge=0, le=1000)] = 10.0
+    command_rate: Annotated[float, Meta(gt=0)] = 20.0  # trading commands per second per token
+    command_burst: Annotated[int, Meta(ge=1)] = 40
+    max_subscriptions: Annotated[int, Meta(ge=1)] = 256  # per connection
 
 
 class PollingConfig(_Base, frozen=True, kw_only=True):

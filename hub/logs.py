@@ -8,7 +8,7 @@ import re
 import sys
 import time
 
-__all__ = ["redact", "setup_logging"]
+__all__ = ["LineFormatter", "redact", "setup_logging"]
 
 _TOKEN_RE = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 _BEARER_RE = re.compile(r"(bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
@@ -19,7 +19,9 @@ def redact(text: str) -> str:
     return _BEARER_RE.sub(r"\1***", _TOKEN_RE.sub(r"\1***", text))
 
 
-class _Formatter(logging.Formatter):
+class LineFormatter(logging.Formatter):
+    """One line per record, tokens redacted (applied to every message, any library)."""
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         line = f"{stamp}.{int(record.msecs):03d}Z {record.levelname} {record.name} "
@@ -32,7 +34,7 @@ class _Formatter(logging.Formatter):
 
 def setup_logging(level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
+    handler.setFormatter(LineFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("HUB_LOG_LEVEL", "INFO"))

@@ -120,6 +120,7 @@ async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[Ru
             lifespan="on",
             ws="websockets-sansio",
             ws_per_message_deflate=False,
+            access_log=False,  # as `mt4hub run`: the hub's own access log redacts tokens
             ws_max_size=4 * config.server.max_frame_bytes,
         )
     )

@@ -40,6 +40,7 @@ def _convert(op: msgspec.Struct, typ: type[Any], drop: tuple[str, ...]) -> Any:
 
 async def execute(hub: Hub, op: Command, access: Access) -> Any:
     """Run one command op for ``access``; raises HubError with a SPEC code."""
+    hub.limiter.check(access)
     trading, by = hub.trading, access.name
     if isinstance(op, Trade):
         return await trading.open(op.agent, _convert(op, TradeRequest, ("id", "agent")), by=by)

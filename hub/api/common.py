@@ -14,7 +14,7 @@ from hub.errors import HubError
 if TYPE_CHECKING:
     from hub.app import Hub
 
-__all__ = ["bearer_token", "hub_of", "json_response", "read_body", "require"]
+__all__ = ["bearer_token", "command", "hub_of", "json_response", "read_body", "require"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -49,6 +49,13 @@ def require(conn: HTTPConnection, role: str = "read", agent: str | None = None) 
         raise HubError("forbidden", f"this needs the {role!r} role; the token has {access.role!r}")
     if agent is not None and access.agents is not None and agent not in access.agents:
         raise HubError("forbidden", f"this token may not touch agent {agent!r}")
+    return access
+
+
+def command(conn: HTTPConnection, role: str = "trade", agent: str | None = None) -> Access:
+    """``require`` for a trading command, counted against the token's command rate."""
+    access = require(conn, role, agent)
+    hub_of(conn).limiter.check(access)
     return access
 
 

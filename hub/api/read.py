@@ -84,8 +84,8 @@ async def agents(request: Request) -> Response:
 
 
 async def summary(request: Request) -> Response:
-    require(request, "read")
-    return json_response(hub_of(request).registry.summary())
+    access = require(request, "read")
+    return json_response(hub_of(request).registry.summary(access.agents))
 
 
 async def agent(request: Request) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -19,9 +21,24 @@ from hub.errors import HubError
 
 __all__ = ["routes"]
 
+log = logging.getLogger("mt4hub.ws")
+
+
+def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    """Browsers send Origin: same-origin or a listed origin may connect; scripts send none."""
+    origin = websocket.headers.get("origin")
+    if origin is None or origin in allowed or "*" in allowed:
+        return True
+    host = websocket.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/") == host
+
 
 async def ws_endpoint(websocket: WebSocket) -> None:
     hub = hub_of(websocket)
+    if not origin_allowed(websocket, hub.config.auth.allowed_origins):
+        log.warning("ws_origin_refused origin=%s", websocket.headers.get("origin"))
+        await websocket.close(code=4003, reason="origin not allowed")
+        return
     await websocket.accept()
     server = hub.config.server
 
@@ -41,6 +58,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         limits=SessionLimits(
             heartbeat=server.heartbeat,
             max_frame_bytes=server.max_frame_bytes,
+            max_subscriptions=server.max_subscriptions,
             hard_limit=server.send_queue * 4,
             flush_interval=server.batch_flush_ms / 1000.0,
         ),

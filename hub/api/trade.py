@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.api.common import hub_of, json_response, read_body, require
+from hub.api.common import command, hub_of, json_response, read_body, require
 from hub.errors import HubError
 from hub.risk import agent_risk_summary, exposure_summary
 from hub.trading.models import (
@@ -23,7 +23,7 @@ __all__ = ["routes"]
 
 def _agent_id(request: Request, role: str = "trade") -> tuple[str, str]:
     agent_id: str = request.path_params["agent_id"]
-    access = require(request, role, agent_id)
+    access = command(request, role, agent_id)
     if hub_of(request).registry.get(agent_id) is None:
         raise HubError("not_found", f"unknown agent {agent_id!r}")
     return agent_id, access.name
@@ -62,7 +62,7 @@ async def close_all(request: Request) -> Response:
 
 
 async def emergency_stop(request: Request) -> Response:
-    access = require(request, "admin")
+    access = command(request, "admin")
     req: EmergencyRequest = await read_body(request, EmergencyRequest)
     result = await hub_of(request).trading.emergency_stop(
         reason=req.reason, close_positions=req.close_positions, by=access.name
@@ -71,12 +71,12 @@ async def emergency_stop(request: Request) -> Response:
 
 
 async def resume(request: Request) -> Response:
-    access = require(request, "admin")
+    access = command(request, "admin")
     return json_response(await hub_of(request).trading.resume(by=access.name))
 
 
 async def post_signal(request: Request) -> Response:
-    access = require(request, "trade")
+    access = command(request, "trade")
     sig: SignalRequest = await read_body(request, SignalRequest)
     if access.agents is not None:
         allowed = [a for a in (sig.agents or sorted(access.agents)) if a in access.agents]

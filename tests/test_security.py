@@ -1,0 +1,126 @@
+"""Security: JWTs, agent scopes, command rate limit, Origin, and no secrets in logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import jwt
+import pytest
+import websockets
+
+from hub.logs import LineFormatter
+from tests.hubkit import RunningHub, hub_config, run_hub
+
+SECRET = "jwt-secret-for-tests-0123456789abcdef"
+
+
+def token(**claims: Any) -> str:
+    base = {"sub": "tester", "role": "read", "exp": int(time.time()) + 600}
+    return jwt.encode({**base, **claims}, SECRET, algorithm="HS256")
+
+
+def bearer(t: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {t}"}
+
+
+async def test_jwt_roles_expiry_signature_and_scope() -> None:
+    async with run_hub(env={"HUB_JWT_SECRET": SECRET}) as h:
+        assert (await h.get("/api/agents", headers=bearer(token()))).status_code == 200
+        expired = token(exp=int(time.time()) - 10)
+        assert (await h.get("/api/agents", headers=bearer(expired))).status_code == 401
+        forged = jwt.encode(
+            {"sub": "x", "role": "admin", "exp": int(time.time()) + 60},
+            "other-secret-0123456789abcdefghij",
+            algorithm="HS256",
+        )
+        assert (await h.get("/api/agents", headers=bearer(forged))).status_code == 401
+        no_exp = jwt.encode({"sub": "x", "role": "read"}, SECRET, algorithm="HS256")
+        assert (await h.get("/api/agents", headers=bearer(no_exp))).status_code == 401
+        bad_role = token(role="root")
+        assert (await h.get("/api/agents", headers=bearer(bad_role))).status_code == 401
+        scoped = token(role="trade", agents=["agent_1"])
+        r = await h.get("/api/agents/agent_2", headers=bearer(scoped))
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+        listed = (await h.get("/api/agents", headers=bearer(scoped))).json()
+        assert [a["agent_id"] for a in listed] == ["agent_1"]
+        summary = (await h.get("/api/agents/summary", headers=bearer(scoped))).json()
+        assert [a["agent_id"] for a in summary["agents"]] == ["agent_1"]
+        r = await h.post(
+            "/api/agents/agent_2/trade",
+            {"symbol": "EURUSD", "action": "buy", "lots": 0.01},
+            headers=bearer(scoped),
+        )
+        assert r.status_code == 403
+        r = await h.post(
+            "/api/agents/agent_1/trade",
+            {"symbol": "XAUUSD", "action": "buy", "lots": 0.01},
+            headers=bearer(token()),
+        )
+        assert r.status_code == 403  # a read JWT cannot trade
+
+
+async def test_expired_jwt_closes_the_socket_with_4001() -> None:
+    async with run_hub(env={"HUB_JWT_SECRET": SECRET}) as h:
+        expired = token(exp=int(time.time()) - 10)
+        async with websockets.connect(f"{h.ws_url}?token={expired}") as ws:
+            assert json.loads(await ws.recv())["error"]["code"] == "unauthorized"
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 4001
+
+
+async def test_commands_past_the_per_token_rate_are_refused() -> None:
+    cfg = hub_config("server: {command_rate: 1, command_burst: 3}\n")
+    async with run_hub(cfg) as h:
+        codes = []
+        for _ in range(5):
+            r = await h.post(
+                "/api/agents/agent_1/trade", {"symbol": "XAUUSD", "action": "buy", "lots": 0.01}
+            )
+            codes.append(r.json()["error"]["code"] if r.status_code != 200 else "ok")
+        assert codes[-1] == "rate_limited" and codes.count("rate_limited") == 2
+        r = await h.post(
+            "/api/agents/agent_1/trade", {"symbol": "XAUUSD", "action": "buy", "lots": 0.01}
+        )
+        assert r.status_code == 429
+
+
+async def test_ws_origin_must_be_same_origin_or_allowed() -> None:
+    async with run_hub(hub_config("auth: {allowed_origins: ['http://dash.example']}\n")) as h:
+        url = f"{h.ws_url}?token={h.token}"
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(url, origin="http://evil.example"):  # type: ignore[arg-type]
+                pass
+        for origin in ("http://dash.example", f"http://127.0.0.1:{h.port}"):
+            async with websockets.connect(url, origin=origin) as ws:  # type: ignore[arg-type]
+                assert json.loads(await ws.recv())["type"] == "welcome"
+
+
+async def test_tokens_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with run_hub() as h:
+        await h.http.get("/api/agents", params={"token": h.token})
+        await h.get("/api/agents/summary")
+        await h.http.get("/api/agents", params={"token": "wrong-secret-value"})
+        async with websockets.connect(f"{h.ws_url}?token={h.token}") as ws:
+            await ws.recv()
+    hub_side = ("mt4hub", "uvicorn", "channels", "hub")  # not the test's own http client
+    lines = LineFormatter()  # what `mt4hub run` writes: every library's records go through it
+    text = "\n".join(lines.format(r) for r in caplog.records if r.name.startswith(hub_side))
+    assert "http GET /api/agents?token=*** 200" in text
+    assert h.token not in text and "wrong-secret-value" not in text
+
+
+async def test_summary_totals_follow_the_scope() -> None:
+    async with run_hub(env={"HUB_JWT_SECRET": SECRET}) as h:
+        await _online(h)
+        scoped = token(agents=["agent_2", "agent_3"])
+        s = (await h.get("/api/agents/summary", headers=bearer(scoped))).json()
+        assert s["total_balance"] == 1500.0 and s["agents_online"] == 2
+
+
+async def _online(h: RunningHub) -> None:
+    await h.wait_for(lambda: all(a.account for a in h.hub.registry.agents.values()))
