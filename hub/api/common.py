@@ -61,9 +61,14 @@ def command(conn: HTTPConnection, role: str = "trade", agent: str | None = None)
 
 async def read_body(request: Request, typ: type[Any], max_bytes: int = 65536) -> Any:
     """Decode a JSON body into ``typ``; errors name the field at fault."""
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise HubError("bad_request", f"body too large ({len(body)} bytes > {max_bytes})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # stop reading at the limit, never buffer more
+        size += len(chunk)
+        if size > max_bytes:
+            raise HubError("bad_request", f"body too large (over {max_bytes} bytes)")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     if not body.strip():
         body = b"{}"
     try:
