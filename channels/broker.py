@@ -6,7 +6,7 @@ changes whenever the channel's history is lost), keeps a bounded history per
 channel and, for state channels, the last value (per ``key`` — the symbol — for
 ticks), then hands the publication to the one handler set by the local
 :class:`~channels.node.Node`. Backends are chosen by URL in :func:`create_broker`:
-``memory://`` (default) or ``redis://`` (issue 7).
+``memory://`` (default) or ``redis://``.
 """
 
 from __future__ import annotations
@@ -92,12 +92,7 @@ def create_broker(url: str | None, *, history_size: int = 1000) -> Broker:
 
         return MemoryBroker(history_size=history_size)
     if scheme in ("redis", "rediss"):
-        try:
-            from channels.redis import RedisBroker  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:
-            raise NotImplementedError(
-                "REDIS_URL: the Redis broker (channels/redis.py, issue 7) is not built yet"
-            ) from exc
-        broker: Broker = RedisBroker(url, history_size=history_size)
-        return broker
+        from channels.redis import RedisBroker
+
+        return RedisBroker(url, history_size=history_size)
     raise ValueError(f"broker url {url!r}: scheme must be memory:// or redis://")

@@ -174,6 +174,7 @@ class RedisBroker:
             self._url,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
+            protocol=2,
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
         )
         self._client = client
@@ -199,7 +200,10 @@ class RedisBroker:
             tasks.append(self._listener)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=self._timeout)
+            if stuck:
+                log.error("redis broker: %d tasks did not stop on close: %r", len(stuck), stuck)
         self._tracks.clear()
         if self._client is not None:
             await self._client.aclose()
@@ -213,6 +217,7 @@ class RedisBroker:
         """For /api/status: the pub/sub connection's state and its history."""
         return {
             "url": self.where,
+            "prefix": self._prefix,
             "healthy": self.healthy,
             "connected": self._ready.is_set(),
             "last_error": self._last_error,
@@ -294,21 +299,22 @@ class RedisBroker:
             return
         await self._wait_ready(f"subscribe to {channel!r}")
         self._names.add(channel)
+        fresh = []  # channels new to us: held until their position is read, after the confirm
         try:
             if not names.is_pattern(channel) and channel not in self._tracks:
-                self._new_track(channel, _Track(fresh=True))
+                fresh.append(self._hold(channel, _Track(fresh=True)))
             await self._confirm(channel)
             if names.is_pattern(channel):
                 for found in await self.channels(channel):
                     if found not in self._tracks:
-                        self._new_track(found, _Track(fresh=True))
-            fills = [t.fill for t in self._tracks.values() if t.fill is not None and t.fresh]
+                        fresh.append(self._hold(found, _Track(fresh=True)))
+            fills = [self._start_fill(c, t) for c, t in fresh if self._tracks.get(c) is t]
             await asyncio.wait_for(asyncio.shield(asyncio.gather(*fills)), self._timeout)
         except BaseException as exc:
             self._names.discard(channel)
             self._drop_uncovered()
-            if not isinstance(exc, RedisUnavailable) and isinstance(
-                exc, RedisError | OSError | TimeoutError
+            if isinstance(exc, RedisError | OSError | TimeoutError) and not isinstance(
+                exc, RedisUnavailable
             ):
                 raise RedisUnavailable(
                     f"subscribe to {channel!r}: Redis at {self.where} did not confirm: {exc!r}"
@@ -353,13 +359,8 @@ class RedisBroker:
             raise RedisUnavailable(f"{what}: Redis at {self.where} failed: {exc!r}") from exc
 
     def _keys(self, channel: str) -> list[str]:
-        p = self._prefix
-        return [
-            f"{p}:seq:{channel}",
-            f"{p}:epoch:{channel}",
-            f"{p}:hist:{channel}",
-            f"{p}:last:{channel}",
-        ]
+        """The seq, epoch, history and last-value keys of ``channel``."""
+        return [f"{self._prefix}:{kind}:{channel}" for kind in ("seq", "epoch", "hist", "last")]
 
     async def _tail(self, channel: str, since_seq: int) -> tuple[str, int, list[Publication]]:
         """The stream's epoch, its last seq and the retained publications after ``since_seq``."""
@@ -387,17 +388,14 @@ class RedisBroker:
         conn = self._conn
         if conn is None:
             raise RedisUnavailable(f"subscribe to {name!r}: Redis at {self.where} is not connected")
-        kind = "PSUBSCRIBE" if names.is_pattern(name) else "SUBSCRIBE"
-        waiter = self._expect(kind, self._redis_name(name))
-        await asyncio.wait_for(conn.send_command(kind, self._redis_name(name)), self._timeout)
+        kind, redis_name = "SUBSCRIBE", self._redis_name(name)
+        if names.is_pattern(name):
+            kind = "PSUBSCRIBE"
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        key = (kind.lower().encode(), redis_name.encode())
+        self._waiters.setdefault(key, deque()).append(waiter)
+        await asyncio.wait_for(conn.send_command(kind, redis_name), self._timeout)
         await asyncio.wait_for(waiter, self._timeout)
-
-    def _expect(self, kind: str, redis_name: str) -> asyncio.Future[None]:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault((kind.lower().encode(), redis_name.encode()), deque()).append(
-            waiter
-        )
-        return waiter
 
     # -- internals: the listener ----------------------------------------------------------------
 
@@ -441,12 +439,9 @@ class RedisBroker:
                 group.create_task(self._read(conn))
         finally:
             self._conn = None
-            for waiters in self._waiters.values():
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(
-                            RedisUnavailable(f"Redis at {self.where}: connection lost")
-                        )
+            lost = RedisUnavailable(f"Redis at {self.where}: pub/sub connection lost")
+            for waiter in (w for ws in self._waiters.values() for w in ws if not w.done()):
+                waiter.set_exception(lost)
             self._waiters.clear()
             await conn.disconnect(nowait=True)
 
@@ -457,7 +452,7 @@ class RedisBroker:
         for pattern in [n for n in self._names if names.is_pattern(n)]:
             for found in await self.channels(pattern):
                 if found not in self._tracks:  # created while we were away: replay it whole
-                    self._new_track(found, _Track())
+                    self._hold(found, _Track())
         self._sessions += 1
         if self._sessions > 1:
             log.info("redis broker: pub/sub to %s back; filling gaps", self.where)
@@ -469,7 +464,7 @@ class RedisBroker:
     async def _read(self, conn: AbstractConnection) -> None:
         awaiting_pong = False
         while True:
-            reply = await conn.read_response(timeout=self._ping_interval)
+            reply = await conn.read_response(timeout=self._ping_interval, push_request=True)
             if reply is None:
                 if awaiting_pong:
                     raise TimeoutError(f"no reply to PING within {self._ping_interval}s")
@@ -480,6 +475,8 @@ class RedisBroker:
             self._dispatch(reply)
 
     def _dispatch(self, reply: list[Any]) -> None:
+        if not isinstance(reply, list) or not reply:
+            return  # PONG of the health check
         kind = bytes(reply[0])
         if kind == b"message":
             self._receive(reply[2])
@@ -523,15 +520,17 @@ class RedisBroker:
             if track.fill is not None:
                 track.fill.cancel()
 
-    def _new_track(self, channel: str, track: _Track) -> None:
+    def _hold(self, channel: str, track: _Track) -> tuple[str, _Track]:
+        """Track a channel new to us, holding what arrives until it is positioned or filled."""
         track.pending = deque(maxlen=_MAX_PENDING)
         self._tracks[channel] = track
-        self._start_fill(channel, track)
+        return channel, track
 
-    def _start_fill(self, channel: str, track: _Track) -> None:
+    def _start_fill(self, channel: str, track: _Track) -> asyncio.Task[None]:
         if track.pending is None:
             track.pending = deque(maxlen=_MAX_PENDING)
         track.fill = asyncio.create_task(self._fill(channel, track), name=f"redis-fill {channel}")
+        return track.fill
 
     def _advance(self, channel: str, track: _Track, pub: Publication) -> None:
         """Hand ``pub`` on if it is the next one; on a gap, hold it and fill from history."""

@@ -19,6 +19,7 @@ import pytest
 
 from hub.records import Store, open_store
 from tests.records.helpers import PG_BIN, run_services
+from tests.rediskit import RedisServer, require_redis_server
 
 HOW_TO = (
     "run the test command (make test), which starts a throwaway Postgres, or: "
@@ -90,3 +91,29 @@ def private_pg(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield url, svc
     finally:
         run_services("stop", svc, "postgres")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """TEST_REDIS_URL when set, else a private redis-server for the whole session."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = RedisServer(require_redis_server(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, for tests that kill and restart it."""
+    server = RedisServer(require_redis_server(), tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

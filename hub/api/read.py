@@ -56,6 +56,8 @@ async def status(request: Request) -> Response:
         {
             "version": __version__,
             "instance": hub.instance_id,
+            "polling": hub.supervisor.polled,
+            "coordination": hub.coordination.status(),
             "uptime_s": round(now - hub.started, 1),
             "broker": hub.broker_status(),
             "store": hub.store_status(),

@@ -1,19 +1,15 @@
-"""A tiny Starlette app serving channels.Session on a real uvicorn socket, per test."""
+"""A tiny Starlette app serving channels.Session on a real uvicorn socket, per test.
+
+Hubs run on the in-process broker and on Redis (TEST_REDIS_URL, or a private redis-server;
+without one the Redis variants skip, and fail under CI=true).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -25,10 +21,13 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from channels.asgi import StarletteTransport, bearer_token, wants_batch
+from channels.broker import Broker
 from channels.memory import MemoryBroker
 from channels.node import Node
 from channels.protocol import Command
+from channels.redis import RedisBroker
 from channels.session import Access, CommandReply, Session, SessionLimits
+from tests.rediskit import redis_prefix
 from tests.timing import units
 
 TOKENS = {
@@ -51,7 +50,7 @@ async def on_command(op: Command, access: Access) -> CommandReply:
 
 
 class Hub:
-    def __init__(self, url: str, node: Node, broker: MemoryBroker, server: uvicorn.Server) -> None:
+    def __init__(self, url: str, node: Node, broker: Broker, server: uvicorn.Server) -> None:
         self.url = url
         self.node = node
         self.broker = broker
@@ -104,12 +103,23 @@ async def serve_app(app: Any, port: int = 0) -> AsyncIterator[tuple[uvicorn.Serv
 HubFactory = Callable[..., Awaitable[Hub]]
 
 
-@pytest.fixture
-async def make_hub() -> AsyncIterator[HubFactory]:
+@pytest.fixture(params=["memory", "redis"])
+async def make_hub(request: pytest.FixtureRequest) -> AsyncIterator[HubFactory]:
+    """Hubs on the in-process broker, or on one Redis (hubs of one test share it, as instances)."""
     stack: list[Any] = []
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    prefix = redis_prefix()
+    brokers: list[RedisBroker] = []
 
     async def factory(limits: SessionLimits | None = None, history_size: int = 100) -> Hub:
-        broker = MemoryBroker(history_size=history_size)
+        broker: Broker
+        if redis_url is None:
+            broker = MemoryBroker(history_size=history_size)
+        else:
+            redis = RedisBroker(redis_url, history_size=history_size, prefix=prefix)
+            await redis.connect()
+            brokers.append(redis)
+            broker = redis
         node = Node(broker)
         app = build_app(node, limits or SessionLimits(heartbeat=units(50), auth_timeout=units(3)))
         ctx = serve_app(app)
@@ -120,6 +130,8 @@ async def make_hub() -> AsyncIterator[HubFactory]:
     yield factory
     for ctx in reversed(stack):
         await ctx.__aexit__(None, None, None)
+    for redis in brokers:
+        await redis.close()
 
 
 @pytest.fixture
@@ -158,122 +170,3 @@ def dumps(value: Any) -> str:
 
 
 # -- Redis (issue 7) --------------------------------------------------------------------------
-
-REDIS_HOW_TO = (
-    "install redis-server, or run the test command (make test), which starts one and sets "
-    "TEST_REDIS_URL (scripts/services.sh start .services redis && . .services/env)"
-)
-
-
-def require_redis_server() -> str:
-    """The redis-server binary; skips the test when missing (fails it under CI=true)."""
-    binary = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no redis-server found: CI must run the Redis tests; {REDIS_HOW_TO}")
-        pytest.skip(f"no redis-server found: {REDIS_HOW_TO}")
-    return binary
-
-
-def redis_prefix() -> str:
-    """A key prefix of its own, so tests sharing one Redis never see each other's channels."""
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-class RedisServer:
-    """A private redis-server without persistence on a fixed free port (restartable there)."""
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.binary = binary
-        self.directory = directory
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        directory.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def pidfile(self) -> Path:
-        return self.directory / "redis.pid"
-
-    def start(self) -> None:
-        subprocess.run(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "yes",
-                "--dir", str(self.directory),
-                "--pidfile", str(self.pidfile),
-                "--logfile", str(self.directory / "redis.log"),
-            ],
-            check=True,
-            timeout=10,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {self.port} did not answer PING")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        """SIGKILL the server (no persistence: its data is gone) and wait until it is."""
-        if not self.pidfile.exists():
-            return
-        pid = int(self.pidfile.read_text())
-        self.pidfile.unlink()
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + 10
-        while self._answers() or _alive(pid):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server pid {pid} did not die")
-            time.sleep(0.02)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """TEST_REDIS_URL when set, else a private redis-server for the whole session."""
-    url = os.environ.get("TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    server = RedisServer(require_redis_server(), tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, for tests that kill and restart it."""
-    server = RedisServer(require_redis_server(), tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()

@@ -9,7 +9,7 @@ import pytest
 
 from channels.broker import Broker, Publication, create_broker
 from channels.redis import RedisBroker
-from tests.channels.conftest import redis_prefix
+from tests.rediskit import redis_prefix
 
 BACKENDS = ["memory://", "redis"]
 
