@@ -1,8 +1,8 @@
 """``python -m bench``: run every benchmark, print the tables, write the results.
 
-Writes ``bench/results/latest.json`` (and the children's logs beside it),
-``BENCHMARKS.md`` and ``bench/plot.png``. Exit status 1 when a benchmark failed
-(the others still run and are reported).
+Writes ``bench/results/latest.json``, ``BENCHMARKS.md`` and ``bench/plot.png``; the
+processes' configs and logs go to a temporary directory, kept (and named) on failure.
+Exit status 1 when a benchmark failed (the others still run and are reported).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import datetime as dt
 import logging
 import os
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -25,7 +27,7 @@ import uvloop
 from bench import docs, report
 from bench._proc import ROOT
 from bench.commands import run_risk, run_round_trip
-from bench.fanout import run_fanout, run_idle, run_slow_consumer
+from bench.fanout import SlowConsumerResult, run_fanout, run_idle, run_slow_consumer
 from bench.poller import run_poller
 from bench.results import Results, encode
 from bench.rig import FULL, QUICK, SMOKE, Rig, Scale
@@ -58,13 +60,21 @@ def _slow_rate(results: Results, scale: Scale) -> float:
     return round(max(1.0, best / 2 / scale.slow_n), 1)
 
 
+async def _slow(rig: Rig, scale: Scale, results: Results) -> list[SlowConsumerResult]:
+    """At the slow-consumer N (few bytes reach the stalled socket), then few subscribers at a
+    high tick rate (its buffers fill within a second and the hub must hold back)."""
+    big = await run_slow_consumer(rig, scale, scale.slow_n, _slow_rate(results, scale), _say)
+    n, rate = scale.slow_fast
+    return [big, await run_slow_consumer(rig, scale, n, rate, _say)]
+
+
 async def _run(args: argparse.Namespace, scale: Scale, results: Results) -> None:
-    rig = Rig(args.out)
+    rig = Rig(args.work)
     os.sched_setaffinity(0, rig.client_core)
     steps: dict[str, Callable[[], Awaitable[Any]]] = {
         "risk": lambda: asyncio.to_thread(run_risk, scale),
         "fanout": lambda: run_fanout(rig, scale, _say),
-        "slow": lambda: run_slow_consumer(rig, scale, _slow_rate(results, scale), _say),
+        "slow": lambda: _slow(rig, scale, results),
         "idle": lambda: run_idle(rig, scale, _say),
         "rtt": lambda: run_round_trip(rig, scale),
         "poller": lambda: run_poller(rig, scale),
@@ -107,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         default=ROOT / "bench" / "results",
-        help="where latest.json and the process logs go",
+        help="where latest.json goes",
     )
     parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "plot.png")
     args = parser.parse_args(argv)
+    args.work = Path(tempfile.mkdtemp(prefix="mt4hub-bench-"))  # configs and process logs
     scale = SMOKE if args.smoke else QUICK if args.quick else FULL
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     shown = ["make bench   # = .venv/bin/python -m bench"]
@@ -138,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"\nwrote {args.out / 'latest.json'}, {args.markdown}, {plot}")
     for name, error in results.errors.items():
         _say(f"FAILED {name}: {error}")
-    return 1 if results.errors else 0
+    if results.errors:
+        _say(f"process logs kept in {args.work}")
+        return 1
+    shutil.rmtree(args.work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ agents:
 def trade_config(sim_port: int) -> str:
     """One agent on an in-process simulator, with room for many positions."""
     return (
-        _SYMBOLS
+        "server: {command_rate: 1000}  # measure the round trip, not the rate limit\n"
+        + _SYMBOLS
         + f"""\
 agents:
   agent_1:

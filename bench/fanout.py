@@ -281,11 +281,10 @@ async def stalled_subscriber(port: int, channel: str) -> socket.socket:
 
 
 async def run_slow_consumer(
-    rig: Rig, scale: Scale, rate: float, progress: Progress
+    rig: Rig, scale: Scale, n: int, rate: float, progress: Progress
 ) -> SlowConsumerResult:
     """Others' latency and hub RSS with and without one subscriber that never reads."""
     load = await rig.load()
-    n = scale.slow_n
     server = await rig.server("hub", fanout_config(), name="hub-slow")
     try:
         await _connect(server, load, "hub", n, False)
@@ -293,13 +292,13 @@ async def run_slow_consumer(
         window = scale.slow_window
         common: dict[str, Any] = {"kind": "hub", "mode": "one-frame", "n": n, "rate": rate}
         without = await _measure(server, load, scale, window=window, **common)
-        progress("slow: without" + _line(without)[14:])
+        progress("slow: without  " + _line(without)[2:])
         sock = stalled_subscriber(int(server.ready["port"]), CHANNEL)
         stalled = await sock
         try:
             await asyncio.sleep(scale.settle)
             with_slow = await _measure(server, load, scale, window=window, **common)
-            progress("slow: with   " + _line(with_slow)[14:])
+            progress("slow: stalled " + _line(with_slow)[2:])
         finally:
             stalled.close()
         await _disconnect(server, load, "hub")

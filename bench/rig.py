@@ -29,6 +29,7 @@ class Scale(msgspec.Struct, frozen=True, kw_only=True):
     light_window: float
     settle: float  # seconds to let a server settle before measuring memory or polling
     slow_n: int
+    slow_fast: tuple[int, float]  # (N, ticks/s): few subscribers, enough bytes to stall
     slow_window: float
     idle_n: int
     rtt_ops: int
@@ -49,6 +50,7 @@ FULL = Scale(
     light_window=3.0,
     settle=1.0,
     slow_n=2000,
+    slow_fast=(50, 1000.0),
     slow_window=5.0,
     idle_n=5000,
     rtt_ops=1000,
@@ -87,6 +89,7 @@ SMOKE = msgspec.structs.replace(
     light_window=0.3,
     settle=0.2,
     slow_n=10,
+    slow_fast=(5, 200.0),
     slow_window=0.3,
     idle_n=20,
     rtt_ops=10,

@@ -84,7 +84,7 @@ class Broker(Protocol):
         """The callback called (synchronously, in seq order) with every publication."""
 
 
-def create_broker(url: str | None, *, history_size: int = 1000) -> Broker:
+def create_broker(url: str | None, *, history_size: int = 1000, prefix: str = "mt4hub") -> Broker:
     """A broker for ``url``: None or ``memory://`` → in-process; ``redis://`` → Redis."""
     scheme = (url or "memory://").split("://", 1)[0]
     if scheme == "memory":
@@ -94,5 +94,5 @@ def create_broker(url: str | None, *, history_size: int = 1000) -> Broker:
     if scheme in ("redis", "rediss"):
         from channels.redis import RedisBroker
 
-        return RedisBroker(url, history_size=history_size)
+        return RedisBroker(url, history_size=history_size, prefix=prefix)
     raise ValueError(f"broker url {url!r}: scheme must be memory:// or redis://")

@@ -63,8 +63,9 @@ class Hub:
         self.auth = Authenticator(config.auth, env)
         self.limiter = CommandLimiter(config.server.command_rate, config.server.command_burst)
         self.registry = Registry(config)
+        prefix = env.get("HUB_REDIS_PREFIX") or "mt4hub"  # several hubs apart on one Redis
         self.broker: Broker = create_broker(
-            env.get("REDIS_URL") or None, history_size=config.server.history_size
+            env.get("REDIS_URL") or None, history_size=config.server.history_size, prefix=prefix
         )
         self.node = Node(self.broker)
         self.publisher = Publisher(self.broker)
@@ -72,7 +73,7 @@ class Hub:
         self.sessions: set[Session] = set()
         data_dir = Path(env.get("HUB_DATA_DIR") or "data")
         self.coordination = open_coordination(
-            env.get("REDIS_URL") or None, self.instance_id, data_dir
+            env.get("REDIS_URL") or None, self.instance_id, data_dir, prefix
         )
         self.store = open_store(
             env.get("DATABASE_URL") or None, default_path=data_dir / "mt4hub.db"

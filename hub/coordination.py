@@ -249,7 +249,9 @@ class RedisCoordination:
         return {"kind": "redis", "instance": self.instance_id, "last_error": self.last_error}
 
 
-def open_coordination(redis_url: str | None, instance_id: str, data_dir: Path) -> Coordination:
+def open_coordination(
+    redis_url: str | None, instance_id: str, data_dir: Path, prefix: str = "mt4hub"
+) -> Coordination:
     if redis_url:
-        return RedisCoordination(redis_url, instance_id)
+        return RedisCoordination(redis_url, instance_id, prefix=prefix)
     return LocalCoordination(instance_id, data_dir)

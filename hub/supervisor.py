@@ -120,8 +120,13 @@ class Mirror:
         self.on_change = on_change
 
     async def attach(self, node: Node) -> None:
+        """Subscribe to every agent's state, then take what was published before now."""
         for kind in _KINDS:
             await node.add(self, names.every_agent(kind))
+        for agent_id in self.registry.agents:
+            for kind in _KINDS:
+                for pub in await node.broker.last(names.agent_channel(agent_id, kind)):
+                    self.on_publication(pub, "")
 
     def on_publication(self, pub: Publication, frame: str) -> None:
         agent_id = names.agent_of(pub.channel)

@@ -75,10 +75,11 @@ def test_light_load_is_measured_in_both_frame_modes(run: Run) -> None:
 
 
 def test_slow_consumer_compares_runs_with_and_without(run: Run) -> None:
-    slow = run.results.slow_consumer
-    assert slow is not None
-    assert slow.without.samples > 0 and slow.with_slow.samples > 0
-    assert slow.with_slow.rss_mb > 0
+    runs = run.results.slow_consumer
+    assert runs is not None and len(runs) == 2
+    for slow in runs:
+        assert slow.without.samples > 0 and slow.with_slow.samples > 0
+        assert slow.with_slow.rss_mb > 0
 
 
 def test_idle_reports_memory_per_connection(run: Run) -> None:
