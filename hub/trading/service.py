@@ -10,9 +10,7 @@ before answering, and answers ``bridge_timeout`` only when the outcome is truly 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -41,17 +39,11 @@ from hub.risk.checks import emergency_denial, enabled_denial
 from hub.trading.emergency import EmergencyState
 from hub.trading.journal import Journal
 from hub.trading.models import CloseRequest, ModifyRequest, OrderEvent, TradeRequest
+from hub.trading.reconcile import already_sent, closed_in_history, order_tag, send_order
 
-__all__ = ["TradingService", "order_tag"]
-
-_TAG_WINDOW_MS = 86_400_000  # how far back the bridge's history is searched for an order tag
+__all__ = ["TradingService"]
 
 log = logging.getLogger("mt4hub.trading")
-
-
-def order_tag(client_order_id: str) -> str:
-    """The short tag put first in the bridge comment (MT4 keeps 31 characters)."""
-    return "h" + hashlib.sha1(client_order_id.encode()).hexdigest()[:10]
 
 
 class TradingService:
@@ -219,7 +211,7 @@ class TradingService:
             await self._sync_shared_state(agent)
             if req.client_order_id is not None and agent.online:
                 # Sent before a restart or by a lost instance? The bridge remembers the tag.
-                earlier = await self._already_sent(agent, order_tag(coid))
+                earlier = await already_sent(agent, order_tag(coid))
                 if earlier is not None:
                     return self._result(agent, earlier, req, signal_id, {"risk": None})
             decision = self._check_open(agent, req)
@@ -244,7 +236,9 @@ class TradingService:
             await self._event(_with(base, event="accepted"), "order_accepted", risk)
             self._in_flight[agent.id] += 1
             try:
-                position = await self._send_trade(agent, order, tag)
+                if self.emergency.stopped:  # the stop landed while this order waited
+                    raise HubError("emergency_stop", "emergency stop is active: trading is halted")
+                position = await send_order(agent, order, tag, self.config.polling.trade_timeout)
             except HubError as exc:
                 await self._event(
                     _with(base, event="failed", error=exc.body()["error"]), "order_failed"
@@ -297,12 +291,6 @@ class TradingService:
         agent.positions = positions
         await self.publisher.state(agent.id, "positions", {"positions": positions})
 
-    async def _already_sent(self, agent: AgentRuntime, tag: str) -> Position | None:
-        try:
-            return await self._find_tagged(agent, tag)
-        except BridgeError as exc:
-            raise HubError(exc.code, f"{agent.id}: cannot check earlier orders: {exc}") from None
-
     def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
         ctx = self.context(agent.id)
         if not agent.online:
@@ -324,68 +312,6 @@ class TradingService:
             _with(base, event="rejected", reason=decision.check, error=error), "order_rejected"
         )
         raise HubError(code, decision.message, details)
-
-    async def _send_trade(self, agent: AgentRuntime, order: TradeOrder, tag: str) -> Position:
-        if self.emergency.stopped:  # the stop landed while this order waited for the lock
-            raise HubError("emergency_stop", "emergency stop is active: trading is halted")
-        try:
-            return await agent.client.trade(order)
-        except (BridgeTimeout, BridgeUnavailable) as exc:
-            if isinstance(exc, BridgeUnavailable) and not exc.sent:
-                raise HubError("agent_offline", f"{agent.id} bridge unreachable: {exc}") from None
-            found, checked = await self._reconcile(agent, tag)
-            if found is not None:
-                log.warning(
-                    "order_reconciled agent=%s tag=%s ticket=%s", agent.id, tag, found.ticket
-                )
-                return found
-            what = (
-                "the bridge's positions and history do not show it"
-                if checked
-                else "the bridge could not be read to check"
-            )
-            raise HubError(
-                "bridge_timeout",
-                f"{agent.id}: {exc}; {what}, so the outcome is unknown: check the account "
-                f"before resending (order tag {tag})",
-                {"tag": tag, "outcome": "unknown", "checked": checked},
-            ) from None
-        except BridgeError as exc:
-            raise HubError(exc.code, f"{agent.id} bridge refused the order: {exc}") from None
-
-    async def _reconcile(self, agent: AgentRuntime, tag: str) -> tuple[Position | None, bool]:
-        """Look for the order's tag in positions, then history, for up to one trade timeout.
-
-        Returns (position or None, whether the bridge could be read at all).
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.polling.trade_timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._find_tagged(agent, tag), True
-            except BridgeError as exc:
-                log.warning(
-                    "reconcile_retry agent=%s tag=%s attempt=%d error=%r",
-                    agent.id,
-                    tag,
-                    attempt,
-                    str(exc),
-                )
-            if loop.time() + 0.2 > deadline:
-                return None, False
-            await asyncio.sleep(0.2)
-
-    async def _find_tagged(self, agent: AgentRuntime, tag: str) -> Position | None:
-        for pos in await agent.client.positions():
-            if pos.comment.startswith(tag):
-                return pos
-        for trade in await agent.client.history(since_ms=now_ms() - _TAG_WINDOW_MS):
-            if trade.comment.startswith(tag):
-                fields = {f: getattr(trade, f) for f in Position.__struct_fields__}
-                return Position(**fields)
-        return None
 
     async def close(self, agent_id: str, req: CloseRequest, *, by: str) -> dict[str, Any]:
         agent = self.agent(agent_id)
@@ -411,7 +337,7 @@ class TradingService:
         try:
             closed = await agent.client.close_position(CloseOrder(ticket=req.ticket, lots=req.lots))
         except (BridgeTimeout, BridgeUnavailable) as exc:
-            closed_found = await self._closed_in_history(agent, req.ticket)
+            closed_found = await closed_in_history(agent, req.ticket)
             if closed_found is None:
                 error = HubError(
                     exc.code, f"{agent.id}: close of {req.ticket}: {exc}; outcome unknown"
@@ -466,13 +392,6 @@ class TradingService:
             if p.ticket == ticket:
                 return p
         raise HubError("not_found", f"{agent.id} has no open position with ticket {ticket}")
-
-    async def _closed_in_history(self, agent: AgentRuntime, ticket: int) -> ClosedTrade | None:
-        with contextlib.suppress(BridgeError):
-            for trade in await agent.client.history():
-                if trade.ticket == ticket:
-                    return trade
-        return None
 
     async def modify(self, agent_id: str, req: ModifyRequest, *, by: str) -> dict[str, Any]:
         agent = self.agent(agent_id)

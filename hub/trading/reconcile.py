@@ -1,0 +1,106 @@
+"""Never a blind retry: every order carries a tag, and a lost answer is looked up.
+
+The tag (derived from the ``client_order_id``) goes first in the bridge comment. When
+the bridge times out, or drops the connection after the order was sent, the bridge's
+positions and history are searched for the tag for up to one trade timeout; only when
+that cannot decide is the answer ``bridge_timeout`` with ``outcome: unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+
+from hub.agents import AgentRuntime, now_ms
+from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
+from hub.bridge.models import ClosedTrade, Position, TradeOrder
+from hub.errors import HubError
+
+__all__ = ["already_sent", "closed_in_history", "order_tag", "send_order"]
+
+log = logging.getLogger("mt4hub.trading")
+
+TAG_WINDOW_MS = 86_400_000  # how far back the bridge's history is searched for an order tag
+RETRY_S = 0.2
+
+
+def order_tag(client_order_id: str) -> str:
+    """The short tag put first in the bridge comment (MT4 keeps 31 characters)."""
+    return "h" + hashlib.sha1(client_order_id.encode()).hexdigest()[:10]
+
+
+async def send_order(agent: AgentRuntime, order: TradeOrder, tag: str, within: float) -> Position:
+    """Send ``order``; on a lost answer, reconcile for up to ``within`` seconds."""
+    try:
+        return await agent.client.trade(order)
+    except (BridgeTimeout, BridgeUnavailable) as exc:
+        if isinstance(exc, BridgeUnavailable) and not exc.sent:
+            raise HubError("agent_offline", f"{agent.id} bridge unreachable: {exc}") from None
+        found, checked = await _reconcile(agent, tag, within)
+        if found is not None:
+            log.warning("order_reconciled agent=%s tag=%s ticket=%s", agent.id, tag, found.ticket)
+            return found
+        what = (
+            "the bridge's positions and history do not show it"
+            if checked
+            else "the bridge could not be read to check"
+        )
+        raise HubError(
+            "bridge_timeout",
+            f"{agent.id}: {exc}; {what}, so the outcome is unknown: check the account "
+            f"before resending (order tag {tag})",
+            {"tag": tag, "outcome": "unknown", "checked": checked},
+        ) from None
+    except BridgeError as exc:
+        raise HubError(exc.code, f"{agent.id} bridge refused the order: {exc}") from None
+
+
+async def already_sent(agent: AgentRuntime, tag: str) -> Position | None:
+    """The order with ``tag`` if the bridge already has it (sent before a restart)."""
+    try:
+        return await _find_tagged(agent, tag)
+    except BridgeError as exc:
+        raise HubError(exc.code, f"{agent.id}: cannot check earlier orders: {exc}") from None
+
+
+async def closed_in_history(agent: AgentRuntime, ticket: int) -> ClosedTrade | None:
+    """The closed trade ``ticket`` from the bridge's history, None if absent or unreadable."""
+    with contextlib.suppress(BridgeError):
+        for trade in await agent.client.history(since_ms=now_ms() - TAG_WINDOW_MS):
+            if trade.ticket == ticket:
+                return trade
+    return None
+
+
+async def _reconcile(agent: AgentRuntime, tag: str, within: float) -> tuple[Position | None, bool]:
+    """(the order or None, whether the bridge could be read at all)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await _find_tagged(agent, tag), True
+        except BridgeError as exc:
+            log.warning(
+                "reconcile_retry agent=%s tag=%s attempt=%d error=%r",
+                agent.id,
+                tag,
+                attempt,
+                str(exc),
+            )
+        if loop.time() + RETRY_S > deadline:
+            return None, False
+        await asyncio.sleep(RETRY_S)
+
+
+async def _find_tagged(agent: AgentRuntime, tag: str) -> Position | None:
+    for pos in await agent.client.positions():
+        if pos.comment.startswith(tag):
+            return pos
+    for trade in await agent.client.history(since_ms=now_ms() - TAG_WINDOW_MS):
+        if trade.comment.startswith(tag):
+            return Position(**{f: getattr(trade, f) for f in Position.__struct_fields__})
+    return None
