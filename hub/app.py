@@ -26,7 +26,7 @@ from channels import names
 from channels.broker import Broker, create_broker
 from channels.node import Node
 from channels.session import Session
-from hub.agents import AgentRuntime, AgentStatus, Registry, now_ms
+from hub.agents import AgentRuntime, Registry
 from hub.api import openapi, read, records, stream, trade
 from hub.api.common import json_response
 from hub.api.middleware import AccessLog
@@ -40,7 +40,7 @@ from hub.errors import STATUS, HubError
 from hub.metrics import Metrics
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
-from hub.records import EquitySnapshot, RecordWriter, Spool, TickRecord, open_store
+from hub.records import RecordWriter, Spool, open_store
 from hub.supervisor import Mirror, PollSupervisor
 from hub.trading.journal import RecordsJournal
 from hub.trading.models import OrderEvent
@@ -83,7 +83,6 @@ class Hub:
         self.trading = TradingService(
             self.registry, self.publisher, self.coordination, self.journal
         )
-        self._equity_at: dict[str, int] = {}
         self.pollers = {
             agent.id: AgentPoller(
                 agent,
@@ -109,53 +108,19 @@ class Hub:
         self._summary_task: asyncio.Task[None] | None = None
 
     def _observe(self, channel: str, key: str | None, data: Any) -> None:
-        """Every publication of this instance: risk inputs and records (never blocks)."""
+        """Every publication of this instance: risk inputs, metrics and records (never blocks)."""
         agent_id = names.agent_of(channel)
         if agent_id is None:
             return
+        self.journal.published(agent_id, data)
         if isinstance(data, OrderEvent):
             self.metrics.order_events.labels(agent_id, data.event).inc()
         elif isinstance(data, Tick):
             self.trading.observe_tick(data.symbol, data.bid, data.ask, data.time)
-            self.writer.submit(
-                TickRecord(
-                    agent_id=agent_id,
-                    symbol=data.symbol,
-                    bid=data.bid,
-                    ask=data.ask,
-                    time=data.time,
-                )
-            )
         elif isinstance(data, Account):
             self.trading.observe_account(agent_id, data.equity)
-            now = now_ms()
-            if now - self._equity_at.get(agent_id, 0) >= 1000:  # at most one a second
-                self._equity_at[agent_id] = now
-                self.writer.submit(
-                    EquitySnapshot(
-                        agent_id=agent_id,
-                        balance=data.balance,
-                        equity=data.equity,
-                        margin=data.margin,
-                        profit=data.profit,
-                        created_at=now,
-                    )
-                )
         elif channel.endswith(":positions"):
             self._agent_changed(None)  # the summary counts positions
-        elif isinstance(data, AgentStatus):
-            self.journal.log(
-                agent_id,
-                "status_changed",
-                f"{data.status}, trading {data.trading}"
-                + (f": {data.error}" if data.error else ""),
-                {
-                    "status": data.status,
-                    "trading": data.trading,
-                    "error": data.error,
-                    "stale": data.stale,
-                },
-            )
 
     def _polled_here(self, agent_id: str) -> bool:
         return agent_id in self.supervisor.running

@@ -1,4 +1,4 @@
-"""The trading journal: every order event, close and signal becomes records.
+"""The journal: order events, closes, signals and agent publications become records.
 
 The trading service calls it synchronously on every decision (never awaits); it turns
 :class:`OrderEvent` s into ``agent_trades`` rows (accepted → filled/failed → closed) and
@@ -10,8 +10,18 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from hub.bridge.models import ClosedTrade
-from hub.records import LogRecord, Record, SignalRecord, TradeClosed, TradeOpened, TradeUpdated
+from hub.agents import AgentStatus, now_ms
+from hub.bridge.models import Account, ClosedTrade, Tick
+from hub.records import (
+    EquitySnapshot,
+    LogRecord,
+    Record,
+    SignalRecord,
+    TickRecord,
+    TradeClosed,
+    TradeOpened,
+    TradeUpdated,
+)
 from hub.trading.models import OrderEvent, SignalRequest
 
 __all__ = ["Journal", "RecordsJournal", "Submit"]
@@ -24,6 +34,8 @@ class Submit(Protocol):
 
 
 class Journal(Protocol):
+    def published(self, agent_id: str, data: object) -> None: ...
+
     def log(
         self, agent_id: str | None, event_type: str, message: str, metadata: dict[str, Any]
     ) -> None: ...
@@ -42,6 +54,48 @@ class Journal(Protocol):
 class RecordsJournal:
     def __init__(self, submit: Submit) -> None:
         self._submit = submit
+        self._equity_at: dict[str, int] = {}
+
+    def published(self, agent_id: str, data: object) -> None:
+        """What the hub publishes on agent channels: every tick, equity at most once a
+        second, and each status change."""
+        if isinstance(data, Tick):
+            self._submit(
+                TickRecord(
+                    agent_id=agent_id,
+                    symbol=data.symbol,
+                    bid=data.bid,
+                    ask=data.ask,
+                    time=data.time,
+                )
+            )
+        elif isinstance(data, Account):
+            now = now_ms()
+            if now - self._equity_at.get(agent_id, 0) >= 1000:
+                self._equity_at[agent_id] = now
+                self._submit(
+                    EquitySnapshot(
+                        agent_id=agent_id,
+                        balance=data.balance,
+                        equity=data.equity,
+                        margin=data.margin,
+                        profit=data.profit,
+                        created_at=now,
+                    )
+                )
+        elif isinstance(data, AgentStatus):
+            error = f": {data.error}" if data.error else ""
+            self.log(
+                agent_id,
+                "status_changed",
+                f"{data.status}, trading {data.trading}{error}",
+                {
+                    "status": data.status,
+                    "trading": data.trading,
+                    "error": data.error,
+                    "stale": data.stale,
+                },
+            )
 
     def log(
         self, agent_id: str | None, event_type: str, message: str, metadata: dict[str, Any]
