@@ -58,6 +58,7 @@ __all__ = [
 
 OpId = str | int | None
 Positive = Annotated[float, Meta(gt=0)]
+Ticket = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Seq = Annotated[int, Meta(ge=0)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 
@@ -107,13 +108,13 @@ class Trade(_Op, tag="trade", frozen=True, kw_only=True):
 
 class Close(_Op, tag="close", frozen=True, kw_only=True):
     agent: Name
-    ticket: int
+    ticket: Ticket
     lots: Positive | None = None
 
 
 class Modify(_Op, tag="modify", frozen=True, kw_only=True):
     agent: Name
-    ticket: int
+    ticket: Ticket
     sl: float | None = None
     tp: float | None = None
 
@@ -217,14 +218,15 @@ ServerMessage = (
 _op_decoder: msgspec.json.Decoder[Op] = msgspec.json.Decoder(Op)
 _server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 _any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 
-_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _BOUND = re.compile(r"^Expected `\w+` (?P<op>[<>]=?) (?P<num>-?[\d.]+)$")
 _LENGTH = re.compile(r"^Expected `(?:array|str|object)` of length (?P<op>[<>]=?) (?P<num>\d+)$")
 _GOT = re.compile(r"^Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`$")
 _FIELD = re.compile(r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>[^`]+)`$")
-_VALUE = re.compile(r"^Invalid (?:enum )?value (?P<value>.+)$")
+_VALUE = re.compile(r"^Invalid (?:enum )?value (?P<value>.+)$", re.DOTALL)
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -245,6 +247,8 @@ def decode_op(frame: str | bytes) -> Op | ProtocolError:
         return ProtocolError("bad_request", _describe(str(exc)), _read_id(frame))
     except msgspec.DecodeError as exc:
         return ProtocolError("bad_request", f"not valid JSON: {_strip_prefix(str(exc))}")
+    except RecursionError:
+        return ProtocolError("bad_request", "frame: nested too deeply")
 
 
 def _strip_prefix(text: str) -> str:
@@ -253,13 +257,12 @@ def _strip_prefix(text: str) -> str:
 
 def _read_id(frame: str | bytes) -> OpId:
     try:
-        obj = _any_decoder.decode(frame)
-    except msgspec.DecodeError:
-        return None
-    if isinstance(obj, dict):
-        value = obj.get("id")
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            return value
+        raw = _fields_decoder.decode(frame).get("id")
+        value = _any_decoder.decode(raw) if raw is not None else None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None  # not an object, or too broken (or too deep) to read an id from
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return value
     return None
 
 

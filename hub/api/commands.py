@@ -17,6 +17,7 @@ from channels.protocol import (
     Trade,
 )
 from channels.session import Access, CommandReply
+from hub.api.common import field_message
 from hub.errors import HubError
 from hub.trading.models import CloseRequest, ModifyRequest, SignalRequest, TradeRequest
 
@@ -35,7 +36,7 @@ def _convert(op: msgspec.Struct, typ: type[Any], drop: tuple[str, ...]) -> Any:
     try:
         return msgspec.convert(fields, typ)
     except msgspec.ValidationError as exc:
-        raise HubError("bad_request", str(exc).replace(" - at `$.", ": ").rstrip("`")) from None
+        raise HubError("bad_request", field_message(str(exc))) from None
 
 
 async def execute(hub: Hub, op: Command, access: Access) -> Any:

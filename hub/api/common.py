@@ -14,7 +14,15 @@ from hub.errors import HubError
 if TYPE_CHECKING:
     from hub.app import Hub
 
-__all__ = ["bearer_token", "command", "hub_of", "json_response", "read_body", "require"]
+__all__ = [
+    "bearer_token",
+    "command",
+    "field_message",
+    "hub_of",
+    "json_response",
+    "read_body",
+    "require",
+]
 
 _encoder = msgspec.json.Encoder()
 
@@ -74,12 +82,12 @@ async def read_body(request: Request, typ: type[Any], max_bytes: int = 65536) ->
     try:
         return msgspec.json.decode(body, type=typ)
     except msgspec.ValidationError as exc:
-        raise HubError("bad_request", _field_message(str(exc))) from None
+        raise HubError("bad_request", field_message(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise HubError("bad_request", f"body is not valid JSON: {exc}") from None
 
 
-def _field_message(text: str) -> str:
+def field_message(text: str) -> str:
     """``Expected `float` - at `$.lots``` → ``lots: expected `float```."""
     marker = " - at `$."
     if marker in text:

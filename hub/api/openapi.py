@@ -16,6 +16,7 @@ from hub import __version__
 from hub.agents import AgentStatus, GlobalSummary
 from hub.api.common import hub_of, json_response
 from hub.bridge.models import Account, ClosedTrade, Position, Tick
+from hub.records.rows import MAX_LIMIT
 from hub.trading.models import (
     CloseRequest,
     EmergencyRequest,
@@ -65,8 +66,12 @@ SYMBOL = {"name": "symbol", "in": "path", "required": True, "schema": {"type": "
 CHANNEL = {"name": "channel", "in": "path", "required": True, "schema": {"type": "string"}}
 PAGE = [
     {"name": "agent", "in": "query", "schema": {"type": "string"}},
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-    {"name": "before", "in": "query", "schema": {"type": "integer"}},
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    },
+    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
 ]
 
 # (method, path, summary, auth role or None, body struct, 200 schema name or None, params)
@@ -134,7 +139,7 @@ def build_openapi() -> dict[str, Any]:
             }
         paths.setdefault(path, {})[method] = op
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "MT4 Hub", "version": __version__},
         "paths": paths,
         "components": {

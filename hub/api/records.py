@@ -19,7 +19,7 @@ __all__ = ["routes"]
 
 def _int(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         return int(raw)

@@ -71,6 +71,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
 
 
 async def channel_history(request: Request) -> Response:
+    require(request, "read")  # auth before anything about the channel is revealed
     channel = request.path_params["channel"]
     try:
         names.validate(channel)

@@ -43,7 +43,7 @@ class Tick(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     bid: Price
     ask: Price
-    time: int
+    time: Annotated[int, Meta(gt=0)]  # epoch ms
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,6 +20,7 @@ Lots = Annotated[float, Meta(gt=0, le=10_000)]
 Level = Annotated[float, Meta(ge=0, le=1e9)]  # 0 means "no stop", as in MT4
 Comment = Annotated[str, Meta(max_length=200)]
 OrderId = Annotated[str, Meta(min_length=1, max_length=64)]
+Ticket = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 
 
 class _Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -37,12 +38,12 @@ class TradeRequest(_Body, frozen=True, kw_only=True):
 
 
 class CloseRequest(_Body, frozen=True, kw_only=True):
-    ticket: Annotated[int, Meta(ge=0)]
+    ticket: Ticket
     lots: Lots | None = None
 
 
 class ModifyRequest(_Body, frozen=True, kw_only=True):
-    ticket: Annotated[int, Meta(ge=0)]
+    ticket: Ticket
     sl: Level | None = None
     tp: Level | None = None
 

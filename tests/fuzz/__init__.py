@@ -1,0 +1,1 @@
+"""Fuzzing: the REST schema (schemathesis), WebSocket frames and bridge garbage (hypothesis)."""
