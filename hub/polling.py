@@ -61,6 +61,11 @@ class AgentPoller:
                     await self.poll_once()
                 except BridgeError as exc:
                     error = str(exc)
+                except ConnectionError as exc:  # the broker (Redis) is away, not the bridge
+                    log.warning("publish_failed agent=%s error=%r", self.agent.id, str(exc))
+                    await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+                    backoff = min(backoff * 2, self.cfg.backoff_max)
+                    continue
                 except Exception as exc:  # a bug must not kill the loop: report it loudly
                     log.exception("poll_crashed agent=%s", self.agent.id)
                     error = f"internal error: {type(exc).__name__}: {exc}"
@@ -159,8 +164,8 @@ class AgentPoller:
         key = (status.status, status.trading, status.error, tuple(status.stale))
         if key == self._status_key:
             return False
-        self._status_key = key
         await self.publisher.state(agent.id, "status", status)
+        self._status_key = key
         return True
 
 

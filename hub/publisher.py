@@ -39,8 +39,8 @@ class Publisher:
         encoded = _encode(data)
         if self._last.get((channel, key)) == encoded:
             return False
+        await self._publish(channel, data, key)  # remembered only once really published
         self._last[(channel, key)] = encoded
-        await self._publish(channel, data, key)
         return True
 
     async def state(self, agent_id: str, kind: AgentKind, data: Any) -> bool:
