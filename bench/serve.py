@@ -3,7 +3,8 @@
 Kinds:
 
 - ``hub``: the real app (``hub.app.create_app``) under uvicorn with the settings of
-  ``mt4hub run``; ticks go through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``.
+  ``mt4hub run`` (``ws=FastWebSocketProtocol``, ``tune_gc()`` after start-up); ticks go
+  through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``.
 - ``broadcaster``: encode/broadcaster ``memory://`` + Starlette, one
   ``send_text`` per message per connection (the common tutorial approach).
 - ``websockets``: the ``websockets`` library, ``websockets.broadcast`` of one
@@ -33,6 +34,7 @@ import uvloop
 
 from bench._control import raise_fd_limit, serve_commands
 from bench._ticks import Publish, event_frame, inject
+from channels.asgi import FastWebSocketProtocol
 
 __all__ = ["CHANNEL", "KINDS", "TOKEN", "main"]
 
@@ -80,7 +82,7 @@ def _bind() -> socket.socket:
 def _uvicorn(app: Any, *, like_hub: bool) -> uvicorn.Server:
     """uvicorn as ``mt4hub run`` configures it, or its defaults; permessage-deflate off."""
     hub_options: dict[str, Any] = (
-        {"ws": "websockets-sansio", "ws_max_size": 4 * 65536, "proxy_headers": True}
+        {"ws": FastWebSocketProtocol, "ws_max_size": 4 * 65536, "proxy_headers": True}
         if like_hub
         else {}
     )
@@ -122,7 +124,7 @@ async def _hub(config_path: str) -> AsyncIterator[tuple[int, Publish, Subscriber
     from hub.config import load_config
 
     env = {**os.environ, "HUB_ADMIN_TOKEN": TOKEN}
-    app = create_app(load_config(config_path), env=env)
+    app = create_app(load_config(config_path), env=env, tune_gc=True)  # as mt4hub run
     hub = app.state.hub
     tick = hub.publisher.tick
 

@@ -1,4 +1,9 @@
-"""Starlette adapters: a :class:`~channels.session.Transport` over a Starlette WebSocket."""
+"""Starlette adapters: a :class:`~channels.session.Transport` over a Starlette WebSocket.
+
+Under uvicorn with ``ws=FastWebSocketProtocol`` (re-exported here) the transport also
+offers the connection's :class:`~channels._fastws.RawSocket` as ``raw``, and the session
+writes pre-framed messages directly; elsewhere ``raw`` is None and it uses ``send_text``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ from collections.abc import Mapping
 
 from starlette.websockets import WebSocket
 
-__all__ = ["StarletteTransport", "bearer_token", "wants_batch"]
+from channels._fastws import RAW_EXTENSION, FastWebSocketProtocol, RawSocket
+
+__all__ = ["FastWebSocketProtocol", "StarletteTransport", "bearer_token", "wants_batch"]
 
 
 class StarletteTransport:
@@ -14,6 +21,8 @@ class StarletteTransport:
 
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
+        raw = websocket.scope.get("extensions", {}).get(RAW_EXTENSION)
+        self.raw: RawSocket | None = raw if isinstance(raw, RawSocket) else None
 
     async def send_text(self, text: str) -> None:
         await self._ws.send_text(text)

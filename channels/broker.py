@@ -19,7 +19,7 @@ import msgspec
 __all__ = ["Broker", "Handler", "Publication", "create_broker", "encode_data"]
 
 
-class Publication(msgspec.Struct, frozen=True, kw_only=True):
+class Publication(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One message on a channel; ``data`` is the pre-encoded JSON payload."""
 
     channel: str

@@ -1,4 +1,4 @@
-"""Per-connection delivery: a bounded outbound queue drained by the connection's own writer.
+"""Per-connection delivery: a bounded outbound queue, written directly or by a writer task.
 
 - Every item is one encoded server message (a ``str``); the fan-out pushes the same
   frame object to many outboxes without awaiting.
@@ -7,10 +7,22 @@
 - Events, snapshots and replies are never dropped: past ``hard_limit`` queued items the
   outbox *overflows* — it empties itself, refuses further items and calls ``on_overflow``;
   the owner then sends ``slow_consumer`` and closes with 4008. Memory stays bounded.
-- :meth:`Outbox.run` is the WebSocket writer: one message per frame, or with ``batch`` all
-  that is queued packed into one frame, one JSON object per line. A lone message after an
-  idle period goes out at once; after a send the next frame waits at most
-  ``flush_interval`` to pack more. An idle connection gets ``heartbeat_frame()``.
+
+Two ways out, the same semantics:
+
+- **Direct** (:meth:`Outbox.attach` to a :class:`Sink` and the node's shared
+  :class:`~channels.lane.Lane`): while the connection keeps up, ``put`` only appends to a
+  list; the lane writes every pending connection at the end of the loop iteration (one
+  frame per message) or, for ``batch`` connections that sent within ``flush_interval``, on
+  its one shared timer (all pending messages in one frame, one JSON object per line). No
+  task, no wake-up per message; the frame bytes are built once per group of connections
+  with the same pending messages. While the sink is paused (its buffer is full) messages
+  queue, conflate and overflow as above; the sink's ``on_writable`` drains the queue.
+- **Writer task** (:meth:`Outbox.run`, any async ``send``): the queue is drained by a task,
+  one message per frame, or with ``batch`` all that is queued packed into one frame.
+
+In both, a lone message after an idle period goes out at once, and an idle connection
+gets ``heartbeat_frame()`` every ``heartbeat`` seconds.
 """
 
 from __future__ import annotations
@@ -18,10 +30,28 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["Item", "Outbox"]
+if TYPE_CHECKING:
+    from channels.lane import Lane
+
+__all__ = ["Item", "Outbox", "Sink"]
 
 _BATCH_ITEMS = 1024
+
+
+class Sink(Protocol):
+    """Where a direct outbox writes complete frame bytes (see :mod:`channels._fastws`)."""
+
+    on_writable: Callable[[], None] | None
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def writable(self) -> bool: ...
+
+    def write(self, data: bytes) -> bool: ...
 
 
 class Item:
@@ -58,13 +88,22 @@ class Outbox:
         self._slots: dict[tuple[str, str | None], Item] = {}
         self._live = 0
         self._dead = 0
-        self._ready = asyncio.Event()
+        self._ready: asyncio.Event | None = None
         self.overflowed = False
         self.conflated = 0
+        # direct mode (attach): frames waiting for the lane, in order, while nothing is queued
+        self.sink: Sink | None = None
+        self.pending: list[str] = []
+        self.scheduled = False
+        self.batch = False
+        self.flush_interval = 0.01
+        self.last_send = -1e9
+        self._lane: Lane | None = None
+        self._beat: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         """Messages queued and not yet handed to the writer."""
-        return self._live
+        return self._live + len(self.pending)
 
     def put(
         self,
@@ -77,6 +116,14 @@ class Outbox:
     ) -> None:
         """Queue one message; ``state=True`` lets a newer value replace it while behind."""
         if self.overflowed:
+            return
+        if self._lane is not None and not self._live:
+            pending = self.pending
+            pending.append(frame)
+            if not self.scheduled:
+                self._lane.schedule(self)
+            elif len(pending) >= self._soft:  # a burst: write now, queue if that fills the sink
+                self._lane.flush_now(self)
             return
         item = Item(frame, channel, seq, key)
         if state and channel is not None:
@@ -97,7 +144,8 @@ class Outbox:
         if self._dead > self._soft and self._dead > self._live:
             self._queue = deque(i for i in self._queue if i.frame is not None)
             self._dead = 0
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
     def overflow(self) -> None:
         """Give up on this consumer: drop everything, refuse more, tell the owner once."""
@@ -106,8 +154,10 @@ class Outbox:
         self.overflowed = True
         self._queue.clear()
         self._slots.clear()
+        self.pending = []
         self._live = self._dead = 0
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
         if self._on_overflow is not None:
             self._on_overflow()
 
@@ -124,14 +174,100 @@ class Outbox:
             if item.channel is not None and slots.get((item.channel, item.key)) is item:
                 del slots[(item.channel, item.key)]
         self._live -= len(out)
-        if not self._live:
+        if not self._live and self._ready is not None:
             self._ready.clear()
         return out
+
+    def spill(self) -> None:
+        """Move pending frames to the queue (the sink is full): they queue, never conflate."""
+        pending, self.pending = self.pending, []
+        for frame in pending:
+            self._queue.append(Item(frame, None, 0, None))
+        self._live += len(pending)
+        if self._live > self._hard:
+            self.overflow()
+
+    # -- direct mode -------------------------------------------------------------------------
+
+    def attach(
+        self,
+        sink: Sink,
+        lane: Lane,
+        *,
+        batch: bool = False,
+        flush_interval: float = 0.01,
+        heartbeat: float | None = None,
+        heartbeat_frame: Callable[[], str] | None = None,
+    ) -> None:
+        """Write directly to ``sink`` through ``lane`` from now on (see the module doc)."""
+        self.sink = sink
+        self._lane = lane
+        self.batch = batch
+        self.flush_interval = flush_interval
+        sink.on_writable = self._drain
+        queued = [i.frame for i in self.take(self._live) if i.frame is not None]
+        self.pending = queued + self.pending
+        if self.pending:
+            lane.schedule(self)
+        if heartbeat is not None and heartbeat_frame is not None:
+            self._arm(heartbeat, heartbeat_frame)
+
+    def detach(self) -> None:
+        """Stop direct writing; what is pending or queued is written now if the sink allows."""
+        sink, lane = self.sink, self._lane
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+        if sink is None or lane is None:
+            return
+        sink.on_writable = None
+        if not self.overflowed and not sink.closed:
+            texts = [i.frame for i in self.take(self._live) if i.frame is not None]
+            texts += self.pending
+            if texts:
+                sink.write(lane.frames(texts, self.batch, shared=False))
+        self.pending = []
+        self.sink = None
+        self._lane = None
+
+    def _drain(self) -> None:
+        """The sink has room again: write the backlog (until it is full again)."""
+        sink, lane = self.sink, self._lane
+        if sink is None or lane is None:
+            return
+        while self._live and sink.writable:
+            limit = _BATCH_ITEMS if self.batch else 64
+            texts = [i.frame for i in self.take(limit) if i.frame is not None]
+            if texts:
+                sink.write(lane.frames(texts, self.batch, shared=False))
+                self.last_send = lane.now()
+        if self.pending and not self.scheduled:
+            lane.schedule(self)
+
+    def _arm(self, heartbeat: float, heartbeat_frame: Callable[[], str]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def beat() -> None:
+            self._beat = None
+            if self.sink is None or self.sink.closed or self.overflowed:
+                return
+            idle = loop.time() - self.last_send
+            if idle >= heartbeat * 0.999 and not self.pending and not self._live:
+                self.put(heartbeat_frame())
+                idle = 0.0
+            self._beat = loop.call_later(max(0.001, heartbeat - idle), beat)
+
+        self.last_send = loop.time()
+        self._beat = loop.call_later(heartbeat, beat)
+
+    # -- writer task -------------------------------------------------------------------------
 
     async def wait(self, within: float | None = None) -> bool:
         """Wait until something is queued (or the outbox overflowed); False on timeout."""
         if self._live or self.overflowed:
             return True
+        if self._ready is None:
+            self._ready = asyncio.Event()
         try:
             async with asyncio.timeout(within):
                 await self._ready.wait()

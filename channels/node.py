@@ -4,7 +4,8 @@ The :class:`Node` registers itself as its broker's handler. For each publication
 finds the matching subscribers (cached per channel, invalidated on any change),
 encodes the ``event`` frame once and hands that same ``str`` to every subscriber
 without awaiting. It subscribes upstream for the first local subscriber of a name
-and unsubscribes after the last, rolling back on failure.
+and unsubscribes after the last, rolling back on failure. Its :class:`~channels.lane.Lane`
+is the one shared flush of every direct-writing connection of this node.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 
 from channels import names
 from channels.broker import Broker, Publication
+from channels.lane import Lane
 from channels.protocol import Event, encode
 
 __all__ = ["Node", "Subscriber"]
@@ -43,6 +45,7 @@ class Node:
         self._by_subscriber: dict[Subscriber, set[str]] = {}
         self._cache: dict[str, tuple[Subscriber, ...]] = {}
         self._upstream = asyncio.Lock()
+        self.lane = Lane()
         self.published = 0
         broker.set_handler(self._on_publication)
 

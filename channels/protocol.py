@@ -175,7 +175,7 @@ class Unsubscribed(_Msg, tag="unsubscribed", frozen=True, kw_only=True):
     channels: list[str]
 
 
-class Snapshot(_Msg, tag="snapshot", frozen=True, kw_only=True):
+class Snapshot(_Msg, tag="snapshot", frozen=True, kw_only=True, gc=False):
     ch: str
     seq: int
     ts: int
@@ -183,7 +183,7 @@ class Snapshot(_Msg, tag="snapshot", frozen=True, kw_only=True):
     data: msgspec.Raw
 
 
-class Event(_Msg, tag="event", frozen=True, kw_only=True):
+class Event(_Msg, tag="event", frozen=True, kw_only=True, gc=False):
     ch: str
     seq: int
     ts: int

@@ -2,7 +2,11 @@
 
 ``await Session(node, transport, authenticate=…, on_command=…, token=…).run()`` serves
 one connection until the peer leaves. The transport is three coroutines (see
-:class:`Transport`); :mod:`channels.asgi` adapts a Starlette ``WebSocket``.
+:class:`Transport`); :mod:`channels.asgi` adapts a Starlette ``WebSocket``. When the
+transport also offers a ``raw`` sink the outbox writes to it directly through the node's
+shared lane (no writer task); otherwise a writer task drains it into ``send_text``. The
+session reads on the connection's own task; an overflow (slow consumer) or a dead writer
+cancels that read.
 
 Close codes: 4001 auth failed or timed out, 4008 slow consumer, 4029 flooding.
 Subscribes are handled in order on the reading task; commands run as tasks (at most
@@ -21,7 +25,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from channels import names
-from channels.delivery import Outbox
+from channels.delivery import Outbox, Sink
 from channels.errors import InvalidChannel, ProtocolError
 from channels.feed import Feed, SyncResult
 from channels.node import Node
@@ -106,6 +110,10 @@ class Transport(Protocol):
 
     async def close(self, code: int, reason: str) -> None: ...
 
+    @property
+    def raw(self) -> Sink | None:
+        """A direct frame sink, when the server offers one (else None: ``send_text``)."""
+
 
 Authenticate = Callable[[str], Awaitable[Access | None]]
 OnCommand = Callable[[Command, Access], Awaitable[CommandReply]]
@@ -158,6 +166,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _heartbeat_frame() -> str:
+    return encode(Heartbeat(ts=_now_ms())).decode()
+
+
 class Session:
     """One WebSocket connection's state machine."""
 
@@ -181,11 +193,13 @@ class Session:
         self._batch = batch
         self._limits = limits or SessionLimits()
         self._bucket = _Bucket(self._limits.rate, self._limits.burst)
-        self._overflowed = asyncio.Event()
+        self._overflowed = False
+        self._halted = False
+        self._runner: asyncio.Task[Any] | None = None
         self._outbox = Outbox(
             soft_limit=self._limits.soft_limit,
             hard_limit=self._limits.hard_limit,
-            on_overflow=self._overflowed.set,
+            on_overflow=self._on_overflow,
         )
         self._commands: set[asyncio.Task[None]] = set()
         self._close: tuple[int, str] | None = None
@@ -200,30 +214,48 @@ class Session:
         limits = self._limits
         feed = Feed(self._node, self._outbox, agents=access.agents, max_pending=limits.hard_limit)
         beat = limits.heartbeat
-        self._send(Welcome(session=self.id, heartbeat=int(beat) if beat.is_integer() else beat))
-        writer = asyncio.create_task(
-            self._outbox.run(
-                self._transport.send_text,
+        raw = self._transport.raw
+        writer: asyncio.Task[None] | None = None
+        if raw is not None:
+            self._outbox.attach(
+                raw,
+                self._node.lane,
                 batch=self._batch,
                 flush_interval=limits.flush_interval,
-                heartbeat=limits.heartbeat,
-                heartbeat_frame=lambda: encode(Heartbeat(ts=_now_ms())).decode(),
+                heartbeat=beat,
+                heartbeat_frame=_heartbeat_frame,
             )
-        )
-        reader = asyncio.create_task(self._read(access, feed))
-        overflow = asyncio.create_task(self._overflowed.wait())
-        tasks = {writer, reader, overflow}
+        self._send(Welcome(session=self.id, heartbeat=int(beat) if beat.is_integer() else beat))
+        if raw is None:
+            writer = asyncio.create_task(
+                self._outbox.run(
+                    self._transport.send_text,
+                    batch=self._batch,
+                    flush_interval=limits.flush_interval,
+                    heartbeat=beat,
+                    heartbeat_frame=_heartbeat_frame,
+                )
+            )
+            writer.add_done_callback(lambda _: self._halt())
+        tasks = set() if writer is None else {writer}
+        runner = self._runner = asyncio.current_task()
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if not self._halted:
+                await self._read(access, feed)
+        except asyncio.CancelledError:
+            if not self._halted or runner is None or runner.uncancel() > 0:
+                raise
         finally:
+            self._runner = None
             for task in tasks | self._commands:
                 task.cancel()
             results = await asyncio.gather(*tasks, *self._commands, return_exceptions=True)
+            self._outbox.detach()
             await feed.close()
         for result in results:
             if isinstance(result, Exception):
                 log.info("session %s ended: %r", self.id, result)
-        if self._overflowed.is_set():
+        if self._overflowed:
             log.warning("session %s (%s): slow consumer, closing", self.id, access.name)
             await self._last_words(
                 "slow_consumer", "too many messages queued: read faster", CLOSE_SLOW_CONSUMER
@@ -231,6 +263,18 @@ class Session:
         elif self._close is not None:
             code, reason = self._close
             await self._last_words("rate_limited", reason, code)
+
+    def _on_overflow(self) -> None:
+        self._overflowed = True
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stop reading (the outbox overflowed or the writer ended); run() then closes."""
+        if self._halted:
+            return
+        self._halted = True
+        if self._runner is not None:
+            self._runner.cancel()
 
     async def _login(self) -> Access | None:
         token, limits = self._token, self._limits

@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from channels import names
+from channels import gctune, names
 from channels.broker import Broker, create_broker
 from channels.node import Node
 from channels.session import Session
@@ -224,9 +224,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    config: HubConfig, *, env: Mapping[str, str] | None = None, start_sims: bool = True
+    config: HubConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    start_sims: bool = True,
+    tune_gc: bool = False,
 ) -> Starlette:
-    """A hub for ``config``; ``env`` defaults to ``os.environ`` (tests pass their own)."""
+    """A hub for ``config``; ``env`` defaults to ``os.environ`` (tests pass their own).
+
+    ``tune_gc`` (for the one hub of a process, as ``mt4hub run``): after start-up, freeze
+    what exists and collect less often, so GC pauses stay out of the fan-out's latency.
+    """
     hub = Hub(config, dict(os.environ if env is None else env))
     web_dir = shipped_path("web")
 
@@ -239,6 +247,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.start(start_sims=start_sims)
+        if tune_gc:
+            gctune.tune_gc()
         try:
             yield
         finally:

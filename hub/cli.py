@@ -34,13 +34,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from channels.asgi import FastWebSocketProtocol
     from hub.app import create_app
 
     config = _load(args.config)
     host = args.host or config.server.host
     port = args.port or int(os.environ.get("PORT") or 0) or config.server.port
     setup_logging()
-    app = create_app(config)
+    app = create_app(config, tune_gc=True)
     hub = app.state.hub
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
@@ -58,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         log_config=None,
-        ws="websockets-sansio",
+        ws=FastWebSocketProtocol,  # websockets-sansio, plus direct writes of shared frames
         ws_per_message_deflate=False,
         ws_ping_interval=config.server.heartbeat,
         ws_ping_timeout=config.server.heartbeat,

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from channels.asgi import FastWebSocketProtocol
 from hub.app import Hub, create_app
 from hub.config import HubConfig, parse_config
 from tests.timing import units
@@ -118,7 +119,7 @@ async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[Ru
             port=port,
             log_config=None,
             lifespan="on",
-            ws="websockets-sansio",
+            ws=FastWebSocketProtocol,
             ws_per_message_deflate=False,
             access_log=False,  # as `mt4hub run`: the hub's own access log redacts tokens
             ws_max_size=4 * config.server.max_frame_bytes,

@@ -1,24 +1,56 @@
-"""Rolling returns per symbol on a fixed time grid, and their correlation."""
+"""Rolling returns per symbol on a fixed time grid, and their correlation.
+
+Each series keeps its log returns next to its prices, updated as buckets close (one
+``math.log`` per bucket, plus the still-open last bucket's return on every tick), and
+:meth:`ReturnsWindow.correlation` memoises its answer per pair, keyed by both series'
+version (bumped on every observed change). A risk check between ticks therefore costs a
+dict lookup; after a tick, one Pearson pass over the ready-made returns.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from itertools import islice, pairwise
+from itertools import islice
+from operator import mul
 
 __all__ = ["ReturnsWindow"]
 
 
 class _Series:
-    __slots__ = ("last_bucket", "prices")
+    __slots__ = ("last_bucket", "prices", "returns", "version")
 
     def __init__(self, bucket: int, price: float, size: int) -> None:
         self.last_bucket = bucket
         self.prices: deque[float] = deque([price], maxlen=size + 1)
+        self.returns: deque[float] = deque(maxlen=size)  # returns[i] = log(prices[i+1]/prices[i])
+        self.version = 0
 
     @property
     def first_bucket(self) -> int:
         return self.last_bucket - len(self.prices) + 1
+
+    def set_last(self, price: float) -> None:
+        """Replace the open bucket's price (a later tick in the same bucket)."""
+        prices = self.prices
+        if prices[-1] == price:
+            return
+        prices[-1] = price
+        if self.returns:
+            self.returns[-1] = math.log(price / prices[-2])
+        self.version += 1
+
+    def close_buckets(self, gap: int, price: float, size: int) -> None:
+        """Move ``gap`` buckets on: the skipped ones repeat the last price, then ``price``."""
+        prices, returns = self.prices, self.returns
+        repeats = min(gap - 1, size)
+        if repeats:
+            prices.extend([prices[-1]] * repeats)
+            returns.extend([0.0] * repeats)
+        returns.append(math.log(price / prices[-1]))
+        prices.append(price)
+        self.last_bucket += gap
+        self.version += 1
 
 
 class ReturnsWindow:
@@ -43,6 +75,7 @@ class ReturnsWindow:
         self._bucket_ms = bucket_ms
         self._min_samples = min_samples
         self._series: dict[str, _Series] = {}
+        self._cache: dict[tuple[str, str], tuple[int, int, float | None]] = {}
 
     def observe(self, symbol: str, bid: float, ask: float, now_ms: int) -> None:
         mid = (bid + ask) / 2
@@ -57,13 +90,25 @@ class ReturnsWindow:
         if gap < 0:
             return
         if gap == 0:
-            series.prices[-1] = mid
-            return
-        series.prices.extend([series.prices[-1]] * min(gap - 1, self._size))
-        series.prices.append(mid)
-        series.last_bucket = bucket
+            series.set_last(mid)
+        else:
+            series.close_buckets(gap, mid, self._size)
 
     def correlation(self, a: str, b: str) -> float | None:
+        sa, sb = self._series.get(a), self._series.get(b)
+        if sa is None or sb is None:
+            return None
+        cached = self._cache.get((a, b))
+        if cached is not None and cached[0] == sa.version and cached[1] == sb.version:
+            return cached[2]
+        value = self.recompute(a, b)
+        if len(self._cache) > 4096:  # symbols are few; a bound all the same
+            self._cache.clear()
+        self._cache[(a, b)] = (sa.version, sb.version, value)
+        return value
+
+    def recompute(self, a: str, b: str) -> float | None:
+        """:meth:`correlation` without the cache (tests compare the two)."""
         sa, sb = self._series.get(a), self._series.get(b)
         if sa is None or sb is None:
             return None
@@ -71,26 +116,23 @@ class ReturnsWindow:
         end = min(sa.last_bucket, sb.last_bucket)
         if end - start < self._min_samples:
             return None
-        ra = _log_returns(_window(sa, start, end))
-        rb = _log_returns(_window(sb, start, end))
-        return _pearson(ra, rb)
+        return _pearson(_window(sa, start, end), _window(sb, start, end))
 
 
 def _window(series: _Series, start: int, end: int) -> list[float]:
+    """The returns of buckets ``start+1 .. end`` (each against its previous bucket)."""
     offset = start - series.first_bucket
-    return list(islice(series.prices, offset, offset + end - start + 1))
-
-
-def _log_returns(prices: list[float]) -> list[float]:
-    return [math.log(b / a) for a, b in pairwise(prices)]
+    return list(islice(series.returns, offset, offset + end - start))
 
 
 def _pearson(xs: list[float], ys: list[float]) -> float | None:
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
+    dx = [x - mx for x in xs]
+    dy = [y - my for y in ys]
+    sxx = sum(map(mul, dx, dx))
+    syy = sum(map(mul, dy, dy))
     if sxx <= 0 or syy <= 0:
         return None
+    sxy: float = sum(map(mul, dx, dy))
     return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))

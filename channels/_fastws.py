@@ -1,0 +1,91 @@
+"""Direct writes of pre-framed WebSocket messages under uvicorn's websockets-sansio protocol.
+
+Server-to-client frames are unmasked, so one text message has the same frame bytes for
+every subscriber: :func:`text_frame` builds them once and :class:`RawSocket` writes them
+straight to the connection's transport, skipping the ASGI ``send`` chain (Starlette,
+uvicorn's ``await writable``, the sans-I/O framing) for every message of every connection.
+
+Run uvicorn with ``ws=FastWebSocketProtocol``: it is uvicorn's protocol plus a
+:class:`RawSocket` in ``scope["extensions"]["mt4hub.raw"]`` and a writability callback fed
+by the transport's ``pause_writing``/``resume_writing``. Everything else — the handshake,
+reads, pings, close frames and close codes — stays uvicorn's, sent through ASGI as usual.
+Without the extension (another server, the test client) the session falls back to
+``send_text``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+__all__ = ["RAW_EXTENSION", "FastWebSocketProtocol", "RawSocket", "text_frame"]
+
+RAW_EXTENSION = "mt4hub.raw"
+
+_SHORT = struct.Struct("!BBH")
+_LONG = struct.Struct("!BBQ")
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One complete, unmasked, final WebSocket text frame carrying ``payload`` (UTF-8)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return _SHORT.pack(0x81, 126, size) + payload
+    return _LONG.pack(0x81, 127, size) + payload
+
+
+class RawSocket:
+    """Write access to one accepted WebSocket's transport, for complete data frames only."""
+
+    __slots__ = ("_proto", "on_writable")
+
+    def __init__(self, proto: FastWebSocketProtocol) -> None:
+        self._proto = proto
+        self.on_writable: Callable[[], None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True once a close frame was sent or the connection is gone: write nothing more."""
+        proto = self._proto
+        return proto.close_sent or proto.disconnected or proto.transport.is_closing()
+
+    @property
+    def writable(self) -> bool:
+        """False while the transport's buffer is over its high-water mark, or closed."""
+        return self._proto.writable.is_set() and not self.closed
+
+    def write(self, data: bytes) -> bool:
+        """Write complete frames; False (nothing written) once the connection is closing."""
+        if self.closed:
+            return False
+        self._proto.transport.write(data)
+        return True
+
+    def buffer_size(self) -> int:
+        """Bytes waiting in the transport's write buffer."""
+        return self._proto.transport.get_write_buffer_size()
+
+
+class FastWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol exposing a :class:`RawSocket` to the app."""
+
+    raw: RawSocket | None = None
+
+    def handle_connect(self, event: Request) -> None:
+        self.raw = RawSocket(self)
+        super().handle_connect(event)
+        scope: Any = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][RAW_EXTENSION] = self.raw
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        raw = self.raw
+        if raw is not None and raw.on_writable is not None:
+            raw.on_writable()

@@ -1,0 +1,170 @@
+"""The direct-write path (uvicorn ``ws=FastWebSocketProtocol``): same protocol, shared flushes.
+
+Every /ws session test of ``test_session`` runs again here over the direct path (the
+``make_hub`` fixture below replaces the conftest's), then the direct path's own cases:
+exact frame bytes, backpressure without loss, one shared build of a batch frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import websockets
+from websockets.frames import Frame, Opcode
+
+from channels._fastws import text_frame
+from channels.asgi import FastWebSocketProtocol
+from channels.gctune import tune_gc
+from channels.memory import MemoryBroker
+from channels.node import Node
+from channels.session import SessionLimits
+from tests.channels.conftest import Hub, HubFactory, build_app, connect, dumps, recv_type
+from tests.channels.test_session import (  # noqa: F401  (collected again, over this fixture)
+    test_a_first_message_other_than_auth_closes_4001,
+    test_a_stalled_websocket_is_closed_4008_while_others_get_everything,
+    test_admin_may_stop_and_failures_come_back_as_results,
+    test_agent_scoped_token_stays_within_its_agents,
+    test_an_idle_connection_gets_heartbeats,
+    test_auth_by_first_message,
+    test_auth_by_header,
+    test_auth_by_query,
+    test_bad_input_gets_bad_request_and_the_connection_stays,
+    test_bad_token_closes_4001,
+    test_batch_connections_may_get_several_messages_per_frame,
+    test_flooding_is_rate_limited_then_closed_4029,
+    test_no_auth_message_in_time_closes_4001,
+    test_ping_echoes_its_id_with_server_time,
+    test_read_role_may_not_trade,
+    test_since_recovers_across_a_reconnect,
+    test_subscribe_sends_snapshot_then_events,
+    test_trade_role_may_trade_but_not_stop,
+    test_wildcard_and_unsubscribe,
+)
+from tests.timing import units
+
+
+@pytest.fixture
+async def make_hub() -> AsyncIterator[HubFactory]:
+    """Hubs on the in-process broker, served by uvicorn with the direct-write protocol."""
+    import uvicorn
+
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def factory(limits: SessionLimits | None = None, history_size: int = 100) -> Hub:
+        broker = MemoryBroker(history_size=history_size)
+        node = Node(broker)
+        app = build_app(node, limits or SessionLimits(heartbeat=units(50), auth_timeout=units(3)))
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            ws=FastWebSocketProtocol,
+            ws_per_message_deflate=False,
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        servers.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        return Hub(f"ws://127.0.0.1:{port}/ws", node, broker, server)
+
+    yield factory
+    for server, task in reversed(servers):
+        server.should_exit = True
+        server.force_exit = True
+        await task
+
+
+@pytest.fixture
+async def hub(make_hub: HubFactory) -> Hub:
+    return await make_hub()
+
+
+@pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536, 70000])
+def test_text_frame_bytes_are_what_websockets_would_send(size: int) -> None:
+    payload = b"x" * size
+    assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+async def test_messages_go_through_the_lane_not_send_text(hub: Hub) -> None:
+    async with await connect(hub, "read-t") as ws:
+        await ws.send(dumps({"op": "subscribe", "channels": ["signals"]}))
+        await recv_type(ws, "subscribed")
+        before = hub.node.lane.writes
+        await hub.broker.publish("signals", {"n": 1})
+        event = await recv_type(ws, "event")
+        assert event["data"] == {"n": 1}
+        assert hub.node.lane.writes > before
+
+
+async def test_a_paused_reader_gets_every_event_in_order_once_it_reads(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(SessionLimits(soft_limit=64, hard_limit=2048, heartbeat=units(50)))
+    ws = await websockets.connect(
+        f"{hub.url}?token=read-t", max_queue=1, compression=None, max_size=None
+    )
+    try:
+        await recv_type(ws, "welcome")
+        await ws.send(dumps({"op": "subscribe", "channels": ["signals"]}))
+        await recv_type(ws, "subscribed")
+        blob = "y" * 30000
+        for _ in range(400):  # 12 MB: more than the socket buffers; fewer items than the hard limit
+            await hub.broker.publish("signals", {"blob": blob})
+            await asyncio.sleep(0)
+        assert hub.node.lane.spills > 0, "the sink filled up and messages queued"
+        seqs: list[int] = []
+        while len(seqs) < 400:
+            message = json.loads(await asyncio.wait_for(ws.recv(), units(50)))
+            if message["type"] == "event":
+                seqs.append(message["seq"])
+        assert seqs == list(range(1, 401))
+    finally:
+        await ws.close()
+
+
+async def test_batched_subscribers_share_one_built_frame(make_hub: HubFactory) -> None:
+    hub = await make_hub(SessionLimits(flush_interval=units(2), heartbeat=units(50)))
+    clients = [await connect(hub, "read-t", "&batch=1") for _ in range(5)]
+    try:
+        for ws in clients:
+            await ws.send(dumps({"op": "subscribe", "channels": ["signals"]}))
+            await recv_type(ws, "subscribed")
+        await asyncio.sleep(units(3))  # idle for longer than flush_interval
+        await hub.broker.publish("signals", {"i": 0})  # a lone message: at once, to each
+        for ws in clients:
+            assert json.loads(await asyncio.wait_for(ws.recv(), units(1)))["seq"] == 1
+        built = hub.node.lane.built
+        for i in range(1, 50):
+            await hub.broker.publish("signals", {"i": i})
+        for ws in clients:
+            seqs: list[int] = []
+            while len(seqs) < 49:
+                raw = await asyncio.wait_for(ws.recv(), units(20))
+                seqs += [json.loads(line)["seq"] for line in str(raw).split("\n")]
+            assert seqs == list(range(2, 51))
+        assert hub.node.lane.built - built < 5, "one build per flush for all five"
+    finally:
+        for ws in clients:
+            await ws.close()
+
+
+def test_tune_gc_freezes_and_raises_the_gen0_threshold() -> None:
+    previous = tune_gc(40_000, 15, 50)
+    try:
+        assert gc.get_threshold() == (40_000, 15, 50)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*previous)
+    with pytest.raises(ValueError, match="gc thresholds"):
+        tune_gc(0)
