@@ -292,7 +292,12 @@ class Session:
                 await self._refuse('first message must be {"op":"auth","token":"…"}')
                 return None
             token, self._batch = op.token, self._batch or op.batch
-        access = await self._authenticate(token)
+        try:
+            access = await self._authenticate(token)
+        except ProtocolError as exc:  # a valid token refused for now (too many connections)
+            close = CLOSE_FLOODING if exc.code == "rate_limited" else CLOSE_UNAUTHORIZED
+            await self._last_words(exc.code, exc.message, close)
+            return None
         if access is None:
             await self._refuse("invalid or expired token")
         return access

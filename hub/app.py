@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class Hub:
         self.publisher = Publisher(self.broker)
         self.sims: list[SimServer] = []
         self.sessions: set[Session] = set()
+        self.connections_by_token: Counter[str] = Counter()
         data_dir = Path(env.get("HUB_DATA_DIR") or "data")
         self.coordination = open_coordination(
             env.get("REDIS_URL") or None, self.instance_id, data_dir, prefix

@@ -124,3 +124,20 @@ async def test_summary_totals_follow_the_scope() -> None:
 
 async def _online(h: RunningHub) -> None:
     await h.wait_for(lambda: all(a.account for a in h.hub.registry.agents.values()))
+
+
+async def test_connections_per_token_are_limited_and_freed_on_close() -> None:
+    async with run_hub(hub_config("server: {max_connections_per_token: 2}\n")) as h:
+        url = f"{h.ws_url}?token={h.token}"
+        async with websockets.connect(url) as one, websockets.connect(url) as two:
+            for ws in (one, two):
+                assert json.loads(await ws.recv())["type"] == "welcome"
+            async with websockets.connect(url) as three:
+                msg = json.loads(await three.recv())
+                assert msg["error"]["code"] == "rate_limited"
+                with pytest.raises(websockets.ConnectionClosed) as info:
+                    await three.recv()
+                assert info.value.rcvd is not None and info.value.rcvd.code == 4029
+        await h.wait_for(lambda: h.hub.connections_by_token["admin"] == 0)
+        async with websockets.connect(url) as again:
+            assert json.loads(await again.recv())["type"] == "welcome"

@@ -43,7 +43,15 @@ async def ws_endpoint(websocket: WebSocket) -> None:
     server = hub.config.server
 
     async def authenticate(token: str) -> Access | None:
-        return hub.auth.authenticate(token)
+        access = hub.auth.authenticate(token)
+        if access is not None:
+            limit = server.max_connections_per_token
+            if hub.connections_by_token[access.name] >= limit:
+                raise ProtocolError(
+                    "rate_limited", f"token {access.name!r}: at most {limit} connections at once"
+                )
+            hub.connections_by_token[access.name] += 1
+        return access
 
     async def on_command(op: Command, access: Access) -> CommandReply:
         return await run_command(hub, op, access)
@@ -68,6 +76,8 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         await session.run()
     finally:
         hub.sessions.discard(session)
+        if session.access is not None:
+            hub.connections_by_token[session.access.name] -= 1
 
 
 async def channel_history(request: Request) -> Response:
