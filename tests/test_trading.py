@@ -344,3 +344,35 @@ async def test_signal_skips_low_confidence_and_rejects_too_small() -> None:
         assert routes["agent_3"]["outcome"] == "skipped"
         assert routes["agent_1"]["outcome"] == "rejected"
         assert routes["agent_1"]["error"]["details"]["check"] == "too_small"
+
+
+async def test_every_refusal_is_an_order_event() -> None:
+    async with run_hub() as h:
+        await ready(h, "agent_1")
+        async with websockets.connect(f"{h.ws_url}?token={h.token}") as ws:
+            await ws.recv()
+            await ws.send(
+                json.dumps({"op": "subscribe", "id": "s", "channels": ["agent:agent_1:orders"]})
+            )
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            await ws.send(json.dumps({"op": "close", "id": "c", "agent": "agent_1", "ticket": 999}))
+            await h.sim("agent_1", "/sim/fault", {"mode": "error"})
+            await ws.send(
+                json.dumps(
+                    {
+                        "op": "trade",
+                        "id": "t",
+                        "agent": "agent_1",
+                        **buy(2600.0, client_order_id="x"),
+                    }
+                )
+            )
+            seen: dict[str, Any] = {}
+            while len(seen) < 4:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), units(50)))
+                key = msg.get("id") or f"{msg['data']['command']}:{msg['data']['event']}"
+                seen[key] = msg
+        assert seen["c"]["error"]["code"] == "not_found"
+        assert seen["close:rejected"]["data"]["reason"] == "not_found"
+        assert seen["t"]["error"]["code"] == "bridge_error"
+        assert seen["trade:rejected"]["data"]["reason"] == "bridge_error"

@@ -208,19 +208,22 @@ class TradingService:
             by=by,
         )
         async with self.coord.lock(agent.id):
-            await self._sync_shared_state(agent)
-            if req.client_order_id is not None and agent.online:
-                # Sent before a restart or by a lost instance? The bridge remembers the tag.
-                earlier = await already_sent(agent, order_tag(coid))
-                if earlier is not None:
-                    return self._result(agent, earlier, req, signal_id, {"risk": None})
-            decision = self._check_open(agent, req)
-            if isinstance(decision, HubError):
-                error = decision.body()["error"]
+            try:  # every refusal, risk or not, is an order event
+                await self._sync_shared_state(agent)
+                if req.client_order_id is not None and agent.online:
+                    # Sent before a restart or by a lost instance? The bridge knows the tag.
+                    earlier = await already_sent(agent, order_tag(coid))
+                    if earlier is not None:
+                        return self._result(agent, earlier, req, signal_id, {"risk": None})
+                decision = self._check_open(agent, req)
+                if isinstance(decision, HubError):
+                    raise decision
+            except HubError as exc:
+                error = exc.body()["error"]
                 await self._event(
-                    _with(base, event="rejected", reason="online", error=error), "order_rejected"
+                    _with(base, event="rejected", reason=exc.code, error=error), "order_rejected"
                 )
-                raise decision
+                raise
             if not decision.allowed:
                 await self._reject(base, decision)
             tag = order_tag(coid)
@@ -319,7 +322,7 @@ class TradingService:
             return await self._close(agent, req, by)
 
     async def _close(self, agent: AgentRuntime, req: CloseRequest, by: str) -> dict[str, Any]:
-        position = await self._position(agent, req.ticket)
+        position = await self._position(agent, req.ticket, "close", by)
         if req.lots is not None and req.lots > position.lots:
             raise HubError(
                 "bad_request", f"lots: {req.lots} is more than the position's {position.lots}"
@@ -380,7 +383,24 @@ class TradingService:
             "close_time": closed.close_time,
         }
 
-    async def _position(self, agent: AgentRuntime, ticket: int) -> Position:
+    async def _position(self, agent: AgentRuntime, ticket: int, command: str, by: str) -> Position:
+        """The open position ``ticket``; a refusal is published as a ``rejected`` order event."""
+        try:
+            return await self._find_position(agent, ticket)
+        except HubError as exc:
+            event = OrderEvent(
+                event="rejected",
+                agent_id=agent.id,
+                command=command,
+                ticket=ticket,
+                reason=exc.code,
+                error=exc.body()["error"],
+                by=by,
+            )
+            await self._event(event, "order_rejected")
+            raise
+
+    async def _find_position(self, agent: AgentRuntime, ticket: int) -> Position:
         for p in agent.positions:
             if p.ticket == ticket:
                 return p
@@ -396,7 +416,7 @@ class TradingService:
     async def modify(self, agent_id: str, req: ModifyRequest, *, by: str) -> dict[str, Any]:
         agent = self.agent(agent_id)
         async with self.coord.lock(agent.id):
-            position = await self._position(agent, req.ticket)
+            position = await self._position(agent, req.ticket, "modify", by)
             base = OrderEvent(
                 event="modified",
                 agent_id=agent.id,
