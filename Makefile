@@ -13,5 +13,8 @@ lint:           ## ruff + mypy only
 bench:          ## benchmarks (BENCHMARKS.md)
 	@scripts/setup && .venv/bin/python -m bench
 
+soak:           ## 30-minute soak: subscribers, trading, a bridge fault a minute (docs/reliability.md)
+	@scripts/setup && .venv/bin/python -m bench.soak --duration 1800 --subscribers 200
+
 clean:
 	rm -rf .venv .services data .pytest_cache .mypy_cache .ruff_cache

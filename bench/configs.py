@@ -28,7 +28,8 @@ def closed_port() -> int:
 def fanout_config() -> str:
     """One agent whose bridge refuses connections: no polling load, only injected ticks."""
     return (
-        _SYMBOLS
+        "server: {max_connections_per_token: 20000}  # every load connection shares one token\n"
+        + _SYMBOLS
         + f"""\
 agents:
   agent_1:

@@ -124,6 +124,16 @@ class Hub:
         elif channel.endswith(":positions"):
             self._agent_changed(None)  # the summary counts positions
 
+    async def _watch_shared_state(self) -> None:
+        """Every second: the kill switch as other instances set it (and a copy on disk, so
+        a Redis restart cannot lift it)."""
+        while True:
+            try:
+                await self.trading.refresh_emergency()
+            except HubError as exc:
+                log.warning("shared_state_refresh_failed error=%r", exc.message)
+            await asyncio.sleep(1.0)
+
     def _polled_here(self, agent_id: str) -> bool:
         return agent_id in self.supervisor.running
 
@@ -160,6 +170,7 @@ class Hub:
         await self.trading.start()
         if self.coordination.shared:
             await self.mirror.attach(self.node)
+            self.tasks.append(asyncio.create_task(self._watch_shared_state(), name="shared"))
         self.tasks.append(asyncio.create_task(self.supervisor.run(), name="poll-supervisor"))
 
     async def _start_sims(self) -> None:

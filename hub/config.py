@@ -76,7 +76,7 @@ class ServerConfig(_Base, frozen=True, kw_only=True):
     command_rate: Annotated[float, Meta(gt=0)] = 20.0  # trading commands per second per token
     command_burst: Annotated[int, Meta(ge=1)] = 40
     max_subscriptions: Annotated[int, Meta(ge=1)] = 256  # per connection
-    max_connections_per_token: Annotated[int, Meta(ge=1)] = 100
+    max_connections_per_token: Annotated[int, Meta(ge=1)] = 1000
 
 
 class PollingConfig(_Base, frozen=True, kw_only=True):

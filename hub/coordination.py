@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+from redis.exceptions import RedisError
 
 from hub.errors import HubError
 from hub.trading.emergency import EmergencyFile, EmergencyState
@@ -49,7 +50,8 @@ class Coordination(Protocol):
         self, key: str | None, payload: Any, action: Callable[[], Awaitable[Any]]
     ) -> Any: ...
 
-    async def load_emergency(self) -> EmergencyState | None: ...
+    async def load_emergency(self) -> EmergencyState | None:
+        """The saved kill-switch state; None when there is none (or, shared, it was lost)."""
 
     async def save_emergency(self, state: EmergencyState) -> None: ...
 
@@ -113,6 +115,15 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+_RESTORE_NEWEST = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local since = cjson.decode(cur)['since']
+  if type(since) == 'number' and since >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
 _LEASE = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
@@ -137,6 +148,7 @@ class RedisCoordination:
         self,
         url: str,
         instance_id: str,
+        data_dir: Path,
         *,
         prefix: str = "mt4hub",
         lock_ttl: float = 15.0,
@@ -144,9 +156,21 @@ class RedisCoordination:
         result_ttl: float = 86_400.0,
     ) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff
 
         self.instance_id = instance_id
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            protocol=2,
+            # A restarted Redis: reconnect and retry a few times before failing the command.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=4),
+        )
+        # The kill switch is also kept on disk: a Redis restart (no persistence) must not
+        # silently lift it.
+        self._emergency_file = EmergencyFile(data_dir / "emergency.json")
         self._p = prefix
         self.lock_ttl = lock_ttl
         self.lease_ttl = lease_ttl
@@ -154,6 +178,7 @@ class RedisCoordination:
         self._release = self._redis.register_script(_RELEASE)
         self._renew = self._redis.register_script(_RENEW)
         self._lease = self._redis.register_script(_LEASE)
+        self._restore = self._redis.register_script(_RESTORE_NEWEST)
         self._local_locks: dict[str, asyncio.Lock] = {}
         self.last_error: str | None = None
 
@@ -170,9 +195,10 @@ class RedisCoordination:
             key, token = f"{self._p}:lock:{agent_id}", secrets.token_hex(8)
             ttl_ms = int(self.lock_ttl * 1000)
             delay = 0.002
-            while not await self._redis.set(key, token, nx=True, px=ttl_ms):
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.05)
+            async with _shared_state(f"lock agent {agent_id}"):
+                while not await self._redis.set(key, token, nx=True, px=ttl_ms):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.05)
             renew = asyncio.create_task(self._keep(key, token, ttl_ms))
             try:
                 yield
@@ -180,12 +206,20 @@ class RedisCoordination:
                 renew.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await renew
-                await self._release(keys=[key], args=[token])
+                try:
+                    await self._release(keys=[key], args=[token])
+                except RedisError as exc:  # it expires by itself within the lock TTL
+                    log.warning("lock_release_failed key=%s error=%r", key, str(exc))
 
     async def _keep(self, key: str, token: str, ttl_ms: int) -> None:
         while True:
             await asyncio.sleep(ttl_ms / 3000)
-            if not await self._renew(keys=[key], args=[token, ttl_ms]):
+            try:
+                renewed = await self._renew(keys=[key], args=[token, ttl_ms])
+            except RedisError as exc:
+                log.error("lock_renew_failed key=%s error=%r", key, str(exc))
+                continue
+            if not renewed:
                 log.error("lock_lost key=%s: a command outlived its lock", key)
                 return
 
@@ -194,6 +228,10 @@ class RedisCoordination:
     ) -> Any:
         if key is None:
             return await action()
+        async with _shared_state(f"check client_order_id {key!r}"):
+            return await self._once(key, payload, action)
+
+    async def _once(self, key: str, payload: Any, action: Callable[[], Awaitable[Any]]) -> Any:
         rkey = f"{self._p}:order:{key}"
         fp = fingerprint(payload).decode()
         pending = msgspec.json.encode(_Outcome(fp=fp))
@@ -213,7 +251,7 @@ class RedisCoordination:
         while True:  # someone else has it: same payload → wait for its outcome
             raw = await self._redis.get(rkey)
             if raw is None:  # the first attempt failed undecided; take over
-                return await self.once(key, payload, action)
+                return await self._once(key, payload, action)
             seen = msgspec.json.decode(raw, type=_Outcome)
             if seen.fp != fp:
                 raise HubError(
@@ -229,13 +267,26 @@ class RedisCoordination:
             await asyncio.sleep(0.01)
 
     async def load_emergency(self) -> EmergencyState | None:
-        raw = await self._redis.get(f"{self._p}:emergency")
-        if raw is None:
+        key = f"{self._p}:emergency"
+        async with _shared_state("read the emergency stop"):
+            raw = await self._redis.get(key)
+            if raw is not None:
+                state = msgspec.json.decode(raw, type=EmergencyState)
+                if state != self._emergency_file.load():
+                    self._emergency_file.save(state)  # every instance keeps its own copy
+                return state
+            # Redis lost it (restart without persistence, flush): put back this instance's copy
+            # unless another instance already restored a more recent one. This read still
+            # answers None, so callers fail safe until the next read.
+            saved = self._emergency_file.load()
+            if saved is not None:
+                await self._restore(keys=[key], args=[msgspec.json.encode(saved), saved.since or 0])
             return None
-        return msgspec.json.decode(raw, type=EmergencyState)
 
     async def save_emergency(self, state: EmergencyState) -> None:
-        await self._redis.set(f"{self._p}:emergency", msgspec.json.encode(state))
+        self._emergency_file.save(state)
+        async with _shared_state("save the emergency stop"):
+            await self._redis.set(f"{self._p}:emergency", msgspec.json.encode(state))
 
     async def hold_lease(self, name: str) -> bool:
         ttl_ms = int(self.lease_ttl * 1000)
@@ -249,9 +300,21 @@ class RedisCoordination:
         return {"kind": "redis", "instance": self.instance_id, "last_error": self.last_error}
 
 
+@contextlib.asynccontextmanager
+async def _shared_state(what: str) -> AsyncIterator[None]:
+    """Redis failures past the client's retries become a clear 503 for the caller."""
+    try:
+        yield
+    except RedisError as exc:
+        log.error("shared_state_unavailable what=%r error=%r", what, str(exc))
+        raise HubError(
+            "service_unavailable", f"cannot {what}: shared state (Redis) unavailable: {exc}"
+        ) from None
+
+
 def open_coordination(
     redis_url: str | None, instance_id: str, data_dir: Path, prefix: str = "mt4hub"
 ) -> Coordination:
     if redis_url:
-        return RedisCoordination(redis_url, instance_id, prefix=prefix)
+        return RedisCoordination(redis_url, instance_id, data_dir, prefix=prefix)
     return LocalCoordination(instance_id, data_dir)

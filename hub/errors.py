@@ -3,7 +3,7 @@
 HubError
 ├── (code chosen per instance from ``STATUS``: bad_request, unauthorized, forbidden, not_found,
 │    duplicate, risk_rejected, agent_disabled, emergency_stop, rate_limited, bridge_error,
-│    agent_offline, bridge_timeout; and store_unavailable, not a SPEC code)
+│    agent_offline, bridge_timeout; and service_unavailable, not a SPEC code)
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ STATUS: dict[str, int] = {
     "bridge_error": 502,
     "agent_offline": 503,
     "bridge_timeout": 504,
-    "store_unavailable": 503,  # not in SPEC: the records database and spool cannot answer
+    # Not in SPEC: the records database, or Redis shared state, cannot answer right now.
+    "service_unavailable": 503,
 }
 
 

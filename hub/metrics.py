@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -33,6 +34,7 @@ class Metrics:
         self.stopped = Gauge(
             "mt4hub_emergency_stop", "1 while the emergency stop is on", registry=r
         )
+        self.tasks = Gauge("mt4hub_asyncio_tasks", "asyncio tasks alive in the hub", registry=r)
 
     def refresh(self) -> None:
         hub = self.hub
@@ -48,3 +50,4 @@ class Metrics:
         self.spool.set(health.spool_records)
         self.written.set(health.written)
         self.stopped.set(1 if hub.trading.emergency.stopped else 0)
+        self.tasks.set(len(asyncio.all_tasks()))

@@ -47,7 +47,7 @@ async def _page(
     except QueryError as exc:
         raise HubError("bad_request", str(exc)) from None
     except StoreUnavailable as exc:
-        raise HubError("store_unavailable", f"records store unavailable: {exc}") from None
+        raise HubError("service_unavailable", f"records store unavailable: {exc}") from None
     next_before = rows[-1].id if rows and len(rows) == limit else None
     return json_response({key: rows, "next_before": next_before})
 
@@ -79,7 +79,7 @@ async def equity(request: Request) -> Response:
     except QueryError as exc:
         raise HubError("bad_request", str(exc)) from None
     except StoreUnavailable as exc:
-        raise HubError("store_unavailable", f"records store unavailable: {exc}") from None
+        raise HubError("service_unavailable", f"records store unavailable: {exc}") from None
     points = [
         {
             "time": r.created_at,

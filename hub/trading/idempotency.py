@@ -27,7 +27,7 @@ def fingerprint(payload: Any) -> bytes:
 
 
 class IdempotencyCache:
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 10_000) -> None:
         self.capacity = capacity
         self._entries: OrderedDict[str, tuple[bytes, asyncio.Future[Any]]] = OrderedDict()
 

@@ -68,23 +68,39 @@ class TradingService:
         self._started_ms = now_ms()
 
     async def start(self) -> None:
-        """Load the kill switch: saved state wins; else ``emergency_stop_all`` from config."""
-        saved = await self.coord.load_emergency()
-        if saved is None and self.config.global_risk.emergency_stop_all:
-            saved = EmergencyState(stopped=True, reason="emergency_stop_all in config", by="config")
+        """Load the kill switch: saved state wins; else ``emergency_stop_all`` from config.
+
+        The state is then always saved, so that later its absence means it was lost."""
+        saved = await self.coord.load_emergency() or await self.coord.load_emergency()
+        if saved is None:  # (read twice: the first read may have restored a lost copy)
+            if self.config.global_risk.emergency_stop_all:
+                saved = EmergencyState(
+                    stopped=True, reason="emergency_stop_all in config", by="config"
+                )
+            else:
+                saved = EmergencyState()
             await self.coord.save_emergency(saved)
-        self.emergency = saved or EmergencyState()
+        self.emergency = saved
         if self.emergency.stopped:
             log.warning(
                 "emergency_stop_active reason=%r by=%s", self.emergency.reason, self.emergency.by
             )
+
+    async def refresh_emergency(self) -> None:
+        """With other instances: pick up a stop or resume made elsewhere (periodically).
+
+        A missing state was lost (Redis restarted without persistence and no instance has
+        restored it from its copy yet): fail safe, as stopped, until one does."""
+        self.emergency = await self.coord.load_emergency() or EmergencyState(
+            stopped=True, reason="emergency state lost with Redis; restoring", by="hub"
+        )
 
     async def _sync_shared_state(self, agent: AgentRuntime) -> None:
         """Under the agent's lock, when other instances trade too: the kill switch and the
         bridge's positions as they are now (another instance may just have filled one)."""
         if not self.coord.shared:
             return
-        self.emergency = await self.coord.load_emergency() or EmergencyState()
+        await self.refresh_emergency()
         try:
             agent.positions = await agent.client.positions()
         except BridgeError as exc:

@@ -1,0 +1,1 @@
+"""Fault injection: real servers, the simulator's fault modes, restarts and kills."""
