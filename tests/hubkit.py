@@ -111,7 +111,10 @@ async def run_hub(
 @asynccontextmanager
 async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[RunningHub]:
     app = create_app(config, env=environ)
-    port = free_port()
+    # Bound here and handed to uvicorn: no window in which another process takes the port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -125,7 +128,7 @@ async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[Ru
             ws_max_size=4 * config.server.max_frame_bytes,
         )
     )
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()

@@ -4,7 +4,6 @@ record is written exactly once (the spool). The writer alone: tests/records/test
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,16 @@ def rich_agent_1() -> HubConfig:
     return msgspec.structs.replace(cfg, agents={**cfg.agents, "agent_1": a1})
 
 
-async def trade_loop(h: RunningHub, filled: list[str], sent: list[int]) -> None:
-    """Open and close 0.01 lot on agent_1 over and over; keeps the filled client_order_ids."""
+async def trade_loop(
+    h: RunningHub, filled: list[str], sent: list[int], stop: asyncio.Event
+) -> None:
+    """Open and close 0.01 lot on agent_1 until ``stop``; keeps the filled client_order_ids.
+
+    It stops between commands, never mid-request: a trade cancelled in flight may still be
+    filled and recorded by the hub without the test knowing."""
     for i in range(10_000):
+        if stop.is_set():
+            return
         bid = h.hub.registry.agents["agent_1"].ticks["XAUUSD"].bid
         coid = f"pg-{i}"
         body = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": round(bid - 1.5, 2)}
@@ -59,7 +65,8 @@ async def test_postgres_down_ten_seconds_every_record_written_once(
         writer = h.hub.writer
         reg = h.hub.registry.agents
         await h.wait_for(lambda: reg["agent_1"].online and "XAUUSD" in reg["agent_1"].ticks)
-        trading = asyncio.create_task(trade_loop(h, filled, sent))
+        stop = asyncio.Event()
+        trading = asyncio.create_task(trade_loop(h, filled, sent, stop))
         try:
             await until(lambda: writer.health().written > 0 and len(filled) > 2, "first rows")
             await run_services_async("pause", services, "postgres")
@@ -71,9 +78,8 @@ async def test_postgres_down_ten_seconds_every_record_written_once(
             await until(lambda: writer.health().healthy, "the writer to recover", units(300))
             await until(lambda: len(filled) > during + 2, "trades after the outage")
         finally:
-            trading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await trading  # the loop's own failure, if any, fails the test
+            stop.set()
+            await trading  # the loop's own failure, if any, fails the test
         await until(
             lambda: (lambda w: w.spool_records == 0 and w.queue_depth == 0)(writer.health()),
             "the spool to drain",
