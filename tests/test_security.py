@@ -141,3 +141,21 @@ async def test_connections_per_token_are_limited_and_freed_on_close() -> None:
         await h.wait_for(lambda: h.hub.connections_by_token["admin"] == 0)
         async with websockets.connect(url) as again:
             assert json.loads(await again.recv())["type"] == "welcome"
+
+
+async def test_cors_allows_only_configured_origins() -> None:
+    async with run_hub(hub_config("auth: {allowed_origins: ['http://dash.example']}\n")) as h:
+        preflight = {
+            "Origin": "http://dash.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        }
+        r = await h.http.options("/api/agents/agent_1/trade", headers=preflight)
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "http://dash.example"
+        r = await h.http.options(
+            "/api/agents/agent_1/trade", headers={**preflight, "Origin": "http://evil.example"}
+        )
+        assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
+        r = await h.get("/api/agents", headers={**h.headers, "Origin": "http://evil.example"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
