@@ -202,6 +202,8 @@ class Hub:
                 await self.publisher.summary(self.registry.summary())
 
     async def stop(self) -> None:
+        if self._summary_task is not None:
+            self.tasks.append(self._summary_task)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -84,11 +84,15 @@ class PollSupervisor:
         for agent_id in list(self.running):
             await _cancel(self.running.pop(agent_id))
             if self.coord.shared:
-                with contextlib.suppress(Exception):
-                    await self.coord.release_lease(f"poll:{agent_id}")
+                await self._release(f"poll:{agent_id}")
         if self.coord.shared:
-            with contextlib.suppress(Exception):
-                await self.coord.release_lease("summary")
+            await self._release("summary")
+
+    async def _release(self, name: str) -> None:
+        try:
+            await self.coord.release_lease(name)
+        except Exception as exc:  # it expires by itself within one TTL
+            log.warning("lease_release_failed lease=%s error=%r", name, str(exc))
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
