@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -178,14 +179,26 @@ class Hub:
             if not agent.is_simulated:
                 continue
             host, _, port = agent.bridge_http_url.removeprefix("http://").rpartition(":")
-            sim = await start_sim(
-                host,
-                int(port),
-                symbols={s: self.config.symbols[s] for s in agent.symbols},
-                balance=agent.initial_balance,
-                leverage=agent.leverage,
-                currency=agent.currency,
-            )
+            try:
+                sim = await start_sim(
+                    host,
+                    int(port),
+                    symbols={s: self.config.symbols[s] for s in agent.symbols},
+                    balance=agent.initial_balance,
+                    leverage=agent.leverage,
+                    currency=agent.currency,
+                )
+            except OSError as exc:
+                if not (self.coordination.shared and exc.errno == errno.EADDRINUSE):
+                    raise
+                # Several instances on one Redis and one shipped config: the first one
+                # started serves this simulator; the others talk to it.
+                log.info(
+                    "sim_shared agent=%s url=%s (served by another instance)",
+                    agent_id,
+                    agent.bridge_http_url,
+                )
+                continue
             self.sims.append(sim)
             log.info("sim_started agent=%s url=%s", agent_id, sim.url)
 
