@@ -3,6 +3,10 @@
 Writes ``bench/results/latest.json``, ``BENCHMARKS.md`` and ``bench/plot.png``; the
 processes' configs and logs go to a temporary directory, kept (and named) on failure.
 Exit status 1 when a benchmark failed (the others still run and are reported).
+
+With ``--only NAME...`` the named sections replace theirs in the existing
+``latest.json`` (the others are kept as they are, and the re-run is noted), and
+``BENCHMARKS.md`` is rendered again from the whole.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import uvloop
 
 from bench import docs, report
@@ -29,12 +34,22 @@ from bench._proc import ROOT
 from bench.commands import run_risk, run_round_trip
 from bench.fanout import SlowConsumerResult, run_fanout, run_idle, run_slow_consumer
 from bench.poller import run_poller
-from bench.results import Results, encode
+from bench.records import run_records
+from bench.results import Results, decode, encode
 from bench.rig import FULL, QUICK, SMOKE, Rig, Scale
 
 __all__ = ["BENCHMARKS", "main"]
 
-BENCHMARKS = ("risk", "fanout", "slow", "idle", "rtt", "poller")
+BENCHMARKS = ("risk", "fanout", "slow", "idle", "rtt", "poller", "records")
+_FIELDS = {  # benchmark -> its section of Results
+    "risk": "risk",
+    "fanout": "fanout",
+    "slow": "slow_consumer",
+    "idle": "idle",
+    "rtt": "round_trip",
+    "poller": "poller",
+    "records": "records",
+}
 _FALLBACK_SLOW_RATE = 20.0  # ticks/s when the sweep did not run
 
 log = logging.getLogger("bench")
@@ -78,27 +93,35 @@ async def _run(args: argparse.Namespace, scale: Scale, results: Results) -> None
         "idle": lambda: run_idle(rig, scale, _say),
         "rtt": lambda: run_round_trip(rig, scale),
         "poller": lambda: run_poller(rig, scale),
-    }
-    fields = {
-        "risk": "risk",
-        "fanout": "fanout",
-        "slow": "slow_consumer",
-        "idle": "idle",
-        "rtt": "round_trip",
-        "poller": "poller",
+        "records": lambda: run_records(rig, scale, _say),
     }
     try:
         for name in args.only or BENCHMARKS:
             _say(f"== {name}")
             started = time.monotonic()
             try:
-                setattr(results, fields[name], await steps[name]())
+                result = await steps[name]()
+                setattr(results, _FIELDS[name], result)
+                failure = result.failure() if name == "records" else None
+                if failure:
+                    results.errors[name] = failure
             except Exception as exc:  # report it, keep running the others
                 traceback.print_exc()
                 results.errors[name] = f"{type(exc).__name__}: {exc}"
             _say(f"   ({time.monotonic() - started:.1f} s)")
     finally:
         await rig.close()
+
+
+def _previous(path: Path) -> Results | None:
+    """The results an ``--only`` run updates, or None when there are none to update."""
+    try:
+        return decode(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        _say(f"{path}: not readable as results ({exc}): writing a new one with only --only's")
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=BENCHMARKS,
         metavar="NAME",
-        help=f"run only these, of: {', '.join(BENCHMARKS)}",
+        help=f"run only these, of: {', '.join(BENCHMARKS)}; their sections replace theirs in"
+        " the existing latest.json, the others are kept",
     )
     parser.add_argument(
         "--out",
@@ -128,16 +152,26 @@ def main(argv: list[str] | None = None) -> int:
     shown = ["make bench   # = .venv/bin/python -m bench"]
     if argv is None and sys.argv[1:]:
         shown = [shlex.join(["python", "-m", "bench", *sys.argv[1:]])]
-    results = Results(
-        scale=scale.name,
-        started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=docs.machine_info(),
-        commands=shown,
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    previous = _previous(args.out / "latest.json") if args.only else None
+    results = (
+        Results(scale=scale.name, started=now, machine=docs.machine_info(), commands=shown)
+        if previous is None
+        else previous
     )
+    for name in args.only or ():
+        results.errors.pop(name, None)
     started = time.monotonic()
     uvloop.run(_run(args, scale, results))
-    results.seconds = round(time.monotonic() - started, 1)
-    results.machine["load average at end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    seconds = round(time.monotonic() - started, 1)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    if previous is None:
+        results.seconds = seconds
+        results.machine["load average at end"] = load
+    else:
+        note = f"{now}, scale `{scale.name}`, {seconds:.0f} s, load average at end {load}"
+        for name in args.only or ():
+            results.rerun[name] = f"`{shown[0]}` ({note})"
     for table in report.tables(results):
         _say("\n" + table)
     _say("\n" + report.targets_table(results))

@@ -80,5 +80,7 @@ async def inject(publish: Publish, rate: float, duration: float) -> InjectStats:
             symbol, bid, ask = tick_fields(sent)
             await publish(sent, symbol, bid, ask, wall_us + int(sent * 1e6 / rate))
             sent += 1
-        await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
+        # At least 1 ms: under uvloop a shorter sleep returns at once, and the injector would
+        # spin the hub's core; what falls due meanwhile goes out in the next burst.
+        await asyncio.sleep(max(0.001, start + sent / rate - time.monotonic()))
     return InjectStats(sent=sent, seconds=time.monotonic() - start, max_lag_ms=max_lag * 1e3)

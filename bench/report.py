@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from bench.fanout import SERIES, Point
+from bench.records import EngineRecords, RecordsRun
 from bench.results import Results
 
-__all__ = ["best_point", "tables", "targets", "targets_table"]
+__all__ = ["best_point", "records_tables", "tables", "targets", "targets_table"]
 
 _BROADCASTER = "broadcaster"
+_RECORDS_RATE = 10_000.0  # ticks/s at which the records target is checked
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -249,9 +251,98 @@ def other_tables(results: Results) -> list[str]:
     return out
 
 
+def records_tables(results: Results) -> list[str]:
+    rec = results.records
+    if rec is None:
+        return []
+    rows = [
+        [
+            engine.engine,
+            f"{run.rate:,.0f}",
+            "on" if run.writer else "off (no-op submit)",
+            f"{run.rows_per_s:,.0f}" if run.writer else "-",
+            "-"
+            if not run.writer
+            else "not drained"
+            if run.sustained_rows_per_s is None
+            else f"{run.sustained_rows_per_s:,.0f} ({run.drain_s:.2f} s)",
+            run.max_queue,
+            run.max_spool,
+            run.dropped,
+            f"{_ms(run.call_us['p50'])} / {_ms(run.call_us['p99'])}",
+            f"{_ms(run.late_ms['p50'])} / {_ms(run.late_ms['p99'])} / {_ms(run.late_ms['max'])}",
+            f"{run.cpu_pct:.0f}",
+        ]
+        for engine in rec.engines
+        for run in engine.runs
+    ]
+    where = "\n".join(
+        f"- {e.engine}: " + ", ".join(filter(None, (e.database, e.error and f"**{e.error}**")))
+        for e in rec.engines
+    )
+    return [
+        "Records: rows/s while publishing, and publish latency with and without the writer\n\n"
+        + "The hub in its own process (one core), a tick through `await hub.publisher.tick()`"
+        " at the offered rate, one `ticks` row each by the hub's `RecordWriter`; *writer off*"
+        " is the same hub with `hub.journal._submit = lambda record: None` (benchmark only)."
+        " *rows/s incl. drain*: all rows over the window plus the time the writer needed to"
+        " finish after publishing stopped. *late*: publication time minus its schedule (the"
+        " event loop time the writer takes shows here).\n\n"
+        + where
+        + "\n\n"
+        + _table(
+            [
+                "engine",
+                "offered ticks/s",
+                "writer",
+                "rows/s while publishing",
+                "rows/s incl. drain (drain)",
+                "queue max",
+                "spool max",
+                "dropped",
+                "tick() p50 / p99 µs",
+                "late p50 / p99 / max ms",
+                "hub CPU %",
+            ],
+            rows,
+        )
+    ]
+
+
 def tables(results: Results) -> list[str]:
     """Every table of the run, as Markdown (also what the console shows)."""
-    return fanout_tables(results) + other_tables(results)
+    return fanout_tables(results) + other_tables(results) + records_tables(results)
+
+
+def _records_target(engine: EngineRecords) -> tuple[str, str, bool | None]:
+    """At 10,000 ticks/s (or the highest rate measured): the writer keeps up, and publishing
+    is about as late as without it; and up to which rate it keeps up."""
+    rates = sorted({r.rate for r in engine.runs})
+    rate = _RECORDS_RATE if _RECORDS_RATE in rates else max(rates, default=0.0)
+    on = _run_at(engine.runs, rate, writer=True)
+    off = _run_at(engine.runs, rate, writer=False)
+    if on is None or off is None or on.late_ms["p99"] is None or off.late_ms["p99"] is None:
+        return (f"records, {engine.engine}", engine.error or "not measured", None)
+    target = (
+        f"records, {engine.engine}, {rate:,.0f} ticks/s: the writer keeps up (no spool,"
+        " none dropped) and publish p99 lateness ≤ 1.1 x without it + 1 ms"
+    )
+    p99_on, p99_off = float(on.late_ms["p99"]), float(off.late_ms["p99"])
+    kept = [r.rate for r in engine.runs if r.writer and _kept_up(r)]
+    ceiling = f"; keeps up to {max(kept):,.0f} ticks/s (of {max(rates):,.0f})" if kept else ""
+    measured = (
+        f"{on.rows_per_s:,.0f} rows/s, spool max {on.max_spool}, dropped {on.dropped};"
+        f" late p99 {_ms(p99_on)} ms vs {_ms(p99_off)} ms without{ceiling}"
+    )
+    return target, measured, _kept_up(on) and p99_on <= 1.1 * p99_off + 1.0
+
+
+def _kept_up(run: RecordsRun) -> bool:
+    return run.max_spool == 0 and run.dropped == 0 and run.drain_s is not None
+
+
+def _run_at(runs: Sequence[RecordsRun], rate: float, *, writer: bool) -> RecordsRun | None:
+    return next((r for r in runs if r.rate == rate and r.writer == writer), None)
 
 
 def targets(results: Results) -> list[tuple[str, str, bool | None]]:
@@ -344,7 +435,8 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
                 poll.hub_cpu_pct <= 50 and intervals is not None and intervals <= 2,
             )
         )
-    out.append(("records: rows/s while publishing", "not measured yet (records issue)", None))
+    for engine in results.records.engines if results.records else []:
+        out.append(_records_target(engine))
     return out
 
 

@@ -7,6 +7,7 @@ import msgspec
 from bench.commands import RiskResult, RoundTripResult
 from bench.fanout import FanoutResult, IdleResult, SlowConsumerResult
 from bench.poller import PollerResult
+from bench.records import RecordsResult
 
 __all__ = ["Results", "decode", "encode"]
 
@@ -23,7 +24,9 @@ class Results(msgspec.Struct, kw_only=True):
     round_trip: RoundTripResult | None = None
     risk: RiskResult | None = None
     poller: PollerResult | None = None
+    records: RecordsResult | None = None
     errors: dict[str, str] = {}  # benchmark -> what failed
+    rerun: dict[str, str] = {}  # benchmark -> when and how it was re-run alone (--only)
 
 
 def encode(results: Results) -> bytes:

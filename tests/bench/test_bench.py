@@ -15,6 +15,8 @@ import pytest
 from bench._stats import percentile, summarize
 from bench._ticks import event_frame, inject, tick_fields
 from bench.fanout import SERIES, Point
+from bench.records import EngineRecords, RecordsResult, RecordsRun
+from bench.report import targets
 from bench.results import Results, decode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,15 +29,14 @@ class Run:
         self.results: Results = decode((out / "latest.json").read_bytes())
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    out = tmp_path_factory.mktemp("bench")
+def _bench(out: Path, *args: str) -> Run:
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench",
             "--smoke",
+            *args,
             "--out",
             str(out),
             "--markdown",
@@ -51,6 +52,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     )
     assert (out / "latest.json").exists(), proc.stdout + proc.stderr
     return Run(proc, out)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return _bench(tmp_path_factory.mktemp("bench"))
 
 
 def test_smoke_run_succeeds_without_failures(run: Run) -> None:
@@ -113,8 +119,90 @@ def test_markdown_and_plot_are_written(run: Run) -> None:
     text = (run.out / "BENCHMARKS.md").read_text()
     for heading in ("## Machine", "## How to run", "## Targets", "## What is left and why"):
         assert heading in text
-    assert "websockets-batch" in text and "TODO" in text
+    assert "websockets-batch" in text and "### Records" in text
     assert (run.out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_records_writes_sqlite_rows_while_publishing(run: Run) -> None:
+    records = run.results.records
+    assert records is not None
+    sqlite = records.engines[0]
+    assert (sqlite.engine, sqlite.error) == ("sqlite", None)
+    on, off = sqlite.runs
+    assert on.writer and not off.writer and on.rate == off.rate
+    assert on.published > 0 and on.written > 0 and on.dropped == 0
+    assert on.drain_s is not None and on.sustained_rows_per_s
+    assert off.published > 0 and off.written == 0  # the no-op submit: no records at all
+    assert on.late_ms["p99"] is not None and off.call_us["p99"] is not None
+
+
+def test_records_postgres_is_measured_or_reported_not_available(run: Run) -> None:
+    records = run.results.records
+    assert records is not None
+    postgres = records.engines[1]
+    assert postgres.engine == "postgres"
+    if postgres.error is None:
+        assert [r.writer for r in postgres.runs] == [True, False]
+        assert postgres.runs[0].written > 0
+    else:
+        assert postgres.error.startswith("not available"), postgres.error
+        assert "records" not in run.results.errors
+
+
+def test_only_replaces_its_section_and_keeps_the_others(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "latest.json").write_bytes((run.out / "latest.json").read_bytes())
+    again = _bench(tmp_path, "--only", "risk")
+    assert again.proc.returncode == 0, again.proc.stdout[-3000:] + again.proc.stderr[-3000:]
+    before, after = run.results, again.results
+    assert after.risk is not None and before.risk is not None
+    assert after.risk.iterations == before.risk.iterations
+    assert (after.records, after.fanout, after.started) == (
+        before.records,
+        before.fanout,
+        before.started,
+    )
+    assert list(after.rerun) == ["risk"] and "--only risk" in after.rerun["risk"]
+    assert "Sections re-run alone" in (tmp_path / "BENCHMARKS.md").read_text()
+
+
+def _records_run(*, writer: bool, late_p99: float, spool: int = 0) -> RecordsRun:
+    late = {"samples": 10, "p50": 0.1, "p99": late_p99, "max": late_p99}
+    return RecordsRun(
+        rate=1000.0,
+        writer=writer,
+        seconds=1.0,
+        published=1000,
+        cpu_pct=20.0,
+        call_us={"samples": 10, "p50": 10.0, "p99": 20.0, "max": 30.0},
+        late_ms=late,
+        written=1000 if writer else 0,
+        rows_per_s=1000.0 if writer else 0.0,
+        max_queue=5,
+        max_spool=spool,
+        dropped=0,
+        drain_s=0.01,
+        sustained_rows_per_s=990.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("late_p99_on", "spool", "met"),
+    [(1.5, 0, True), (5.0, 0, False), (1.5, 2000, False)],
+)
+def test_records_target_needs_no_spool_and_little_added_latency(
+    late_p99_on: float, spool: int, met: bool
+) -> None:
+    engine = EngineRecords(
+        engine="sqlite",
+        database="a file",
+        runs=[
+            _records_run(writer=True, late_p99=late_p99_on, spool=spool),
+            _records_run(writer=False, late_p99=1.0),
+        ],
+    )
+    results = Results(scale="smoke", started="now", records=RecordsResult(engines=[engine]))
+    (row,) = [t for t in targets(results) if t[0].startswith("records")]
+    assert row[2] is met
 
 
 def test_tables_are_printed(run: Run) -> None:
