@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.hubkit import RunningHub, run_hub
+import msgspec
+
+from tests.hubkit import RunningHub, hub_config, run_hub
 from tests.timing import units
 
 
@@ -126,3 +128,21 @@ async def test_bridge_down_goes_offline_fast_others_unaffected_then_recovers() -
         await h.sim("agent_1", "/sim/fault", {"mode": "ok"})
         await h.wait_for(lambda: reg["agent_1"].online, timeout=units(30))
         assert (await h.get("/api/agents/agent_1")).json()["status"]["status"] == "online"
+
+
+async def test_a_price_that_stops_moving_is_listed_as_stale() -> None:
+    cfg = hub_config("")
+    cfg = msgspec.structs.replace(
+        cfg, polling=msgspec.structs.replace(cfg.polling, stale_after=units(3))
+    )
+    async with run_hub(cfg) as h:
+        await wait_online(h, "agent_1")
+        agent = h.hub.registry.agents["agent_1"]
+        assert (await h.get("/api/agents/agent_1")).json()["status"]["stale"] == []
+        await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": 2650.0, "ask": 2650.3})
+        await asyncio.sleep(units(3) + 0.2)
+        status = (await h.get("/api/agents/agent_1")).json()["status"]
+        assert status["stale"] == ["XAUUSD"] and status["status"] == "online"
+        await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "walk": True})
+        await h.wait_for(lambda: agent.ticks["XAUUSD"].bid != 2650.0)
+        assert (await h.get("/api/agents/agent_1")).json()["status"]["stale"] == []
