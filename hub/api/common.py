@@ -8,6 +8,7 @@ import msgspec
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from channels.asgi import bearer_token
 from hub.auth import ROLE_RANK, Access
 from hub.errors import HubError
 
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from hub.app import Hub
 
 __all__ = [
-    "bearer_token",
     "command",
     "field_message",
     "hub_of",
@@ -38,16 +38,9 @@ def hub_of(conn: HTTPConnection) -> Hub:
     return hub
 
 
-def bearer_token(conn: HTTPConnection) -> str | None:
-    header = conn.headers.get("authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
-    return conn.query_params.get("token") or None
-
-
 def require(conn: HTTPConnection, role: str = "read", agent: str | None = None) -> Access:
     """The caller's access, or 401/403. ``agent``: the agent the request touches."""
-    token = bearer_token(conn)
+    token = bearer_token(conn.headers, conn.query_params)
     if token is None:
         raise HubError("unauthorized", "missing token: send 'Authorization: Bearer <token>'")
     access = hub_of(conn).auth.authenticate(token)
