@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+import msgspec
+
 from hub.agents import AgentStatus, now_ms
 from hub.bridge.models import Account, ClosedTrade, Tick
 from hub.records import (
@@ -164,7 +166,7 @@ class RecordsJournal:
     def signal(self, sig: SignalRequest, routes: list[dict[str, Any]], by: str) -> None:
         outcomes = ",".join(f"{r['agent']}:{r['outcome']}" for r in routes)
         log.info("signal id=%s symbol=%s routes=%s by=%s", sig.signal_id, sig.symbol, outcomes, by)
-        payload = {f: getattr(sig, f) for f in sig.__struct_fields__}
+        payload = msgspec.structs.asdict(sig)
         self._submit(
             SignalRecord(
                 signal_id=sig.signal_id,

@@ -198,7 +198,7 @@ class TradingService:
         self, agent_id: str, req: TradeRequest, *, by: str, signal_id: str | None = None
     ) -> dict[str, Any]:
         agent = self.agent(agent_id)
-        payload = {"agent": agent_id, **_fields(req), "signal_id": signal_id}
+        payload = {"agent": agent_id, **msgspec.structs.asdict(req), "signal_id": signal_id}
         result = await self.coord.once(
             req.client_order_id, payload, lambda: self._open(agent, req, by, signal_id)
         )
@@ -556,17 +556,13 @@ class TradingService:
         self, event: OrderEvent, event_type: str, extra: dict[str, Any] | None = None
     ) -> None:
         await self.publisher.event(agent_channel(event.agent_id, "orders"), event)
-        metadata = {k: v for k, v in _fields(event).items() if v is not None}
+        metadata = {k: v for k, v in msgspec.structs.asdict(event).items() if v is not None}
         if extra:
             metadata.update(extra)
         message = f"{event.command} {event.event}"
         if event.error:
             message += f": {event.error.get('message')}"
         self.journal.order(event, event_type, message, metadata)
-
-
-def _fields(struct: Any) -> dict[str, Any]:
-    return {f: getattr(struct, f) for f in struct.__struct_fields__}
 
 
 def _with(ev: OrderEvent, /, **changes: Any) -> OrderEvent:

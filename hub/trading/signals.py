@@ -13,6 +13,8 @@ import asyncio
 import logging
 from typing import Any
 
+import msgspec
+
 from channels.names import SIGNALS
 from hub.agents import now_ms
 from hub.bridge.models import Action
@@ -40,7 +42,8 @@ class SignalRouter:
         )
         outcomes = list(routes)
         await self.trading.publisher.event(
-            SIGNALS, {"signal": _payload(sig), "routes": outcomes, "by": by, "ts": now_ms()}
+            SIGNALS,
+            {"signal": msgspec.structs.asdict(sig), "routes": outcomes, "by": by, "ts": now_ms()},
         )
         self.trading.journal.signal(sig, outcomes, by)
         return {"signal_id": sig.signal_id, "routes": outcomes}
@@ -102,7 +105,3 @@ class SignalRouter:
 
 def _skipped(agent_id: str, check: str, message: str) -> dict[str, Any]:
     return {"agent": agent_id, "outcome": "skipped", "reason": check, "message": message}
-
-
-def _payload(sig: SignalRequest) -> dict[str, Any]:
-    return {f: getattr(sig, f) for f in sig.__struct_fields__}
