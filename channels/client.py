@@ -124,7 +124,8 @@ class HubClient:
                     compression=None,
                     open_timeout=10,
                 ) as ws:
-                    welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    async with asyncio.timeout(10):
+                        welcome = json.loads(await ws.recv())
                     if welcome.get("type") != "welcome":
                         raise ConnectionError(f"hub refused: {welcome}")
                     self._ws, attempt = ws, 0

@@ -47,7 +47,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from channels import names
+from channels import aio, names
 from channels.broker import Handler, Publication, encode_data
 from channels.errors import ChannelsError
 
@@ -309,7 +309,8 @@ class RedisBroker:
                     if found not in self._tracks:
                         fresh.append(self._hold(found, _Track(fresh=True)))
             fills = [self._start_fill(c, t) for c, t in fresh if self._tracks.get(c) is t]
-            await asyncio.wait_for(asyncio.shield(asyncio.gather(*fills)), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await asyncio.shield(asyncio.gather(*fills))
         except BaseException as exc:
             self._names.discard(channel)
             self._drop_uncovered()
@@ -332,9 +333,8 @@ class RedisBroker:
             return  # the next connection subscribes only to what is still wanted
         command = "PUNSUBSCRIBE" if names.is_pattern(channel) else "UNSUBSCRIBE"
         try:
-            await asyncio.wait_for(
-                conn.send_command(command, self._redis_name(channel)), self._timeout
-            )
+            async with asyncio.timeout(self._timeout):
+                await conn.send_command(command, self._redis_name(channel))
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning(
                 "redis broker: %s %s failed (%r); the listener reconnects", command, channel, exc
@@ -354,7 +354,8 @@ class RedisBroker:
 
     async def _call(self, what: str, pending: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(pending, self._timeout * 2)
+            async with asyncio.timeout(self._timeout * 2):
+                return await pending
         except (RedisError, OSError, TimeoutError) as exc:
             raise RedisUnavailable(f"{what}: Redis at {self.where} failed: {exc!r}") from exc
 
@@ -377,7 +378,8 @@ class RedisBroker:
 
     async def _wait_ready(self, what: str) -> None:
         try:
-            await asyncio.wait_for(self._ready.wait(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._ready.wait()
         except TimeoutError:
             raise RedisUnavailable(
                 f"{what}: no pub/sub connection to Redis at {self.where} "
@@ -394,8 +396,10 @@ class RedisBroker:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         key = (kind.lower().encode(), redis_name.encode())
         self._waiters.setdefault(key, deque()).append(waiter)
-        await asyncio.wait_for(conn.send_command(kind, redis_name), self._timeout)
-        await asyncio.wait_for(waiter, self._timeout)
+        async with asyncio.timeout(self._timeout):
+            await conn.send_command(kind, redis_name)
+        async with asyncio.timeout(self._timeout):
+            await waiter
 
     # -- internals: the listener ----------------------------------------------------------------
 
@@ -421,6 +425,8 @@ class RedisBroker:
                     log.exception("redis broker: listener failed; restarting it", exc_info=cause)
                 if was_ready:
                     delay = low
+            # Not aio.sleep: on 3.11 a failed TaskGroup leaves this task's cancelling() raised;
+            # close() sets _closed, which ends this loop.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(high, delay * 2)
 
@@ -429,7 +435,8 @@ class RedisBroker:
         client = self._need_client()
         conn: AbstractConnection = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         try:
-            await asyncio.wait_for(conn.connect(), self._timeout)  # type: ignore[no-untyped-call]
+            async with asyncio.timeout(self._timeout):
+                await conn.connect()  # type: ignore[no-untyped-call]
             self._conn = conn
             for track in self._tracks.values():
                 if track.pending is None:
@@ -464,11 +471,13 @@ class RedisBroker:
     async def _read(self, conn: AbstractConnection) -> None:
         awaiting_pong = False
         while True:
+            aio.raise_if_cancelled()  # redis-py can lose a cancel during a read
             reply = await conn.read_response(timeout=self._ping_interval, push_request=True)
             if reply is None:
                 if awaiting_pong:
                     raise TimeoutError(f"no reply to PING within {self._ping_interval}s")
-                await asyncio.wait_for(conn.send_command("PING"), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    await conn.send_command("PING")
                 awaiting_pong = True
                 continue
             awaiting_pong = False
@@ -564,7 +573,7 @@ class RedisBroker:
                 break
             except RedisUnavailable as exc:
                 log.warning("redis broker: filling %s failed (%s); retrying", channel, exc)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                await aio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(self._backoff[1], delay * 2)
             except Exception as exc:
                 log.exception("redis broker: filling %s failed; continuing with a gap", channel)

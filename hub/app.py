@@ -24,7 +24,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from channels import gctune, names
+from channels import aio, gctune, names
 from channels.broker import Broker, create_broker
 from channels.node import Node
 from channels.session import Session
@@ -52,6 +52,8 @@ from hub.trading.signals import SignalRouter
 __all__ = ["Hub", "create_app"]
 
 log = logging.getLogger("mt4hub.app")
+
+STOP_TIMEOUT = 5.0  # seconds the background tasks get to stop on shutdown
 
 
 class Hub:
@@ -133,7 +135,7 @@ class Hub:
                 await self.trading.refresh_emergency()
             except HubError as exc:
                 log.warning("shared_state_refresh_failed error=%r", exc.message)
-            await asyncio.sleep(1.0)
+            await aio.sleep(1.0)
 
     def _polled_here(self, agent_id: str) -> bool:
         return agent_id in self.supervisor.running
@@ -219,9 +221,16 @@ class Hub:
             self.tasks.append(self._summary_task)
         for task in self.tasks:
             task.cancel()
+        if self.tasks:
+            # Bounded: a task that ignores its cancel must not keep the process from exiting
+            # (the records still get flushed and the connections closed below).
+            _, stuck = await asyncio.wait(self.tasks, timeout=STOP_TIMEOUT)
+            for task in stuck:
+                log.error("shutdown_task_stuck task=%s: still running after %ss", task.get_name(),
+                          STOP_TIMEOUT)  # fmt: skip
         for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("task_failed task=%s error=%r", task.get_name(), task.exception())
         self.tasks.clear()
         await self.coordination.close()
         await self.broker.close()

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+from channels import aio
 from hub.agents import AgentRuntime, Trading, now_ms
 from hub.bridge.client import BridgeError
 from hub.bridge.models import ClosedTrade, Position
@@ -63,7 +64,7 @@ class AgentPoller:
                     error = str(exc)
                 except ConnectionError as exc:  # the broker (Redis) is away, not the bridge
                     log.warning("publish_failed agent=%s error=%r", self.agent.id, str(exc))
-                    await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+                    await aio.sleep(backoff * (0.5 + random.random() / 2))
                     backoff = min(backoff * 2, self.cfg.backoff_max)
                     continue
                 except Exception as exc:  # a bug must not kill the loop: report it loudly
@@ -72,11 +73,11 @@ class AgentPoller:
                 else:
                     backoff = self.cfg.backoff_initial
                     elapsed = time.monotonic() - started
-                    await asyncio.sleep(max(0.0, self.cfg.tick_interval - elapsed))
+                    await aio.sleep(max(0.0, self.cfg.tick_interval - elapsed))
                     continue
                 await self._failed(error)
                 # Full jitter keeps many hubs from retrying a recovered bridge in lockstep.
-                await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+                await aio.sleep(backoff * (0.5 + random.random() / 2))
                 backoff = min(backoff * 2, self.cfg.backoff_max)
         finally:
             stats.running = False

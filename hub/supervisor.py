@@ -10,13 +10,12 @@ and the summary see every agent whichever instance answers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 import msgspec
 
-from channels import names
+from channels import aio, names
 from channels.broker import Publication
 from channels.node import Node
 from hub.agents import AgentRuntime, AgentStatus, Registry
@@ -57,7 +56,7 @@ class PollSupervisor:
                 await asyncio.Event().wait()
             while True:
                 await self._tick()
-                await asyncio.sleep(self.lease_ttl / 3)
+                await aio.sleep(self.lease_ttl / 3)
         finally:
             await self.stop()
 
@@ -70,7 +69,7 @@ class PollSupervisor:
                 self.running[agent_id] = asyncio.create_task(poller.run(), name=f"poll:{agent_id}")
             elif not held and task is not None:
                 log.warning("lease_lost agent=%s instance=%s", agent_id, self.coord.instance_id)
-                await _cancel(self.running.pop(agent_id))
+                await _cancel([self.running.pop(agent_id)])
         self.on_leader(await self._hold("summary"))
 
     async def _hold(self, name: str) -> bool:
@@ -81,11 +80,11 @@ class PollSupervisor:
             return False
 
     async def stop(self) -> None:
-        for agent_id in list(self.running):
-            await _cancel(self.running.pop(agent_id))
-            if self.coord.shared:
-                await self._release(f"poll:{agent_id}")
+        stopped, self.running = self.running, {}
+        await _cancel(list(stopped.values()))
         if self.coord.shared:
+            for agent_id in stopped:
+                await self._release(f"poll:{agent_id}")
             await self._release("summary")
 
     async def _release(self, name: str) -> None:
@@ -95,10 +94,15 @@ class PollSupervisor:
             log.warning("lease_release_failed lease=%s error=%r", name, str(exc))
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until they are done (a cancel of the caller still raises)."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("poller_failed task=%s error=%r", task.get_name(), task.exception())
 
 
 _KINDS: tuple[names.AgentKind, ...] = ("account", "positions", "ticks", "status")

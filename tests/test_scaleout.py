@@ -99,18 +99,24 @@ class HubProcess:
         body: dict[str, Any] = (await http.get(f"{self.url}/api/status")).json()
         return body
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        await asyncio.to_thread(self.proc.wait, 10)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+    async def stop(self) -> None:
+        """SIGTERM and wait for a clean exit while this loop (and its simulators) runs on:
+        a hub finishing its shutdown may still be talking to them."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    await asyncio.to_thread(self.proc.wait, 10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    await asyncio.to_thread(self.proc.wait, 10)
+                    raise AssertionError(f"{self.name} ignored SIGTERM for 10 s") from None
+        finally:
+            self.log.close()
 
 
 @pytest.fixture
@@ -142,7 +148,7 @@ async def cluster(
         yield hubs, sims, http
     finally:
         for h in hubs:
-            h.stop()
+            await h.stop()
         await http.aclose()
         for s in sims:
             await s.close()
@@ -210,7 +216,7 @@ async def test_kill_9_of_the_poller_hands_over_within_two_ttls(redis_url: str, t
         owners = await wait_all_polled(hubs, http)
         victim = next(h for h in hubs if h.name == owners["agent_1"])
         survivor = next(h for h in hubs if h is not victim)
-        victim.kill()
+        await victim.kill()
         t0 = asyncio.get_running_loop().time()
         while "agent_1" not in (await survivor.status(http))["polling"]:
             assert asyncio.get_running_loop().time() - t0 < 6.0, "no takeover within 2 x TTL"

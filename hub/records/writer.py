@@ -149,7 +149,8 @@ class RecordWriter:
             if not flush:
                 task.cancel()
             try:
-                await asyncio.wait_for(task, grace)
+                async with asyncio.timeout(grace):
+                    await task
             except TimeoutError:
                 log.error("record writer did not finish in %.1fs: %d queued records lost",
                           grace, len(self._queue))  # fmt: skip

@@ -91,20 +91,24 @@ class HubProc:
         body: dict[str, Any] = (await self.http.get("/api/status")).json()
         return body
 
-    def kill9(self) -> None:
+    async def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        await asyncio.to_thread(self.proc.wait, 10)
 
     async def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        await self.http.aclose()
+        """SIGTERM and wait without blocking this loop: its simulator must keep answering."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    await asyncio.to_thread(self.proc.wait, 30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    await asyncio.to_thread(self.proc.wait, 10)
+                    raise AssertionError("the hub ignored SIGTERM for 30 s") from None
+        finally:
+            await self.http.aclose()
 
 
 class Recorder:

@@ -96,7 +96,7 @@ async def test_kill_9_mid_traffic_spool_replayed_order_not_doubled_stop_kept(
         )
         emergency = tmp_path / "data" / "emergency.json"
         await until(lambda: _stopped(emergency), "the stop to be saved")
-        hub.kill9()
+        await hub.kill9()
         outcomes = await asyncio.gather(in_flight, stop, return_exceptions=True)
         assert all(isinstance(o, httpx.TransportError) for o in outcomes), outcomes
 
