@@ -13,15 +13,18 @@ Two ways out, the same semantics:
 - **Direct** (:meth:`Outbox.attach` to a :class:`Sink` and the node's shared
   :class:`~channels.lane.Lane`): while the connection keeps up, ``put`` only appends to a
   list; the lane writes every pending connection at the end of the loop iteration (one
-  frame per message) or, for ``batch`` connections that sent within ``flush_interval``, on
-  its one shared timer (all pending messages in one frame, one JSON object per line). No
+  frame per message) or, for ``batch`` connections under load, on its one shared timer
+  (all pending messages in one frame, one JSON object per line). No
   task, no wake-up per message; the frame bytes are built once per group of connections
   with the same pending messages. While the sink is paused (its buffer is full) messages
   queue, conflate and overflow as above; the sink's ``on_writable`` drains the queue.
 - **Writer task** (:meth:`Outbox.run`, any async ``send``): the queue is drained by a task,
   one message per frame, or with ``batch`` all that is queued packed into one frame.
 
-In both, a lone message after an idle period goes out at once, and an idle connection
+In both, a batched connection is *under load* when its last frame carried several
+messages, or when it already sent two frames within one ``flush_interval``; only then is
+its next message held, until ``flush_interval`` after the last frame. Otherwise every
+message goes out at once, so batching adds latency only under load. An idle connection
 gets ``heartbeat_frame()`` every ``heartbeat`` seconds.
 """
 
@@ -97,7 +100,9 @@ class Outbox:
         self.scheduled = False
         self.batch = False
         self.flush_interval = 0.01
-        self.last_send = -1e9
+        self.last_send = -1e9  # when the last frame left (or the heartbeat was armed)
+        self.last_count = 0  # messages in the last frame
+        self._window = (-1e9, 0)  # (start, frames since): frames per flush_interval
         self._lane: Lane | None = None
         self._beat: asyncio.TimerHandle | None = None
 
@@ -230,6 +235,18 @@ class Outbox:
         self.sink = None
         self._lane = None
 
+    def sent(self, now: float, messages: int) -> None:
+        """Record a frame of ``messages`` messages written at ``now``."""
+        start, frames = self._window
+        self._window = (start, frames + 1) if now - start < self.flush_interval else (now, 1)
+        self.last_send, self.last_count = now, messages
+
+    def batch_due(self) -> float:
+        """When a batched connection's next frame may leave (see the module doc)."""
+        if self.last_count > 1 or self._window[1] > 1:
+            return self.last_send + self.flush_interval
+        return -1e9
+
     def _drain(self) -> None:
         """The sink has room again: write the backlog (until it is full again)."""
         sink, lane = self.sink, self._lane
@@ -240,7 +257,7 @@ class Outbox:
             texts = [i.frame for i in self.take(limit) if i.frame is not None]
             if texts:
                 sink.write(lane.frames(texts, self.batch, shared=False))
-                self.last_send = lane.now()
+                self.sent(lane.now(), len(texts))
         if self.pending and not self.scheduled:
             lane.schedule(self)
 
@@ -286,23 +303,25 @@ class Outbox:
     ) -> None:
         """Drain the queue into ``send`` until the outbox overflows (then return)."""
         loop = asyncio.get_running_loop()
-        last_send = loop.time() - flush_interval
+        self.flush_interval = flush_interval
+        self.last_send = loop.time()
         while not self.overflowed:
-            idle = None if heartbeat is None else max(0.0, last_send + heartbeat - loop.time())
+            idle = None if heartbeat is None else max(0.0, self.last_send + heartbeat - loop.time())
             if not await self.wait(idle):
                 if heartbeat_frame is not None:
                     await send(heartbeat_frame())
-                last_send = loop.time()
+                self.sent(loop.time(), 1)
                 continue
             if batch:
-                pause = last_send + flush_interval - loop.time()
+                pause = self.batch_due() - loop.time()
                 if pause > 0:
                     await asyncio.sleep(pause)
                 items = self.take()
                 if items:
                     await send("\n".join([i.frame for i in items if i.frame is not None]))
+                self.sent(loop.time(), len(items))
             else:
                 for item in self.take(64):
                     if item.frame is not None:
                         await send(item.frame)
-            last_send = loop.time()
+                self.sent(loop.time(), 1)

@@ -6,9 +6,10 @@ The lane then writes it
 
 - *soon* — at the end of the current event-loop iteration (one ``call_soon`` for every
   outbox scheduled in that iteration): one-frame connections, and batched connections
-  that have not sent for ``flush_interval`` (a lone message goes out at once);
-- *later* — on one shared timer every ``flush_interval``: batched connections that sent
-  recently, so what arrives in between is packed into one frame.
+  not under load (:meth:`Outbox.batch_due` is past);
+- *later* — on one shared timer: batched connections under load (their last frame
+  carried several messages, or two frames left within one ``flush_interval``), so what
+  arrives meanwhile is packed into one frame.
 
 Connections that subscribe to the same channels have the same pending messages (the
 same ``str`` objects, in the same order): their frame bytes are joined and framed once
@@ -58,7 +59,7 @@ class Lane:
         loop = self._get_loop()
         outbox.scheduled = True
         if outbox.batch:
-            wait = outbox.last_send + outbox.flush_interval - loop.time()
+            wait = outbox.batch_due() - loop.time()
             if wait > 0:
                 self._later.append(outbox)
                 if self._timer is None:
@@ -143,5 +144,5 @@ class Lane:
             return
         texts, outbox.pending = outbox.pending, []
         sink.write(self.frames(texts, outbox.batch))
-        outbox.last_send = now
+        outbox.sent(now, len(texts))
         self.writes += 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from channels.delivery import Outbox
 from channels.feed import Feed
 from channels.memory import MemoryBroker
@@ -101,6 +103,20 @@ async def test_batching_sends_a_lone_message_at_once() -> None:
     writer = asyncio.create_task(outbox.run(sent.put, batch=True, flush_interval=units(1000)))
     outbox.put('{"n":1}')
     assert await asyncio.wait_for(sent.get(), units(50)) == '{"n":1}'
+    writer.cancel()
+
+
+async def test_batching_holds_a_message_only_after_two_frames_within_the_interval() -> None:
+    outbox = Outbox()
+    sent: asyncio.Queue[str] = asyncio.Queue()
+    writer = asyncio.create_task(outbox.run(sent.put, batch=True, flush_interval=units(5)))
+    for n in range(2):  # not under load: at once
+        outbox.put(f'{{"n":{n}}}')
+        assert await asyncio.wait_for(sent.get(), units(2)) == f'{{"n":{n}}}'
+    outbox.put('{"n":2}')  # two frames within the interval: held until it has passed
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(sent.get(), units(2))
+    assert await asyncio.wait_for(sent.get(), units(10)) == '{"n":2}'
     writer.cancel()
 
 

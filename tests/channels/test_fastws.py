@@ -158,6 +158,46 @@ async def test_batched_subscribers_share_one_built_frame(make_hub: HubFactory) -
             await ws.close()
 
 
+async def test_batching_holds_messages_only_under_load(make_hub: HubFactory) -> None:
+    """At once unless the last frame carried several messages or the last two left within
+    the flush interval (0.5 s here, so a held message is plain to see)."""
+    hub = await make_hub(SessionLimits(flush_interval=units(5), heartbeat=units(100)))
+    ws = await connect(hub, "read-t", "&batch=1")
+    seq = 0
+
+    async def publish(n: int = 1) -> list[int]:
+        nonlocal seq
+        for _ in range(n):  # no await yields to the loop: one iteration for all n
+            await hub.broker.publish("signals", {"i": seq})
+            seq += 1
+        return list(range(seq - n + 1, seq + 1))
+
+    async def frame(within: float) -> list[int]:
+        raw = await asyncio.wait_for(ws.recv(), within)
+        return [json.loads(line)["seq"] for line in str(raw).split("\n")]
+
+    try:
+        await ws.send(dumps({"op": "subscribe", "channels": ["signals"]}))
+        await recv_type(ws, "subscribed")  # a frame too: let its interval pass
+        await asyncio.sleep(units(6))
+        for _ in range(2):  # idle: each message at once
+            seqs = await publish()
+            assert await frame(units(2)) == seqs
+        held = await publish()  # two frames within the interval: under load
+        with pytest.raises(TimeoutError):
+            await frame(units(2))
+        assert await frame(units(10)) == held
+        await asyncio.sleep(units(6))  # idle again
+        seqs = await publish(10)  # a burst: one frame, at once
+        assert await frame(units(2)) == seqs
+        held = await publish()  # the last frame carried ten: under load
+        with pytest.raises(TimeoutError):
+            await frame(units(2))
+        assert await frame(units(10)) == held
+    finally:
+        await ws.close()
+
+
 def test_tune_gc_freezes_and_raises_the_gen0_threshold() -> None:
     previous = tune_gc(40_000, 15, 50)
     try:
