@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
 import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Mapping
@@ -18,7 +20,7 @@ from hub.app import Hub, create_app
 from hub.config import HubConfig, parse_config
 from tests.timing import units
 
-__all__ = ["RunningHub", "free_port", "hub_config", "run_hub"]
+__all__ = ["RunningHub", "free_port", "hub_config", "kill_process", "run_hub", "stop_process"]
 
 TOKEN = "test-admin-token"
 
@@ -28,6 +30,24 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def stop_process(proc: subprocess.Popen[bytes], name: str, within: float) -> None:
+    """SIGTERM a hub process and wait for its exit without blocking this loop (its
+    simulators run here and must keep answering); fails if SIGTERM was ignored."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.to_thread(proc.wait, within)
+    except subprocess.TimeoutExpired:
+        await kill_process(proc)
+        raise AssertionError(f"{name} ignored SIGTERM for {within:g} s") from None
+
+
+async def kill_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(proc.wait, 10)
 
 
 def hub_config(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +19,7 @@ import websockets
 
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import SymbolSpec
-from tests.hubkit import free_port
+from tests.hubkit import free_port, kill_process, stop_process
 from tests.rediskit import redis_prefix
 from tests.timing import units
 
@@ -100,21 +99,11 @@ class HubProcess:
         return body
 
     async def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.proc.wait, 10)
+        await kill_process(self.proc)
 
     async def stop(self) -> None:
-        """SIGTERM and wait for a clean exit while this loop (and its simulators) runs on:
-        a hub finishing its shutdown may still be talking to them."""
         try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    await asyncio.to_thread(self.proc.wait, 10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    await asyncio.to_thread(self.proc.wait, 10)
-                    raise AssertionError(f"{self.name} ignored SIGTERM for 10 s") from None
+            await stop_process(self.proc, self.name, 10)
         finally:
             self.log.close()
 

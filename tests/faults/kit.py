@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import websockets
 
-from tests.hubkit import free_port
+from tests.hubkit import free_port, kill_process, stop_process
 from tests.timing import units
 
 __all__ = ["TOKEN", "HubProc", "Recorder", "until"]
@@ -93,20 +92,12 @@ class HubProc:
 
     async def kill9(self) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.proc.wait, 10)
+        await kill_process(self.proc)
 
     async def close(self) -> None:
-        """SIGTERM and wait without blocking this loop: its simulator must keep answering."""
         try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    await asyncio.to_thread(self.proc.wait, 30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    await asyncio.to_thread(self.proc.wait, 10)
-                    raise AssertionError("the hub ignored SIGTERM for 30 s") from None
+            if self.proc is not None:
+                await stop_process(self.proc, "the hub", 30)
         finally:
             await self.http.aclose()
 
