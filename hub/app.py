@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from channels import aio, gctune, names
 from channels.broker import Broker, create_broker
@@ -260,6 +262,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+class _HubApp(Starlette):
+    """Starlette, with ``/ws`` served from the ASGI entry point: a socket then holds no
+    middleware or router frames for its whole life (the HTTP middlewares pass WebSocket
+    scopes through untouched anyway). See BENCHMARKS.md, idle connections."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            scope["app"] = self
+            await stream.ws_endpoint(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     config: HubConfig,
     *,
@@ -291,7 +306,7 @@ def create_app(
         finally:
             await hub.stop()
 
-    app = Starlette(
+    app = _HubApp(
         routes=[
             *read.routes,
             *trade.routes,
