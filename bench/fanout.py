@@ -83,10 +83,12 @@ class FanoutResult(msgspec.Struct, frozen=True, kw_only=True):
 class SlowConsumerResult(msgspec.Struct, frozen=True, kw_only=True):
     n: int
     rate: float
-    without: Point
-    with_slow: Point
+    without: Point  # the window of median p99 among those without the stalled subscriber
+    with_slow: Point  # and among those with it
     rss_growth_mb: float
     bytes_offered_to_slow: int
+    without_p99_ms: list[float | None] = msgspec.field(default_factory=list)  # every window
+    with_p99_ms: list[float | None] = msgspec.field(default_factory=list)
 
 
 class IdleResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -283,35 +285,51 @@ async def stalled_subscriber(port: int, channel: str) -> socket.socket:
 async def run_slow_consumer(
     rig: Rig, scale: Scale, n: int, rate: float, progress: Progress
 ) -> SlowConsumerResult:
-    """Others' latency and hub RSS with and without one subscriber that never reads."""
+    """Others' latency and hub RSS with and without one subscriber that never reads.
+
+    Windows alternate, without then with a fresh stalled subscriber, ``scale.slow_pairs``
+    times: one pair is a single sample of a scheduling-dominated tail, so the medians are
+    compared, and RSS growth is counted from the first window to the last.
+    """
     load = await rig.load()
     server = await rig.server("hub", fanout_config(), name="hub-slow")
+    withouts: list[Point] = []
+    withs: list[Point] = []
     try:
         await _connect(server, load, "hub", n, False)
         await _warm(server, load, scale, n, "one-frame", "hub")
         window = scale.slow_window
         common: dict[str, Any] = {"kind": "hub", "mode": "one-frame", "n": n, "rate": rate}
-        without = await _measure(server, load, scale, window=window, **common)
-        progress("slow: without  " + _line(without)[2:])
-        sock = stalled_subscriber(int(server.ready["port"]), CHANNEL)
-        stalled = await sock
-        try:
-            await asyncio.sleep(scale.settle)
-            with_slow = await _measure(server, load, scale, window=window, **common)
-            progress("slow: stalled " + _line(with_slow)[2:])
-        finally:
-            stalled.close()
+        for _ in range(scale.slow_pairs):
+            withouts.append(await _measure(server, load, scale, window=window, **common))
+            progress("slow: without  " + _line(withouts[-1])[2:])
+            stalled = await stalled_subscriber(int(server.ready["port"]), CHANNEL)
+            try:
+                await asyncio.sleep(scale.settle)
+                withs.append(await _measure(server, load, scale, window=window, **common))
+                progress("slow: stalled " + _line(withs[-1])[2:])
+            finally:
+                stalled.close()
+            await asyncio.sleep(scale.settle)  # the hub notices the close and drops it
         await _disconnect(server, load, "hub")
     finally:
         await rig.stop(server)
     return SlowConsumerResult(
         n=n,
         rate=rate,
-        without=without,
-        with_slow=with_slow,
-        rss_growth_mb=round(with_slow.rss_mb - without.rss_mb, 2),
+        without=_median_p99(withouts),
+        with_slow=_median_p99(withs),
+        rss_growth_mb=round(withs[-1].rss_mb - withouts[0].rss_mb, 2),
         bytes_offered_to_slow=int(rate * window * 135),
+        without_p99_ms=[p.p99_ms for p in withouts],
+        with_p99_ms=[p.p99_ms for p in withs],
     )
+
+
+def _median_p99(points: list[Point]) -> Point:
+    """The point of median p99 (a missing p99 counts as the worst)."""
+    ranked = sorted(points, key=lambda p: float("inf") if p.p99_ms is None else p.p99_ms)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 async def run_idle(rig: Rig, scale: Scale, progress: Progress) -> IdleResult:

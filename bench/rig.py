@@ -31,6 +31,7 @@ class Scale(msgspec.Struct, frozen=True, kw_only=True):
     slow_n: int
     slow_fast: tuple[int, float]  # (N, ticks/s): few subscribers, enough bytes to stall
     slow_window: float
+    slow_pairs: int  # alternating windows without / with the stalled subscriber
     idle_n: int
     rtt_ops: int
     risk_iterations: int
@@ -52,6 +53,7 @@ FULL = Scale(
     slow_n=2000,
     slow_fast=(50, 1000.0),
     slow_window=5.0,
+    slow_pairs=3,
     idle_n=5000,
     rtt_ops=1000,
     risk_iterations=20_000,
@@ -69,6 +71,7 @@ QUICK = msgspec.structs.replace(
     batched=(100_000, 500_000, 1_000_000, 2_000_000, 3_000_000),
     light_window=2.0,
     slow_window=2.0,
+    slow_pairs=2,
     idle_n=2000,
     rtt_ops=300,
     risk_iterations=5_000,
@@ -91,6 +94,7 @@ SMOKE = msgspec.structs.replace(
     slow_n=10,
     slow_fast=(5, 200.0),
     slow_window=0.3,
+    slow_pairs=1,
     idle_n=20,
     rtt_ops=10,
     risk_iterations=200,
