@@ -13,7 +13,8 @@ Kinds:
   (newline-delimited) every ``--flush-ms`` (default 10 ms).
 
 Commands on stdin (JSON lines): ``{"cmd":"subscribers"}``,
-``{"cmd":"inject","rate":R,"duration":D}``, ``{"cmd":"quit"}``.
+``{"cmd":"inject","rate":R,"duration":D}`` (with ``"profile": PATH``, the injection window
+runs under cProfile and its stats are written there), ``{"cmd":"quit"}``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import logging
 import os
@@ -253,7 +255,13 @@ async def _main(args: argparse.Namespace) -> None:
                 return {"subscribers": subscribers()}
             if cmd == "inject":
                 watch.take()
+                profile = cProfile.Profile() if command.get("profile") else None
+                if profile is not None:
+                    profile.enable()  # every Python call on this thread: the whole loop
                 stats = await inject(publish, float(command["rate"]), float(command["duration"]))
+                if profile is not None:
+                    profile.disable()
+                    profile.dump_stats(command["profile"])
                 return {
                     "sent": stats.sent,
                     "seconds": stats.seconds,

@@ -16,7 +16,7 @@ import pytest
 import websockets
 from websockets.frames import Frame, Opcode
 
-from channels._fastws import text_frame
+from channels._fastws import _Flag, _Inbox, text_frame
 from channels.asgi import FastWebSocketProtocol
 from channels.gctune import tune_gc
 from channels.memory import MemoryBroker
@@ -208,3 +208,38 @@ def test_tune_gc_freezes_and_raises_the_gen0_threshold() -> None:
         gc.set_threshold(*previous)
     with pytest.raises(ValueError, match="gc thresholds"):
         tune_gc(0)
+
+
+async def test_the_slim_receive_queue_keeps_order_and_survives_a_cancelled_get() -> None:
+    inbox = _Inbox()
+    getter = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    getter.cancel()  # as when the reader is cancelled while waiting
+    await asyncio.gather(getter, return_exceptions=True)
+    assert inbox.empty()
+    for n in range(3):
+        inbox.put_nowait(n)
+    assert not inbox.empty()
+    assert [await inbox.get() for _ in range(3)] == [0, 1, 2]
+    waiting = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    inbox.put_nowait("late")
+    assert await asyncio.wait_for(waiting, 1) == "late"
+
+
+async def test_the_slim_writable_flag_wakes_every_waiter_on_set() -> None:
+    flag = _Flag()
+    assert not flag.is_set()
+    waiters = [asyncio.create_task(flag.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    flag.set()
+    assert await asyncio.wait_for(asyncio.gather(*waiters), 1) == [True, True, True]
+    flag.clear()
+    cancelled = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert flag._waiters == []  # a cancelled wait leaves nothing behind
+    flag.set()
+    assert await flag.wait() is True
