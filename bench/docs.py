@@ -140,7 +140,8 @@ machine during the run shows as noise (see the load average above).
 `python -m bench --quick` is a shorter run; `python -m bench --only fanout idle` runs
 some and replaces only their sections of `bench/results/latest.json` (noted at the
 top), then renders this file again; `tests/bench/` runs a ~5 s smoke version of each in
-the test suite.{errors}
+the test suite. `python -m bench.profile` runs one fan-out point (default: batched,
+N=2000, 1M msg/s) with the hub's event loop under cProfile and prints where the time goes.{errors}
 
 ## Targets (issue 4)
 

@@ -265,3 +265,15 @@ async def test_inject_rejects_a_rate_that_is_not_positive() -> None:
 
     with pytest.raises(ValueError, match="rate and duration"):
         await inject(publish, 0.0, 1.0)
+
+
+def test_profile_prints_the_fan_out_path(tmp_path: Path) -> None:
+    out = tmp_path / "hub.prof"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.profile", "--n", "5", "--offered", "500",
+         "--seconds", "0.3", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out.exists()
+    assert "feed.py" in proc.stdout and "on_publication" in proc.stdout
