@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections import deque
 
 from channels import names
 from channels.broker import Handler, Publication, encode_data
+from channels.clock import now_ms
 
 __all__ = ["MemoryBroker"]
 
@@ -52,7 +52,7 @@ class MemoryBroker:
         pub = Publication(
             channel=channel,
             seq=stream.seq,
-            ts=time.time_ns() // 1_000_000,
+            ts=now_ms(),
             epoch=self._epoch,
             key=key,
             data=encode_data(data),

@@ -1,4 +1,4 @@
-"""Channel names: the only place they are built and parsed (SPEC section 4).
+"""Channel names: the only place they are built and parsed (docs/protocol.md, channels).
 
 | channel | kind |
 |---|---|
@@ -30,6 +30,7 @@ __all__ = [
     "every_agent",
     "is_pattern",
     "is_state",
+    "kind_of",
     "matches",
     "validate",
 ]
@@ -75,6 +76,14 @@ def agent_of(channel: str) -> str | None:
     parts = channel.split(":")
     if len(parts) == 3 and parts[0] == "agent":
         return parts[1]
+    return None
+
+
+def kind_of(channel: str) -> str | None:
+    """The kind of an ``agent:…`` channel (``ticks``, ``positions``…), else None."""
+    parts = channel.split(":")
+    if len(parts) == 3 and parts[0] == "agent":
+        return parts[2]
     return None
 
 

@@ -1,12 +1,14 @@
-"""The WebSocket wire protocol (SPEC section 5): client ops and server messages.
+"""The WebSocket wire protocol (docs/protocol.md): client ops and server messages.
 
-Client ops form one tagged union on ``"op"`` (unknown fields are refused); server
-messages one on ``"type"``. :func:`decode_op` turns a frame into an op or a
+The transport's own ops (``auth``, ``subscribe``, ``unsubscribe``, ``ping``) form one
+tagged union on ``"op"`` (unknown fields are refused); every other op is declared by the
+server (the hub's command table) and handed over as a :class:`CommandOp`. Server
+messages form one union on ``"type"``. :func:`decode_op` turns a frame into an op or a
 :class:`~channels.errors.ProtocolError` whose message names the field
-(``lots: must be > 0``). :func:`encode` is the one encoder; replies omit ``id``
-when the op had none.
+(``channels: length must be >= 1``). :func:`encode` is the one encoder; replies omit
+``id`` when the op had none.
 
-Additions to SPEC section 5 (documented here and in the README):
+Beyond the basic protocol (documented in docs/protocol.md):
 
 - ``{"type":"heartbeat","ts":…}`` is sent on a connection idle for ``heartbeat`` seconds.
 - A ``subscribed`` without ``id`` announces that a channel's epoch changed under a live
@@ -17,37 +19,32 @@ Additions to SPEC section 5 (documented here and in the README):
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Container
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
 from channels.errors import ProtocolError
+from channels.validation import describe
 
 __all__ = [
     "Auth",
-    "Close",
-    "CloseAll",
-    "Command",
-    "EmergencyStop",
+    "CommandOp",
     "Error",
     "ErrorBody",
     "Event",
     "Heartbeat",
-    "Modify",
     "Op",
     "Ping",
     "Pong",
     "Result",
-    "Resume",
     "ServerMessage",
-    "SignalOp",
     "Since",
     "SincePosition",
     "Snapshot",
     "Subscribe",
     "Subscribed",
-    "Trade",
     "Unsubscribe",
     "Unsubscribed",
     "Welcome",
@@ -57,8 +54,6 @@ __all__ = [
 ]
 
 OpId = str | int | None
-Positive = Annotated[float, Meta(gt=0)]
-Ticket = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Seq = Annotated[int, Meta(ge=0)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 
@@ -95,57 +90,16 @@ class Ping(_Op, tag="ping", frozen=True, kw_only=True):
     pass
 
 
-class Trade(_Op, tag="trade", frozen=True, kw_only=True):
-    agent: Name
-    symbol: Name
-    action: Literal["buy", "sell"]
-    lots: Positive
-    sl: float | None = None
-    tp: float | None = None
-    comment: str | None = None
-    client_order_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+class CommandOp(msgspec.Struct, frozen=True, kw_only=True):
+    """Any other op the server declared (trading commands): its name, ``id`` and the
+    rest of the frame's fields, decoded and checked by the server's command table."""
+
+    name: str
+    id: OpId = None
+    fields: dict[str, Any]
 
 
-class Close(_Op, tag="close", frozen=True, kw_only=True):
-    agent: Name
-    ticket: Ticket
-    lots: Positive | None = None
-
-
-class Modify(_Op, tag="modify", frozen=True, kw_only=True):
-    agent: Name
-    ticket: Ticket
-    sl: float | None = None
-    tp: float | None = None
-
-
-class CloseAll(_Op, tag="close_all", frozen=True, kw_only=True):
-    agent: Name
-
-
-class SignalOp(_Op, tag="signal", frozen=True, kw_only=True):
-    signal_id: Name
-    symbol: Name
-    direction: Literal["long", "short"]
-    confidence: Annotated[float, Meta(ge=0, le=1)]
-    sl: float
-    tp: float | None = None
-    agents: list[Name] | None = None
-    strategy: str | None = None
-    entry: float | None = None
-
-
-class EmergencyStop(_Op, tag="emergency_stop", frozen=True, kw_only=True):
-    reason: str | None = None
-    close_positions: bool = False
-
-
-class Resume(_Op, tag="resume", frozen=True, kw_only=True):
-    pass
-
-
-Command = Trade | Close | Modify | CloseAll | SignalOp | EmergencyStop | Resume
-Op = Auth | Subscribe | Unsubscribe | Ping | Command
+Op = Auth | Subscribe | Unsubscribe | Ping
 
 
 class _Msg(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
@@ -215,18 +169,22 @@ ServerMessage = (
     Welcome | Subscribed | Unsubscribed | Snapshot | Event | Pong | Result | Error | Heartbeat
 )
 
+
+class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    op: str
+    id: OpId = None
+
+
+_TRANSPORT_OPS = frozenset({"auth", "subscribe", "unsubscribe", "ping"})
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
 _op_decoder: msgspec.json.Decoder[Op] = msgspec.json.Decoder(Op)
 _server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
+_object_decoder = msgspec.json.Decoder(dict[str, Any])
 _any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 
-_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_BOUND = re.compile(r"^Expected `\w+` (?P<op>[<>]=?) (?P<num>-?[\d.]+)$")
-_LENGTH = re.compile(r"^Expected `(?:array|str|object)` of length (?P<op>[<>]=?) (?P<num>\d+)$")
-_GOT = re.compile(r"^Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`$")
-_FIELD = re.compile(r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>[^`]+)`$")
-_VALUE = re.compile(r"^Invalid (?:enum )?value (?P<value>.+)$", re.DOTALL)
+_OBJECT = re.compile(r"^Expected `object`, got `(?P<got>[^`]+)`$")
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -239,16 +197,29 @@ def decode_server(frame: str | bytes) -> ServerMessage:
     return _server_decoder.decode(frame)
 
 
-def decode_op(frame: str | bytes) -> Op | ProtocolError:
-    """Decode one client frame, or describe why it is refused (code ``bad_request``)."""
+def decode_op(
+    frame: str | bytes, commands: Container[str] = frozenset()
+) -> Op | CommandOp | ProtocolError:
+    """Decode one client frame, or describe why it is refused (code ``bad_request``).
+
+    ``commands`` are the op names the server declares besides the transport's own; such
+    a frame comes back as a :class:`CommandOp` for the server to decode with its struct."""
     try:
-        return _op_decoder.decode(frame)
+        envelope = _envelope_decoder.decode(frame)
+        if envelope.op in _TRANSPORT_OPS:
+            return _op_decoder.decode(frame)
+        if envelope.op not in commands:
+            return ProtocolError("bad_request", f"unknown op {envelope.op!r}", envelope.id)
+        fields = _object_decoder.decode(frame)
     except msgspec.ValidationError as exc:
         return ProtocolError("bad_request", _describe(str(exc)), _read_id(frame))
     except msgspec.DecodeError as exc:
         return ProtocolError("bad_request", f"not valid JSON: {_strip_prefix(str(exc))}")
     except RecursionError:
         return ProtocolError("bad_request", "frame: nested too deeply")
+    del fields["op"]
+    fields.pop("id", None)
+    return CommandOp(name=envelope.op, id=envelope.id, fields=fields)
 
 
 def _strip_prefix(text: str) -> str:
@@ -267,33 +238,9 @@ def _read_id(frame: str | bytes) -> OpId:
 
 
 def _describe(error: str) -> str:
-    """Turn a msgspec ValidationError message into ``field: problem``."""
-    found = _AT.match(error)
-    assert found is not None  # the pattern matches any string
-    what, raw_path = found["what"], found["path"] or ""
-    path = raw_path.lstrip(".")
-    if m := _FIELD.match(what):
-        name = f"{path}.{m['name']}" if path else m["name"]
-        return f"{name}: required" if m["kind"] == "missing required" else f"{name}: unknown field"
-    if path == "op":
-        if m := _VALUE.match(what):
-            return f"unknown op {m['value']}"
+    """A frame-level refusal in the shared wording, with the op and frame special cases."""
+    if error.endswith(" - at `$.op`"):
         return "op: must be a string"
-    if not path:
-        if m := _GOT.match(what):
-            return f"frame must be a JSON object, got {m['got']}"
-        return what
-    if m := _BOUND.match(what):
-        return f"{path}: must be {m['op']} {_number(m['num'])}"
-    if m := _LENGTH.match(what):
-        return f"{path}: length must be {m['op']} {m['num']}"
-    if m := _GOT.match(what):
-        return f"{path}: expected {m['want']}, got {m['got']}"
-    if m := _VALUE.match(what):
-        return f"{path}: invalid value {m['value']}"
-    return f"{path}: {what}"
-
-
-def _number(text: str) -> str:
-    value = float(text)
-    return str(int(value)) if value.is_integer() else text
+    if m := _OBJECT.match(error):
+        return f"frame must be a JSON object, got {m['got']}"
+    return describe(error)

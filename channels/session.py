@@ -19,28 +19,26 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from typing import Any, Literal, Protocol
 
 import msgspec
 
 from channels import names
+from channels.clock import now_ms
 from channels.delivery import Outbox, Sink
 from channels.errors import InvalidChannel, ProtocolError
 from channels.feed import Feed, SyncResult
 from channels.node import Node
 from channels.protocol import (
     Auth,
-    Command,
-    EmergencyStop,
+    CommandOp,
     Error,
     ErrorBody,
     Heartbeat,
     Ping,
     Pong,
     Result,
-    Resume,
-    SignalOp,
     Subscribe,
     Subscribed,
     Unsubscribe,
@@ -51,6 +49,7 @@ from channels.protocol import (
 )
 
 __all__ = [
+    "ROLES",
     "Access",
     "Authenticate",
     "CommandReply",
@@ -64,7 +63,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Role = Literal["read", "trade", "admin"]
-_RANK: dict[str, int] = {"read": 0, "trade": 1, "admin": 2}
+ROLES: tuple[Role, ...] = ("read", "trade", "admin")  # each role can do what the ones before can
 
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_SLOW_CONSUMER = 4008
@@ -81,13 +80,21 @@ class Access(msgspec.Struct, frozen=True, kw_only=True):
     def may_touch(self, agent: str) -> bool:
         return self.agents is None or agent in self.agents
 
+    def allows(self, role: Role) -> bool:
+        """True when this token's role includes ``role`` (read < trade < admin)."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
 
 class CommandReply(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcome of a command: ``data`` when ok, else ``error``."""
+    """The outcome of a command: ``data`` when ok, else ``error``.
+
+    ``refused``: the op never ran (bad input, not allowed): answered as an ``error``
+    message rather than a ``result``."""
 
     ok: bool
     data: Any = None
     error: ErrorBody | None = None
+    refused: bool = False
 
     @classmethod
     def success(cls, data: Any = None) -> CommandReply:
@@ -98,6 +105,10 @@ class CommandReply(msgspec.Struct, frozen=True, kw_only=True):
         cls, code: str, message: str, details: dict[str, Any] | None = None
     ) -> CommandReply:
         return cls(ok=False, error=ErrorBody(code=code, message=message, details=details))
+
+    @classmethod
+    def refusal(cls, code: str, message: str) -> CommandReply:
+        return cls(ok=False, error=ErrorBody(code=code, message=message), refused=True)
 
 
 class Transport(Protocol):
@@ -116,7 +127,9 @@ class Transport(Protocol):
 
 
 Authenticate = Callable[[str], Awaitable[Access | None]]
-OnCommand = Callable[[Command, Access], Awaitable[CommandReply]]
+# The server's answer to a command op: a reply at once (refused before it runs), or the
+# command itself, which the session runs as a task so that pings and subscribes keep flowing.
+OnCommand = Callable[[CommandOp, Access], CommandReply | Callable[[], Awaitable[CommandReply]]]
 
 
 class SessionLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,12 +175,8 @@ class _Bucket:
         return self._refused
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _heartbeat_frame() -> str:
-    return encode(Heartbeat(ts=_now_ms())).decode()
+    return encode(Heartbeat(ts=now_ms())).decode()
 
 
 class Session:
@@ -180,6 +189,7 @@ class Session:
         *,
         authenticate: Authenticate,
         on_command: OnCommand,
+        commands: Container[str] = frozenset(),
         token: str | None = None,
         batch: bool = False,
         limits: SessionLimits | None = None,
@@ -189,6 +199,7 @@ class Session:
         self._transport = transport
         self._authenticate = authenticate
         self._on_command = on_command
+        self._command_names = commands
         self._token = token
         self._batch = batch
         self._limits = limits or SessionLimits()
@@ -341,11 +352,11 @@ class Session:
                     None, "bad_request", f"frame: over the limit of {limits.max_frame_bytes} bytes"
                 )
                 continue
-            op = decode_op(raw)
+            op = decode_op(raw, self._command_names)
             if isinstance(op, ProtocolError):
                 self._error(op.id, op.code, op.message)
             elif isinstance(op, Ping):
-                self._send(Pong(id=op.id, ts=_now_ms()))
+                self._send(Pong(id=op.id, ts=now_ms()))
             elif isinstance(op, Subscribe):
                 await self._subscribe(op, access, feed)
             elif isinstance(op, Unsubscribe):
@@ -353,7 +364,7 @@ class Session:
                 self._send(Unsubscribed(id=op.id, channels=op.channels))
             elif isinstance(op, Auth):
                 self._error(op.id, "bad_request", "op: already authenticated")
-            else:
+            elif isinstance(op, CommandOp):
                 self._command(op, access)
 
     async def _subscribe(self, op: Subscribe, access: Access, feed: Feed) -> None:
@@ -400,30 +411,34 @@ class Session:
                 f"channels: at most {self._limits.max_subscriptions} subscriptions per connection",
             )
 
-    def _command(self, op: Command, access: Access) -> None:
-        needed = "admin" if isinstance(op, EmergencyStop | Resume) else "trade"
-        tag = type(op).__struct_config__.tag
-        if _RANK[access.role] < _RANK[needed]:
-            self._error(op.id, "forbidden", f"op {tag!r} needs role {needed}")
-            return
-        agents = [op.agent] if hasattr(op, "agent") else []
-        if isinstance(op, SignalOp) and op.agents is not None:
-            agents = op.agents
-        for agent in agents:
-            if not access.may_touch(agent):
-                self._error(op.id, "forbidden", f"agent: token may not touch {agent!r}")
-                return
+    def _command(self, op: CommandOp, access: Access) -> None:
         if len(self._commands) >= self._limits.max_commands:
             self._error(op.id, "rate_limited", "too many commands in flight")
             return
-        task = asyncio.create_task(self._run_command(op, access))
+        try:
+            outcome = self._on_command(op, access)
+        except Exception:
+            log.exception("session %s: command %s failed", self.id, op.name)
+            outcome = CommandReply.failure("internal_error", "the command failed on the server")
+        if isinstance(outcome, CommandReply):
+            self._reply(op, outcome)
+            return
+        task = asyncio.create_task(self._run_command(op, outcome))
         self._commands.add(task)
         task.add_done_callback(self._commands.discard)
 
-    async def _run_command(self, op: Command, access: Access) -> None:
+    async def _run_command(
+        self, op: CommandOp, command: Callable[[], Awaitable[CommandReply]]
+    ) -> None:
         try:
-            reply = await self._on_command(op, access)
+            reply = await command()
         except Exception:
-            log.exception("session %s: command %r failed", self.id, op)
+            log.exception("session %s: command %s failed", self.id, op.name)
             reply = CommandReply.failure("internal_error", "the command failed on the server")
-        self._send(Result(id=op.id, ok=reply.ok, data=reply.data, error=reply.error))
+        self._reply(op, reply)
+
+    def _reply(self, op: CommandOp, reply: CommandReply) -> None:
+        if reply.refused and reply.error is not None:
+            self._send(Error(id=op.id, error=reply.error))
+        else:
+            self._send(Result(id=op.id, ok=reply.ok, data=reply.data, error=reply.error))

@@ -10,9 +10,11 @@ from typing import Literal
 
 import msgspec
 
+from channels.clock import now_ms
 from hub.bridge.client import BridgeClient
 from hub.bridge.models import Account, Position, Tick
 from hub.config import AgentConfig, HubConfig
+from hub.risk import TradingState
 
 __all__ = [
     "AgentRuntime",
@@ -21,22 +23,14 @@ __all__ = [
     "GlobalSummary",
     "LoopStats",
     "Registry",
-    "Trading",
-    "now_ms",
 ]
-
-Trading = Literal["active", "halted", "disabled", "stopped"]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Payload of ``agent:{id}:status``."""
 
     status: Literal["online", "offline"]
-    trading: Trading
+    trading: TradingState
     latency_ms: float | None
     error: str | None
     since: int
@@ -90,7 +84,7 @@ class AgentRuntime:
         self.started = time.monotonic()
         self.price_changed_at: dict[str, float] = {}  # monotonic seconds
         self.stats = LoopStats()
-        self.trading: Trading = "active" if config.enabled else "disabled"
+        self.trading: TradingState = "active" if config.enabled else "disabled"
 
     def stale_symbols(self, stale_after: float, now: float) -> list[str]:
         """Symbols whose price has not changed for ``stale_after`` seconds (or never arrived)."""

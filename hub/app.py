@@ -31,7 +31,7 @@ from channels.broker import Broker, create_broker
 from channels.node import Node
 from channels.session import Session
 from hub.agents import AgentRuntime, Registry
-from hub.api import openapi, read, records, stream, trade
+from hub.api import commands, openapi, read, records, stream
 from hub.api.common import json_response
 from hub.api.middleware import AccessLog
 from hub.api.openapi import build_openapi
@@ -39,15 +39,19 @@ from hub.auth import Authenticator, CommandLimiter
 from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
-from hub.coordination import open_coordination
 from hub.errors import STATUS, HubError
 from hub.metrics import Metrics
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
 from hub.records import RecordWriter, Spool, open_store
 from hub.supervisor import Mirror, PollSupervisor
+from hub.trading.coordination import open_coordination
+from hub.trading.emergency import EmergencyControl
+from hub.trading.events import OrderEvents
+from hub.trading.history import ClosedTrades
 from hub.trading.journal import RecordsJournal
 from hub.trading.models import OrderEvent
+from hub.trading.risk_inputs import RiskInputs
 from hub.trading.service import TradingService
 from hub.trading.signals import SignalRouter
 
@@ -87,8 +91,24 @@ class Hub:
         )
         self.writer = RecordWriter(self.store, Spool(data_dir / "spool"))
         self.journal = RecordsJournal(self.writer.submit)
+        self.emergency = EmergencyControl(
+            self.coordination,
+            self.publisher,
+            self.journal,
+            self.registry.agents,
+            stopped_by_config=config.global_risk.emergency_stop_all,
+        )
+        self.risk = RiskInputs(self.registry, lambda: self.emergency.stopped)
+        events = OrderEvents(self.publisher, self.journal)
+        self.closed_trades = ClosedTrades(events)
         self.trading = TradingService(
-            self.registry, self.publisher, self.coordination, self.journal
+            self.registry,
+            self.publisher,
+            self.coordination,
+            events,
+            self.risk,
+            self.emergency,
+            self.closed_trades,
         )
         self.pollers = {
             agent.id: AgentPoller(
@@ -96,8 +116,8 @@ class Hub:
                 config.polling,
                 self.publisher,
                 self._agent_changed,
-                trading_state=self.trading.state_of,
-                on_history=self.trading.history_seen,
+                trading_state=self.risk.state_of,
+                on_history=self.closed_trades.seen,
             )
             for agent in self.registry.agents.values()
         }
@@ -108,7 +128,7 @@ class Hub:
         self.summary_leader = False
         self.metrics = Metrics(self)
         self.openapi = build_openapi()
-        self.signals = SignalRouter(self.trading)
+        self.signals = SignalRouter(self.trading, self.risk, self.journal)
         self.publisher.observers.append(self._observe)
         self.tasks: list[asyncio.Task[None]] = []
         self._summary_dirty = False
@@ -123,10 +143,10 @@ class Hub:
         if isinstance(data, OrderEvent):
             self.metrics.order_events.labels(agent_id, data.event).inc()
         elif isinstance(data, Tick):
-            self.trading.observe_tick(data.symbol, data.bid, data.ask, data.time)
+            self.risk.observe_tick(data.symbol, data.bid, data.ask, data.time)
         elif isinstance(data, Account):
-            self.trading.observe_account(agent_id, data.equity)
-        elif channel.endswith(":positions"):
+            self.risk.observe_account(agent_id, data.equity)
+        elif names.kind_of(channel) == "positions":
             self._agent_changed(None)  # the summary counts positions
 
     async def _watch_shared_state(self) -> None:
@@ -134,7 +154,7 @@ class Hub:
         a Redis restart cannot lift it)."""
         while True:
             try:
-                await self.trading.refresh_emergency()
+                await self.emergency.refresh()
             except HubError as exc:
                 log.warning("shared_state_refresh_failed error=%r", exc.message)
             await aio.sleep(1.0)
@@ -172,7 +192,7 @@ class Hub:
         )
         await self.broker.connect()
         await self.coordination.start()
-        await self.trading.start()
+        await self.emergency.start()
         if self.coordination.shared:
             await self.mirror.attach(self.node)
             self.tasks.append(asyncio.create_task(self._watch_shared_state(), name="shared"))
@@ -309,7 +329,7 @@ def create_app(
     app = _HubApp(
         routes=[
             *read.routes,
-            *trade.routes,
+            *commands.routes,
             *records.routes,
             *stream.routes,
             *openapi.routes,

@@ -15,13 +15,11 @@ from collections.abc import Mapping
 
 import jwt
 
-from channels.session import Access
+from channels.session import ROLES, Access
 from hub.config import AuthConfig
 from hub.errors import HubError
 
-__all__ = ["ROLE_RANK", "Access", "Authenticator", "CommandLimiter"]
-
-ROLE_RANK = {"read": 0, "trade": 1, "admin": 2}
+__all__ = ["Access", "Authenticator", "CommandLimiter"]
 
 
 class Authenticator:
@@ -80,7 +78,7 @@ class Authenticator:
             return None
         role = claims.get("role")
         agents = claims.get("agents")
-        if role not in ROLE_RANK:
+        if role not in ROLES:
             return None
         if agents is not None and not (
             isinstance(agents, list) and all(isinstance(a, str) for a in agents)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,8 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 from msgspec import Meta
+
+from channels.validation import describe
 
 __all__ = [
     "AgentConfig",
@@ -163,54 +164,11 @@ class HubConfig(_Base, frozen=True, kw_only=True):
         return self.symbols[name]
 
 
-_PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_REWRITES = [
-    (re.compile(r"^Expected `(\w+)` (>=|<=|>|<) (\S+)$"), r"must be \2 \3"),
-    (re.compile(r"^Expected `(\w+)` of length (>=|<=) (\S+)$"), r"must have length \2 \3"),
-    (re.compile(r"^Expected `str` matching regex (.+)$"), r"must match \1"),
-    (re.compile(r"^Expected `([^`]+)`, got `([^`]+)`$"), r"must be \1, got \2"),
-    (re.compile(r"^Invalid enum value (.+)$"), r"invalid value \1"),
-]
-
-
-def _problem(prefix: str, err: msgspec.ValidationError) -> str:
-    """msgspec's ``Expected `int` >= 1 - at `$.risk.max_positions``` as a key-path line."""
-    text = str(err)
-    path = ""
-    match = _PATH_RE.search(text)
-    if match:
-        path = match.group("path").lstrip(".")
-        text = text[: match.start()]
-    unknown = re.match(r"^Object contains unknown field `(.+)`$", text)
-    missing = re.match(r"^Object missing required field `(.+)`$", text)
-    if unknown:
-        path, text = _join(path, unknown.group(1)), "unknown key"
-    elif missing:
-        path, text = _join(path, missing.group(1)), "required key missing"
-    else:
-        for pattern, repl in _REWRITES:
-            if pattern.match(text):
-                text = pattern.sub(repl, text)
-                break
-        else:
-            text = text[:1].lower() + text[1:]
-    full = _join(prefix, path)
-    return f"{full}: {text}" if full else text
-
-
-def _join(a: str, b: str) -> str:
-    if not a:
-        return b
-    if not b:
-        return a
-    return a + b if b.startswith("[") else f"{a}.{b}"
-
-
 def _convert(raw: Any, typ: Any, path: str, problems: list[str]) -> Any:
     try:
         return msgspec.convert(raw, typ, strict=True)
     except msgspec.ValidationError as exc:
-        problems.append(_problem(path, exc))
+        problems.append(describe(exc, prefix=path, noun="key"))
         return None
 
 

@@ -49,5 +49,5 @@ class Metrics:
         self.queue.set(health.queue_depth)
         self.spool.set(health.spool_records)
         self.written.set(health.written)
-        self.stopped.set(1 if hub.trading.emergency.stopped else 0)
+        self.stopped.set(1 if hub.emergency.stopped else 0)
         self.tasks.set(len(asyncio.all_tasks()))

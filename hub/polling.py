@@ -15,11 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 from channels import aio
-from hub.agents import AgentRuntime, Trading, now_ms
+from channels.clock import now_ms
+from hub.agents import AgentRuntime
 from hub.bridge.client import BridgeError
 from hub.bridge.models import ClosedTrade, Position
 from hub.config import PollingConfig
 from hub.publisher import Publisher
+from hub.risk import TradingState
 
 __all__ = ["AgentPoller"]
 
@@ -36,7 +38,7 @@ class AgentPoller:
         publisher: Publisher,
         on_change: Callable[[AgentRuntime], None],
         *,
-        trading_state: Callable[[str], Trading] | None = None,
+        trading_state: Callable[[str], TradingState] | None = None,
         on_history: Callable[[AgentRuntime, list[ClosedTrade]], Awaitable[None]] | None = None,
     ) -> None:
         self.agent = agent

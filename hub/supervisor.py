@@ -20,8 +20,8 @@ from channels.broker import Publication
 from channels.node import Node
 from hub.agents import AgentRuntime, AgentStatus, Registry
 from hub.bridge.models import Account, Position, Tick
-from hub.coordination import Coordination
 from hub.polling import AgentPoller
+from hub.trading.coordination import Coordination
 
 __all__ = ["Mirror", "PollSupervisor"]
 
@@ -141,7 +141,7 @@ class Mirror:
         agent = self.registry.get(agent_id) if agent_id else None
         if agent is None or self.is_local(agent.id):
             return
-        kind = pub.channel.rsplit(":", 1)[-1]
+        kind = names.kind_of(pub.channel)
         try:
             if kind == "ticks":
                 tick = msgspec.json.decode(pub.data, type=Tick)

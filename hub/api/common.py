@@ -9,15 +9,15 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from channels.asgi import bearer_token
-from hub.auth import ROLE_RANK, Access
+from channels.session import Access, Role
+from channels.validation import describe
 from hub.errors import HubError
 
 if TYPE_CHECKING:
     from hub.app import Hub
 
 __all__ = [
-    "command",
-    "field_message",
+    "authenticate",
     "hub_of",
     "json_response",
     "read_body",
@@ -38,25 +38,24 @@ def hub_of(conn: HTTPConnection) -> Hub:
     return hub
 
 
-def require(conn: HTTPConnection, role: str = "read", agent: str | None = None) -> Access:
-    """The caller's access, or 401/403. ``agent``: the agent the request touches."""
+def authenticate(conn: HTTPConnection) -> Access:
+    """The caller's access, or 401."""
     token = bearer_token(conn.headers, conn.query_params)
     if token is None:
         raise HubError("unauthorized", "missing token: send 'Authorization: Bearer <token>'")
     access = hub_of(conn).auth.authenticate(token)
     if access is None:
         raise HubError("unauthorized", "invalid or expired token")
-    if ROLE_RANK[access.role] < ROLE_RANK[role]:
-        raise HubError("forbidden", f"this needs the {role!r} role; the token has {access.role!r}")
-    if agent is not None and access.agents is not None and agent not in access.agents:
-        raise HubError("forbidden", f"this token may not touch agent {agent!r}")
     return access
 
 
-def command(conn: HTTPConnection, role: str = "trade", agent: str | None = None) -> Access:
-    """``require`` for a trading command, counted against the token's command rate."""
-    access = require(conn, role, agent)
-    hub_of(conn).limiter.check(access)
+def require(conn: HTTPConnection, role: Role = "read", agent: str | None = None) -> Access:
+    """The caller's access, or 401/403. ``agent``: the agent the request touches."""
+    access = authenticate(conn)
+    if not access.allows(role):
+        raise HubError("forbidden", f"this needs the {role!r} role; the token has {access.role!r}")
+    if agent is not None and not access.may_touch(agent):
+        raise HubError("forbidden", f"this token may not touch agent {agent!r}")
     return access
 
 
@@ -75,15 +74,8 @@ async def read_body(request: Request, typ: type[Any], max_bytes: int = 65536) ->
     try:
         return msgspec.json.decode(body, type=typ)
     except msgspec.ValidationError as exc:
-        raise HubError("bad_request", field_message(str(exc))) from None
+        if exc.args and str(exc).startswith("Expected `object`, got"):
+            raise HubError("bad_request", f"body must be a JSON object: {describe(exc)}") from None
+        raise HubError("bad_request", describe(exc)) from None
     except msgspec.DecodeError as exc:
         raise HubError("bad_request", f"body is not valid JSON: {exc}") from None
-
-
-def field_message(text: str) -> str:
-    """``Expected `float` - at `$.lots``` → ``lots: expected `float```."""
-    marker = " - at `$."
-    if marker in text:
-        message, _, path = text.partition(marker)
-        return f"{path.rstrip('`')}: {message[:1].lower()}{message[1:]}"
-    return text[:1].lower() + text[1:]

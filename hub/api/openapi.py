@@ -12,26 +12,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from channels.protocol import ErrorBody
 from hub import __version__
 from hub.agents import AgentStatus, GlobalSummary
+from hub.api.commands import OPS
 from hub.api.common import hub_of, json_response
 from hub.bridge.models import Account, ClosedTrade, Position, Tick
 from hub.records.rows import MAX_LIMIT
-from hub.trading.models import (
-    CloseRequest,
-    EmergencyRequest,
-    ModifyRequest,
-    SignalRequest,
-    TradeRequest,
-)
 
 __all__ = ["build_openapi", "routes"]
-
-
-class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
-    code: str
-    message: str
-    details: dict[str, Any] | None = None
 
 
 class Error(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,11 +43,7 @@ _TYPES: list[Any] = [
     PositionList,
     TradeList,
     AgentStatus,
-    TradeRequest,
-    CloseRequest,
-    ModifyRequest,
-    EmergencyRequest,
-    SignalRequest,
+    *(op.request for op in OPS),
 ]
 
 AGENT = {"name": "agent_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -74,8 +59,11 @@ PAGE = [
     {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
 ]
 
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
+
 # (method, path, summary, auth role or None, body struct, 200 schema name or None, params)
-_OPS: list[tuple[str, str, str, str | None, str | None, str | None, list[dict[str, Any]]]] = [
+_Entry = tuple[str, str, str, str | None, str | None, str | None, list[dict[str, Any]]]
+_READS: list[_Entry] = [
     ("get", "/health", "Liveness", None, None, None, []),
     ("get", "/api/status", "Version, uptime, broker, store, loops, connections", None, None, None, []),
     ("get", "/api/whoami", "The caller's token name, role and agents", "read", None, None, []),
@@ -88,13 +76,6 @@ _OPS: list[tuple[str, str, str, str | None, str | None, str | None, list[dict[st
     ("get", "/api/agents/{agent_id}/tick/{symbol}", "Last tick", "read", None, "Tick", [AGENT, SYMBOL]),
     ("get", "/api/agents/{agent_id}/history", "Closed trades from the bridge", "read", None, "TradeList", [AGENT]),
     ("get", "/api/agents/{agent_id}/equity", "Equity snapshots for charts", "read", None, None, [AGENT, {"name": "since", "in": "query", "schema": {"type": "integer"}}]),
-    ("post", "/api/agents/{agent_id}/trade", "Open a position", "trade", "TradeRequest", None, [AGENT, {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}]),
-    ("post", "/api/agents/{agent_id}/close", "Close a position", "trade", "CloseRequest", None, [AGENT]),
-    ("post", "/api/agents/{agent_id}/modify", "Change SL/TP", "trade", "ModifyRequest", None, [AGENT]),
-    ("post", "/api/agents/{agent_id}/close-all", "Close every position of an agent", "trade", None, None, [AGENT]),
-    ("post", "/api/emergency/stop-all", "Emergency stop (kill switch)", "admin", "EmergencyRequest", None, []),
-    ("post", "/api/emergency/resume", "Lift the emergency stop", "admin", None, None, []),
-    ("post", "/api/signals", "Submit an ML signal", "trade", "SignalRequest", None, []),
     ("get", "/api/signals", "Signals, newest first", "read", None, None, PAGE),
     ("get", "/api/trades", "Trade records, newest first", "read", None, None, PAGE),
     ("get", "/api/logs", "Log records, newest first", "read", None, None, PAGE),
@@ -103,6 +84,25 @@ _OPS: list[tuple[str, str, str, str | None, str | None, str | None, list[dict[st
     ("get", "/api/stream", "Server-Sent Events", "read", None, None, [{"name": "channels", "in": "query", "required": True, "schema": {"type": "string"}}]),
     ("get", "/metrics", "Prometheus metrics", None, None, None, []),
 ]  # fmt: skip
+_COMMANDS: list[_Entry] = [
+    (
+        "post",
+        op.path,
+        op.summary,
+        op.role,
+        op.request.__name__,
+        None,
+        [
+            *([AGENT] if op.scope == "agent" else []),
+            *([IDEMPOTENCY_KEY] if op.idempotency_header else []),
+        ],
+    )
+    for op in OPS
+]
+_OPS = _READS + _COMMANDS
+_REQUIRED_BODIES = {
+    op.request.__name__ for op in OPS if any(f.required for f in msgspec.structs.fields(op.request))
+}
 
 
 def build_openapi() -> dict[str, Any]:
@@ -132,7 +132,7 @@ def build_openapi() -> dict[str, Any]:
             op["description"] = f"Needs a {role!r} token."
         if body is not None:
             op["requestBody"] = {
-                "required": method == "post" and body != "EmergencyRequest",
+                "required": body in _REQUIRED_BODIES,
                 "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}
                 },

@@ -1,4 +1,5 @@
-"""REST read side: health, status, agents, summary, account, positions, ticks, bridge history."""
+"""REST read side: health, status, agents, summary, account, positions, ticks, bridge
+history, risk."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hub.agents import AgentRuntime
 from hub.api.common import hub_of, json_response, require
 from hub.bridge.client import BridgeError
 from hub.errors import HubError
+from hub.risk import agent_risk_summary, exposure_summary
 
 __all__ = ["routes"]
 
@@ -141,6 +143,20 @@ async def history(request: Request) -> Response:
     return json_response({"trades": trades})
 
 
+async def risk(request: Request) -> Response:
+    access = require(request, "read")
+    hub = hub_of(request)
+    ctx = hub.risk.context()
+    agents = {
+        agent_id: agent_risk_summary(ctx, agent_id)
+        for agent_id in ctx.agents
+        if access.may_touch(agent_id)
+    }
+    return json_response(
+        {"agents": agents, "global": exposure_summary(ctx), "emergency": hub.emergency.state}
+    )
+
+
 routes = [
     Route("/health", health),
     Route("/api/status", status),
@@ -153,4 +169,5 @@ routes = [
     Route("/api/agents/{agent_id}/positions", positions),
     Route("/api/agents/{agent_id}/tick/{symbol}", tick),
     Route("/api/agents/{agent_id}/history", history),
+    Route("/api/risk", risk),
 ]

@@ -10,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.api.common import hub_of, json_response, require
-from hub.api.trade import post_signal
 from hub.errors import HubError
 from hub.records import QueryError, StoreUnavailable
 
@@ -61,8 +60,6 @@ async def logs(request: Request) -> Response:
 
 
 async def signals(request: Request) -> Response:
-    if request.method == "POST":
-        return await post_signal(request)
     return await _page(request, "signals", hub_of(request).store.signals)
 
 
@@ -96,6 +93,6 @@ async def equity(request: Request) -> Response:
 routes = [
     Route("/api/trades", trades),
     Route("/api/logs", logs),
-    Route("/api/signals", signals, methods=["GET", "POST"]),
+    Route("/api/signals", signals),
     Route("/api/agents/{agent_id}/equity", equity),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -12,10 +13,10 @@ from starlette.websockets import WebSocket
 from channels import names
 from channels.asgi import StarletteTransport, bearer_token, wants_batch
 from channels.errors import InvalidChannel, ProtocolError
-from channels.protocol import Command
+from channels.protocol import CommandOp
 from channels.session import Access, CommandReply, Session, SessionLimits
 from channels.sse import SseStream, parse_channels
-from hub.api.commands import run_command
+from hub.api.commands import BY_NAME, ws_command
 from hub.api.common import hub_of, json_response, require
 from hub.errors import HubError
 
@@ -53,14 +54,17 @@ async def ws_endpoint(websocket: WebSocket) -> None:
             hub.connections_by_token[access.name] += 1
         return access
 
-    async def on_command(op: Command, access: Access) -> CommandReply:
-        return await run_command(hub, op, access)
+    def on_command(
+        op: CommandOp, access: Access
+    ) -> CommandReply | Callable[[], Awaitable[CommandReply]]:
+        return ws_command(hub, op, access)
 
     session = Session(
         hub.node,
         StarletteTransport(websocket),
         authenticate=authenticate,
         on_command=on_command,
+        commands=BY_NAME,
         token=bearer_token(websocket.headers, websocket.query_params),
         batch=wants_batch(websocket.query_params),
         limits=SessionLimits(

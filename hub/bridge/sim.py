@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from dataclasses import dataclass
 
+from channels.clock import now_ms
 from hub.bridge.models import Account, Action, ClosedTrade, Position, Tick
 from hub.config import SymbolSpec
 
@@ -119,7 +119,7 @@ class SimMarket:
         self._start(start_ms)
 
     def _start(self, start_ms: int | None) -> None:
-        self.now_ms = start_ms if start_ms is not None else int(time.time() * 1000)
+        self.now_ms = start_ms if start_ms is not None else now_ms()
         self.balance = self.initial_balance
         self._rng = random.Random(self.seed)
         self._quotes: dict[str, _Quote] = {}

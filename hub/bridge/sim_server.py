@@ -22,9 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import re
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -32,6 +30,8 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from channels.clock import now_ms
+from channels.validation import describe
 from hub.bridge.models import CloseOrder, ModifyOrder, TradeOrder
 from hub.bridge.sim import SimError, SimMarket
 from hub.config import SymbolSpec
@@ -110,8 +110,6 @@ _GARBAGE: tuple[tuple[bytes, bytes], ...] = (  # (object body, list body)
     (b'"OK"', b'"OK"'),
 )
 _LIST_PATHS = ("/positions", "/history")
-_MISSING = re.compile(r"^Object missing required field `(.+)`$")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(.+)`$")
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -131,21 +129,9 @@ async def _decode(request: web.Request, typ: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
-        raise _BadBody(_field_message(str(exc))) from None
+        raise _BadBody(describe(exc)) from None
     except msgspec.DecodeError as exc:
         raise _BadBody(f"body: not valid JSON ({exc})") from None
-
-
-def _field_message(text: str) -> str:
-    """msgspec's ``Expected `float` > 0 - at `$.lots``` as ``lots: Expected `float` > 0``."""
-    text, _, path = text.partition(" - at `$")
-    field = path.rstrip("`").lstrip(".")
-    for pattern, what in ((_MISSING, "required field missing"), (_UNKNOWN, "unknown field")):
-        match = pattern.match(text)
-        if match:
-            name = match.group(1)
-            return f"{field}.{name}: {what}" if field else f"{name}: {what}"
-    return f"{field or 'body'}: {text}"
 
 
 def _state(app: web.Application) -> SimState:
@@ -158,10 +144,6 @@ def _state(app: web.Application) -> SimState:
         positions=len(model.positions()),
         history=len(model.history()),
     )
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # -- bridge endpoints ---------------------------------------------------------
@@ -233,7 +215,7 @@ async def _sim_fault(request: web.Request) -> web.Response:
 
 
 async def _sim_reset(request: web.Request) -> web.Response:
-    request.app[_MODEL].reset(_now_ms())
+    request.app[_MODEL].reset(now_ms())
     control = request.app[_CONTROL]
     control.mode, control.delay_ms, control.orders_received = "ok", DEFAULT_DELAY_MS, 0
     return _json(_state(request.app))
@@ -282,7 +264,7 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
         as_object, as_list = next(control.garbage)
         body = as_list if request.path in _LIST_PATHS else as_object
         return web.Response(body=body, content_type="application/json")
-    request.app[_MODEL].step(_now_ms())
+    request.app[_MODEL].step(now_ms())
     response = await handler(request)
     if mode == "slow":
         await asyncio.sleep(control.delay_ms / 1000)
@@ -293,7 +275,7 @@ async def _walk(model: SimMarket, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            model.step(_now_ms())
+            model.step(now_ms())
         except Exception:  # a bug in the model must not stop the walk silently
             log.exception("simulated bridge: price step failed")
 

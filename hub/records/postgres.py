@@ -16,10 +16,11 @@ from typing import Any, Literal, TypeVar
 import asyncpg
 import msgspec
 
+from channels.clock import now_ms
 from hub.records._batch import plan
 from hub.records._migrations import load_migrations
 from hub.records.errors import QueryError, StoreDataError, StoreUnavailable
-from hub.records.records import Record, TradeClosed, TradeOpened, TradeUpdated, now_ms
+from hub.records.records import Record, TradeClosed, TradeOpened, TradeUpdated
 from hub.records.rows import EquityRow, LogRow, SignalRow, TickRow, TradeRow, check_page
 from hub.records.store import TABLES
 

@@ -23,11 +23,12 @@ update replayed out of date never rewinds a row.
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any, Literal
 
 import msgspec
+
+from channels.clock import now_ms
 
 __all__ = [
     "Action",
@@ -43,16 +44,10 @@ __all__ = [
     "TradeUpdated",
     "decode_record",
     "encode_record",
-    "now_ms",
 ]
 
 Action = Literal["buy", "sell"]
 TradeStatus = Literal["accepted", "open", "closed", "rejected", "failed"]
-
-
-def now_ms() -> int:
-    """The current time in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 def _new_key() -> str:

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from channels.clock import now_ms
 from hub.records._batch import plan
 from hub.records._migrations import load_migrations
 from hub.records.errors import QueryError, StoreDataError, StoreUnavailable
@@ -24,7 +25,6 @@ from hub.records.records import (
     TradeOpened,
     TradeRecord,
     TradeUpdated,
-    now_ms,
 )
 from hub.records.rows import EquityRow, LogRow, SignalRow, TickRow, TradeRow, check_page
 from hub.records.store import TABLES

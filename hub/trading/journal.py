@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from hub.agents import AgentStatus, now_ms
+from channels.clock import now_ms
+from hub.agents import AgentStatus
 from hub.bridge.models import Account, ClosedTrade, Tick
 from hub.records import (
     EquitySnapshot,

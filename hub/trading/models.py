@@ -1,4 +1,5 @@
-"""Trading command structs (REST bodies and the WS ops map onto these) and order events."""
+"""Trading command structs (the request of each op in ``hub/api/commands.py``, the same
+over the socket and REST) and order events."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "CloseAllRequest",
     "CloseRequest",
     "EmergencyRequest",
     "ModifyRequest",
     "OrderEvent",
+    "ResumeRequest",
     "SignalRequest",
     "TradeRequest",
 ]
@@ -48,6 +51,14 @@ class ModifyRequest(_Body, frozen=True, kw_only=True):
     tp: Level | None = None
 
 
+class CloseAllRequest(_Body, frozen=True, kw_only=True):
+    pass
+
+
+class ResumeRequest(_Body, frozen=True, kw_only=True):
+    pass
+
+
 class EmergencyRequest(_Body, frozen=True, kw_only=True):
     reason: Comment | None = None
     close_positions: bool = False
@@ -62,6 +73,7 @@ class SignalRequest(_Body, frozen=True, kw_only=True):
     tp: Level | None = None
     agents: list[str] | None = None
     strategy: str | None = None
+    entry: Level | None = None  # the price the model saw; recorded, sizing uses the live quote
 
 
 class OrderEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -13,7 +13,8 @@ import contextlib
 import hashlib
 import logging
 
-from hub.agents import AgentRuntime, now_ms
+from channels.clock import now_ms
+from hub.agents import AgentRuntime
 from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
 from hub.bridge.models import ClosedTrade, Position, TradeOrder
 from hub.errors import HubError

@@ -15,12 +15,14 @@ from typing import Any
 
 import msgspec
 
+from channels.clock import now_ms
 from channels.names import SIGNALS
-from hub.agents import now_ms
 from hub.bridge.models import Action
 from hub.errors import HubError
 from hub.risk import size_for_signal
+from hub.trading.journal import Journal
 from hub.trading.models import SignalRequest, TradeRequest
+from hub.trading.risk_inputs import RiskInputs
 from hub.trading.service import TradingService
 
 __all__ = ["SignalRouter"]
@@ -29,8 +31,10 @@ log = logging.getLogger("mt4hub.signals")
 
 
 class SignalRouter:
-    def __init__(self, trading: TradingService) -> None:
+    def __init__(self, trading: TradingService, risk: RiskInputs, journal: Journal) -> None:
         self.trading = trading
+        self.risk = risk
+        self.journal = journal
 
     async def submit(self, sig: SignalRequest, *, by: str) -> dict[str, Any]:
         agents = self.trading.registry.agents
@@ -45,7 +49,7 @@ class SignalRouter:
             SIGNALS,
             {"signal": msgspec.structs.asdict(sig), "routes": outcomes, "by": by, "ts": now_ms()},
         )
-        self.trading.journal.signal(sig, outcomes, by)
+        self.journal.signal(sig, outcomes, by)
         return {"signal_id": sig.signal_id, "routes": outcomes}
 
     def _candidates(self, sig: SignalRequest) -> list[str]:
@@ -72,9 +76,7 @@ class SignalRouter:
                 f"confidence {sig.confidence} below {agent_id}'s minimum {cfg.risk.min_confidence}",
             )
         action: Action = "buy" if sig.direction == "long" else "sell"
-        sizing = size_for_signal(
-            self.trading.context(agent_id), agent_id, sig.symbol, action, sig.sl
-        )
+        sizing = size_for_signal(self.risk.context(agent_id), agent_id, sig.symbol, action, sig.sl)
         if not sizing.allowed or sizing.lots is None:
             error = {"code": "risk_rejected", "message": sizing.message}
             return {

@@ -24,7 +24,7 @@ from channels.asgi import StarletteTransport, bearer_token, wants_batch
 from channels.broker import Broker
 from channels.memory import MemoryBroker
 from channels.node import Node
-from channels.protocol import Command
+from channels.protocol import CommandOp
 from channels.redis import RedisBroker
 from channels.session import Access, CommandReply, Session, SessionLimits
 from tests.rediskit import redis_prefix
@@ -42,11 +42,24 @@ async def authenticate(token: str) -> Access | None:
     return TOKENS.get(token)
 
 
-async def on_command(op: Command, access: Access) -> CommandReply:
-    tag = type(op).__struct_config__.tag
-    if getattr(op, "comment", None) == "fail":
-        return CommandReply.failure("risk_rejected", "too risky", {"check": "max_risk_per_trade"})
-    return CommandReply.success({"op": tag, "by": access.name})
+COMMANDS = frozenset({"trade", "close_all", "emergency_stop"})
+
+
+def on_command(
+    op: CommandOp, access: Access
+) -> CommandReply | Callable[[], Awaitable[CommandReply]]:
+    """A stand-in for the hub's command table: roles and the rest are the server's to judge."""
+    if op.name == "emergency_stop" and access.role != "admin":
+        return CommandReply.refusal("forbidden", "op 'emergency_stop' needs the 'admin' role")
+
+    async def run() -> CommandReply:
+        if op.fields.get("comment") == "fail":
+            return CommandReply.failure(
+                "risk_rejected", "too risky", {"check": "max_risk_per_trade"}
+            )
+        return CommandReply.success({"op": op.name, "by": access.name, "fields": op.fields})
+
+    return run
 
 
 class Hub:
@@ -65,6 +78,7 @@ def build_app(node: Node, limits: SessionLimits) -> Starlette:
             StarletteTransport(websocket),
             authenticate=authenticate,
             on_command=on_command,
+            commands=COMMANDS,
             token=bearer_token(websocket.headers, websocket.query_params),
             batch=wants_batch(websocket.query_params),
             limits=limits,

@@ -17,7 +17,7 @@ async def test_request_waits_for_the_reply_with_its_id(hub: Hub) -> None:
     async with HubClient(hub.url, "trade-t", backoff_min=units(0.5)) as client:
         reply = await client.request({"op": "close_all", "agent": "agent_1"})
         assert reply["type"] == "result"
-        assert reply["data"] == {"op": "close_all", "by": "ml"}
+        assert reply["data"] == {"op": "close_all", "by": "ml", "fields": {"agent": "agent_1"}}
 
 
 async def test_no_gap_and_no_duplicate_across_a_server_restart() -> None:

@@ -25,6 +25,7 @@ from channels.session import SessionLimits
 from tests.channels.conftest import Hub, HubFactory, build_app, connect, dumps, recv_type
 from tests.channels.test_session import (  # noqa: F401  (collected again, over this fixture)
     test_a_first_message_other_than_auth_closes_4001,
+    test_a_refused_op_is_answered_with_an_error_and_its_id,
     test_a_stalled_websocket_is_closed_4008_while_others_get_everything,
     test_admin_may_stop_and_failures_come_back_as_results,
     test_agent_scoped_token_stays_within_its_agents,
@@ -35,13 +36,12 @@ from tests.channels.test_session import (  # noqa: F401  (collected again, over 
     test_bad_input_gets_bad_request_and_the_connection_stays,
     test_bad_token_closes_4001,
     test_batch_connections_may_get_several_messages_per_frame,
+    test_declared_ops_reach_the_server_with_their_fields,
     test_flooding_is_rate_limited_then_closed_4029,
     test_no_auth_message_in_time_closes_4001,
     test_ping_echoes_its_id_with_server_time,
-    test_read_role_may_not_trade,
     test_since_recovers_across_a_reconnect,
     test_subscribe_sends_snapshot_then_events,
-    test_trade_role_may_trade_but_not_stop,
     test_wildcard_and_unsubscribe,
 )
 from tests.timing import units

@@ -1,0 +1,95 @@
+"""What the risk engine is given: the agents' books, prices, baselines, in-flight orders.
+
+The pure engine (:mod:`hub.risk`) decides from a :class:`~hub.risk.RiskContext`; this
+module builds one from the live state: polled accounts and positions, each agent's own
+quotes, the start-of-day equity baselines, orders sent and not answered yet, the kill
+switch and the returns series that correlation is measured on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from channels.clock import now_ms
+from hub.agents import Registry
+from hub.risk import (
+    AgentBook,
+    DailyBaseline,
+    ReturnsWindow,
+    RiskContext,
+    TradingState,
+    trading_state,
+)
+
+__all__ = ["RiskInputs"]
+
+
+class RiskInputs:
+    def __init__(self, registry: Registry, emergency_stopped: Callable[[], bool]) -> None:
+        self.registry = registry
+        self.config = registry.config
+        self._emergency_stopped = emergency_stopped
+        self.returns = ReturnsWindow(self.config.global_risk.correlation_window)
+        self._baselines = {agent_id: DailyBaseline() for agent_id in registry.agents}
+        self._in_flight = dict.fromkeys(registry.agents, 0)
+
+    def observe_tick(self, symbol: str, bid: float, ask: float, ts: int) -> None:
+        self.returns.observe(symbol, bid, ask, ts)
+
+    def observe_account(self, agent_id: str, equity: float) -> None:
+        """Every polled equity feeds the start-of-day baseline (first equity of the UTC day)."""
+        self._baselines[agent_id].observe(equity, now_ms())
+
+    @contextlib.contextmanager
+    def in_flight(self, agent_id: str) -> Iterator[None]:
+        """An order sent to ``agent_id``'s bridge and not answered yet counts as a position."""
+        self._in_flight[agent_id] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[agent_id] -= 1
+
+    def context(self, agent_id: str | None = None) -> RiskContext:
+        """The risk engine's view now; prices are ``agent_id``'s own bridge quotes first
+        (brokers differ), then the other agents' for symbols it does not trade."""
+        now = now_ms()
+        books: dict[str, AgentBook] = {}
+        prices: dict[str, Any] = {}
+        for agent in self.registry.agents.values():
+            if agent.id != agent_id:
+                prices.update(agent.ticks)
+        if agent_id is not None:
+            prices.update(self.registry.agents[agent_id].ticks)
+        for book_id, agent in self.registry.agents.items():
+            acc = agent.account
+            equity = acc.equity if acc else 0.0
+            start = self._baselines[book_id].observe(equity, now) if acc else equity
+            books[book_id] = AgentBook(
+                config=agent.config,
+                balance=acc.balance if acc else 0.0,
+                equity=equity,
+                start_of_day_equity=start,
+                positions=list(agent.positions),
+                in_flight=self._in_flight[book_id],
+            )
+        return RiskContext(
+            agents=books,
+            specs=self.config.symbols,
+            prices=prices,
+            global_risk=self.config.global_risk,
+            emergency_stop=self._emergency_stopped(),
+            correlation=self.returns.correlation,
+        )
+
+    def state_of(self, agent_id: str) -> TradingState:
+        """``stopped`` | ``disabled`` | ``halted`` | ``active`` for the status channel."""
+        agent = self.registry.agents[agent_id]
+        if self._emergency_stopped():
+            return "stopped"
+        if not agent.config.enabled:
+            return "disabled"
+        if agent.account is None:
+            return "active"
+        return trading_state(self.context(agent_id), agent_id)

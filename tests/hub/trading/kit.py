@@ -1,0 +1,171 @@
+"""In-process trading: the real services over a simulated market, with no sockets.
+
+:class:`MarketBridge` answers like the bridge client (same methods, same errors) from a
+:class:`~hub.bridge.sim.SimMarket` held in memory, and can be told to lose answers;
+:func:`trading_kit` wires the real ``TradingService``, risk inputs, kill switch and
+history reconciliation over an in-memory broker, local coordination and a list journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from channels.broker import Publication
+from channels.clock import now_ms
+from channels.memory import MemoryBroker
+from hub.agents import Registry
+from hub.bridge.client import BridgeRejected, BridgeTimeout
+from hub.bridge.models import (
+    Account,
+    ClosedTrade,
+    CloseOrder,
+    ModifyOrder,
+    Position,
+    Tick,
+    TradeOrder,
+)
+from hub.bridge.sim import SimError, SimMarket
+from hub.config import HubConfig
+from hub.publisher import Publisher
+from hub.records import Record
+from hub.trading.coordination import LocalCoordination
+from hub.trading.emergency import EmergencyControl
+from hub.trading.events import OrderEvents
+from hub.trading.history import ClosedTrades
+from hub.trading.journal import RecordsJournal
+from hub.trading.risk_inputs import RiskInputs
+from hub.trading.service import TradingService
+from tests.hubkit import hub_config
+
+
+class MarketBridge:
+    """The bridge client's interface over an in-memory market.
+
+    ``lose_next`` makes the next order (trade/close/modify) execute and its answer get
+    lost (``BridgeTimeout``, as a bridge that hangs after sending)."""
+
+    def __init__(self, market: SimMarket) -> None:
+        self.market = market
+        self.lose_next = False
+        self.sent: list[str] = []
+
+    def _order(self, what: str, run: Any) -> Any:
+        self.sent.append(what)
+        try:
+            result = run()
+        except SimError as exc:
+            raise BridgeRejected(str(exc)) from None
+        if self.lose_next:
+            self.lose_next = False
+            raise BridgeTimeout("no answer (lost by the test)")
+        return result
+
+    async def account(self) -> Account:
+        return self.market.account()
+
+    async def tick(self, symbol: str) -> Tick:
+        return self.market.tick(symbol)
+
+    async def positions(self) -> list[Position]:
+        return self.market.positions()
+
+    async def history(self, since_ms: int | None = None) -> list[ClosedTrade]:
+        return self.market.history(since_ms)
+
+    async def trade(self, order: TradeOrder) -> Position:
+        m = self.market
+        return self._order(  # type: ignore[no-any-return]
+            "trade",
+            lambda: m.trade(
+                order.symbol, order.action, order.lots, order.sl, order.tp, order.comment
+            ),
+        )
+
+    async def close_position(self, order: CloseOrder) -> ClosedTrade:
+        return self._order("close", lambda: self.market.close(order.ticket, order.lots))  # type: ignore[no-any-return]
+
+    async def modify(self, order: ModifyOrder) -> Position:
+        return self._order("modify", lambda: self.market.modify(order.ticket, order.sl, order.tp))  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class TradingKit:
+    config: HubConfig
+    registry: Registry
+    broker: MemoryBroker
+    trading: TradingService
+    risk: RiskInputs
+    emergency: EmergencyControl
+    closed: ClosedTrades
+    records: list[Record] = field(default_factory=list)
+
+    def bridge(self, agent_id: str) -> MarketBridge:
+        client = self.registry.agents[agent_id].client
+        assert isinstance(client, MarketBridge)
+        return client
+
+    def market(self, agent_id: str) -> SimMarket:
+        return self.bridge(agent_id).market
+
+    async def poll(self, agent_id: str) -> None:
+        """What one poll of ``agent_id`` gives the risk engine: account, positions, ticks."""
+        agent = self.registry.agents[agent_id]
+        bridge = self.bridge(agent_id)
+        bridge.market.step(now_ms())  # the market's clock moves as a bridge's does
+        agent.account = await bridge.account()
+        agent.positions = await bridge.positions()
+        for symbol in agent.config.symbols:
+            agent.ticks[symbol] = await bridge.tick(symbol)
+        agent.online = True
+        agent.error = None
+        self.risk.observe_account(agent_id, agent.account.equity)
+
+    async def orders(self, agent_id: str) -> list[dict[str, Any]]:
+        """The ``agent:{id}:orders`` events published so far, oldest first."""
+        pubs: list[Publication] | None = await self.broker.history(f"agent:{agent_id}:orders", 0)
+        return [msgspec.json.decode(p.data) for p in pubs or []]
+
+
+@contextlib.asynccontextmanager
+async def trading_kit(config: HubConfig | None = None) -> AsyncIterator[TradingKit]:
+    config = config or hub_config()
+    registry = Registry(config)
+    for agent_id, agent in registry.agents.items():
+        await agent.client.close()
+        cfg = config.agents[agent_id]
+        market = SimMarket({s: config.symbols[s] for s in cfg.symbols}, cfg.initial_balance, seed=7)
+        agent.client = MarketBridge(market)  # type: ignore[assignment]
+    broker = MemoryBroker(history_size=1000)
+    await broker.connect()
+    publisher = Publisher(broker)
+    records: list[Record] = []
+    journal = RecordsJournal(records.append)
+    with tempfile.TemporaryDirectory(prefix="mt4hub-trading-") as tmp:
+        coordination = LocalCoordination("test", Path(tmp))
+        emergency = EmergencyControl(
+            coordination, publisher, journal, registry.agents, stopped_by_config=False
+        )
+        await emergency.start()
+        risk = RiskInputs(registry, lambda: emergency.stopped)
+        events = OrderEvents(publisher, journal)
+        closed = ClosedTrades(events)
+        trading = TradingService(registry, publisher, coordination, events, risk, emergency, closed)
+        kit = TradingKit(config, registry, broker, trading, risk, emergency, closed, records)
+        for agent_id in registry.agents:
+            await kit.poll(agent_id)
+        try:
+            yield kit
+        finally:
+            await asyncio.sleep(0)
+            await broker.close()
