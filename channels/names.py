@@ -1,4 +1,4 @@
-"""Channel names: the only place they are built and parsed (SPEC section 4).
+"""Channel names: the only place they are built and parsed (docs/protocol.md, Channels).
 
 | channel | kind |
 |---|---|
