@@ -1,9 +1,9 @@
-"""Errors a client can cause, each mapped to one SPEC error code and HTTP status.
+"""Errors a client can cause, each mapped to one error code and HTTP status (docs/protocol.md).
 
 HubError
 ├── (code chosen per instance from ``STATUS``: bad_request, unauthorized, forbidden, not_found,
 │    duplicate, risk_rejected, agent_disabled, emergency_stop, rate_limited, bridge_error,
-│    agent_offline, bridge_timeout; and service_unavailable, not a SPEC code)
+│    agent_offline, bridge_timeout, service_unavailable)
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ STATUS: dict[str, int] = {
     "bridge_error": 502,
     "agent_offline": 503,
     "bridge_timeout": 504,
-    # Not in SPEC: the records database, or Redis shared state, cannot answer right now.
+    # The records database, or Redis shared state, cannot answer right now.
     "service_unavailable": 503,
 }
 
 
 class HubError(Exception):
-    """An error with a SPEC code, a human message and optional details."""
+    """An error with a code from ``STATUS``, a human message and optional details."""
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         if code not in STATUS:

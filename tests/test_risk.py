@@ -1,4 +1,4 @@
-"""The risk engine's open-position pipeline: every check at its boundary (SPEC section 7)."""
+"""The risk engine's open-position pipeline: every check at its boundary (docs/risk.md)."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def assert_denied(decision: RiskDecision, check: str, code: str = "risk_rejected
     assert decision.message
 
 
-# -- the SPEC worked example -------------------------------------------------------------
+# -- the worked example of docs/risk.md --------------------------------------------------
 
 
 def test_worked_example_rejects_with_spec_details() -> None:

@@ -44,7 +44,7 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class BridgeError(Exception):
-    """Base of every bridge failure; ``code`` is the SPEC error code it maps to."""
+    """Base of every bridge failure; ``code`` is the hub error code it maps to."""
 
     code = "bridge_error"
 

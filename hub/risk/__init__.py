@@ -1,4 +1,4 @@
-"""The risk engine (SPEC section 7): pure checks, no I/O, no clock, no asyncio.
+"""The risk engine (docs/risk.md): pure checks, no I/O, no clock, no asyncio.
 
 Build a :class:`RiskContext` (every agent's :class:`AgentBook`, contract specs, current
 quotes, ``GlobalRisk``, the live emergency flag, a correlation lookup), then ask:
@@ -33,11 +33,11 @@ quotes, ``GlobalRisk``, the live emergency flag, a correlation lookup), then ask
 ``ReturnsWindow(size).observe(symbol, bid, ask, now_ms)``, ``.correlation(a, b)``.
 
 A :class:`RiskDecision` has ``allowed``, ``code``, ``check``, ``limit``, ``value``,
-``message`` and, when allowed, ``risk``/``risk_pct``; ``details()`` is SPEC's
+``message`` and, when allowed, ``risk``/``risk_pct``; ``details()`` is the error's
 ``{"check", "limit", "value"}``. Money in ``limit``/``value`` is rounded to cents;
 comparisons allow 1e-6 so that exactly at a limit passes and a cent over fails.
 
-Choices the SPEC leaves open:
+Choices made here (each documented in docs/risk.md):
 
 - Stops: ``None`` or ``0`` means "no SL/TP" (MT4). A trade without SL (only when
   ``require_sl`` is false) is taken to risk exactly its per-trade budget.

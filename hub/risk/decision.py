@@ -15,7 +15,7 @@ Detail = float | int | str | bool | list[str] | None
 class RiskDecision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Allowed, or denied by ``check`` with the ``limit`` it enforces and the ``value`` seen.
 
-    ``code`` is the SPEC error code of a denial (None when allowed). Money in
+    ``code`` is the error code of a denial (None when allowed). Money in
     ``limit``/``value`` is rounded to cents. Accepted opens carry ``risk`` (money at
     the SL, account currency) and ``risk_pct`` (percent of balance); accepted signal
     sizings carry ``lots``.
@@ -32,7 +32,7 @@ class RiskDecision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     lots: float | None = None
 
     def details(self) -> dict[str, Detail]:
-        """The SPEC ``error.details`` body: ``{"check", "limit", "value"}``."""
+        """The ``error.details`` body: ``{"check", "limit", "value"}`` (docs/risk.md)."""
         return {"check": self.check, "limit": self.limit, "value": self.value}
 
 

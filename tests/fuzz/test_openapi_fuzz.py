@@ -30,7 +30,7 @@ OPERATIONS = [(m.upper(), p) for p, item in build_openapi()["paths"].items() for
 AUTHORISED = [op for op in OPERATIONS if op != ("GET", "/api/stream")]
 
 # Schema-valid is not business-valid: an unknown agent in a signal, a trade the risk engine
-# refuses, are rightly 400/422 (SPEC section 5), so "valid data must be accepted" is off.
+# refuses, are rightly 400/422 (docs/protocol.md), so "valid data must be accepted" is off.
 BUSINESS: list[schemathesis.CheckFunction] = [positive_data_acceptance]
 
 FUZZ = settings(

@@ -29,7 +29,7 @@ async def test_risk_preview_shows_money_and_percent_against_the_limit(
     preview = dashboard.page.locator("#ticket [data-preview]")
     await dashboard.page.wait_for_selector('#ticket [data-preview][data-verdict="over"]')
     text = str(await preview.text_content())
-    # SPEC 7 worked example at the pinned ask 2650.30: 0.01 x 100 x 10.30 = 10.30 > 2.00.
+    # The worked example of docs/risk.md at the pinned ask 2650.30: 0.01 x 100 x 10.30 > 2.00.
     assert "10.30 USD" in text and "5.15%" in text and "limit 2.00" in text
     await dashboard.page.locator("#ticket input[name=sl]").fill("2648.50")
     await dashboard.page.wait_for_selector('#ticket [data-preview][data-verdict="ok"]')

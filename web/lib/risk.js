@@ -1,4 +1,4 @@
-// Risk preview for the trade ticket (the same math as the hub's risk engine, SPEC 7):
+// Risk preview for the trade ticket (the same math as the hub's risk engine, docs/risk.md):
 // risk = lots x contract size x |entry - SL|, in the quote currency, converted to the
 // account currency with current prices.
 
