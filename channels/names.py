@@ -27,10 +27,10 @@ __all__ = [
     "AgentKind",
     "agent_channel",
     "agent_of",
-    "kind_of",
     "every_agent",
     "is_pattern",
     "is_state",
+    "kind_of",
     "matches",
     "validate",
 ]
