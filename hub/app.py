@@ -46,6 +46,7 @@ from hub.publisher import Publisher
 from hub.records import RecordWriter, Spool, open_store
 from hub.supervisor import Mirror, PollSupervisor
 from hub.trading.coordination import open_coordination
+from hub.trading.daily import DailyLimits
 from hub.trading.emergency import EmergencyControl
 from hub.trading.events import OrderEvents
 from hub.trading.history import ClosedTrades
@@ -98,7 +99,8 @@ class Hub:
             self.registry.agents,
             stopped_by_config=config.global_risk.emergency_stop_all,
         )
-        self.risk = RiskInputs(self.registry, lambda: self.emergency.stopped)
+        self.daily = DailyLimits(self.coordination, self.registry, self.journal)
+        self.risk = RiskInputs(self.registry, lambda: self.emergency.stopped, self.daily)
         events = OrderEvents(self.publisher, self.journal)
         self.closed_trades = ClosedTrades(events)
         self.trading = TradingService(
@@ -118,6 +120,7 @@ class Hub:
                 self._agent_changed,
                 trading_state=self.risk.state_of,
                 on_history=self.closed_trades.seen,
+                on_account=self._account_read,
             )
             for agent in self.registry.agents.values()
         }
@@ -144,10 +147,15 @@ class Hub:
             self.metrics.order_events.labels(agent_id, data.event).inc()
         elif isinstance(data, Tick):
             self.risk.observe_tick(data.symbol, data.bid, data.ask, data.time)
-        elif isinstance(data, Account):
-            self.risk.observe_account(agent_id, data.equity)
         elif names.kind_of(channel) == "positions":
             self._agent_changed(None)  # the summary counts positions
+
+    async def _account_read(self, agent: AgentRuntime, account: Account) -> None:
+        """Every polled equity: the day's start (once) and its halt, kept durably."""
+        try:
+            await self.daily.observe(agent.id, account.equity)
+        except HubError as exc:  # trades re-check under their lock and fail safe
+            log.warning("day_record_failed agent=%s error=%r", agent.id, exc.message)
 
     async def _watch_shared_state(self) -> None:
         """Every second: the kill switch as other instances set it (and a copy on disk, so
@@ -155,6 +163,8 @@ class Hub:
         while True:
             try:
                 await self.emergency.refresh()
+                for agent_id in self.registry.agents:
+                    await self.daily.refresh(agent_id)
             except HubError as exc:
                 log.warning("shared_state_refresh_failed error=%r", exc.message)
             await aio.sleep(1.0)

@@ -18,7 +18,7 @@ from channels import aio
 from channels.clock import now_ms
 from hub.agents import AgentRuntime
 from hub.bridge.client import BridgeError
-from hub.bridge.models import ClosedTrade, Position
+from hub.bridge.models import Account, ClosedTrade, Position
 from hub.config import PollingConfig
 from hub.publisher import Publisher
 from hub.risk import TradingState
@@ -40,6 +40,7 @@ class AgentPoller:
         *,
         trading_state: Callable[[str], TradingState] | None = None,
         on_history: Callable[[AgentRuntime, list[ClosedTrade]], Awaitable[None]] | None = None,
+        on_account: Callable[[AgentRuntime, Account], Awaitable[None]] | None = None,
     ) -> None:
         self.agent = agent
         self.cfg = polling
@@ -47,6 +48,7 @@ class AgentPoller:
         self.on_change = on_change  # account, positions or status changed (summary, risk)
         self.trading_state = trading_state  # active | halted | disabled | stopped
         self.on_history = on_history  # newly closed trades from the bridge's history
+        self.on_account = on_account  # every account read (the day's start and halt)
         self._next_history = 0.0
         self._history_seen: set[int] = set()
         self._history_since = now_ms() - 86_400_000  # on start: closes of the last day
@@ -114,6 +116,8 @@ class AgentPoller:
                 agent.positions = positions
                 await self.publisher.state(agent.id, "positions", _positions_payload(positions))
                 changed = True
+            if self.on_account is not None:
+                await self.on_account(agent, account)
         stats = agent.stats
         stats.polls += 1
         stats.consecutive_errors = 0

@@ -33,6 +33,7 @@ from hub.trading.models import (
     CloseAllRequest,
     CloseRequest,
     EmergencyRequest,
+    LiftHaltRequest,
     ModifyRequest,
     ResumeRequest,
     SignalRequest,
@@ -123,6 +124,10 @@ async def _resume(hub: Hub, call: Call, req: ResumeRequest) -> Any:
     return await hub.emergency.resume(by=call.access.name)
 
 
+async def _lift_halt(hub: Hub, call: Call, req: LiftHaltRequest) -> Any:
+    return await hub.daily.lift(call.agent, by=call.access.name, reason=req.reason)
+
+
 AGENT_PATH = "/api/agents/{agent_id}"
 
 OPS: tuple[OpSpec, ...] = (
@@ -140,6 +145,8 @@ OPS: tuple[OpSpec, ...] = (
            "/api/emergency/stop-all", "Emergency stop (kill switch), optionally closing all"),
     OpSpec("resume", ResumeRequest, "admin", "global", _resume, "/api/emergency/resume",
            "Lift the emergency stop"),
+    OpSpec("lift_halt", LiftHaltRequest, "admin", "agent", _lift_halt,
+           f"{AGENT_PATH}/lift-halt", "Lift an agent's daily-loss halt before 00:00 UTC"),
 )  # fmt: skip
 
 BY_NAME = {op.name: op for op in OPS}
@@ -278,3 +285,7 @@ def op_table() -> str:
 
 def _field_names(struct: type[msgspec.Struct]) -> list[str]:
     return [f.name if f.required else f"{f.name}?" for f in msgspec.structs.fields(struct)]
+
+
+if __name__ == "__main__":  # README's table: python -m hub.api.commands
+    print(op_table(), end="")

@@ -14,13 +14,15 @@ def daily_loss_limit(book: AgentBook) -> float:
 
 
 def daily_loss_used(book: AgentBook) -> float:
-    """Start-of-day equity minus equity now (negative on a winning day)."""
-    return book.start_of_day_equity - book.equity
+    """``loss_today``: start-of-day equity minus equity now, never below 0 (a winning day
+    adds no headroom)."""
+    return max(0.0, book.start_of_day_equity - book.equity)
 
 
 def is_halted(book: AgentBook) -> bool:
-    """Equity has fallen ``max_daily_loss`` x start-of-day equity (or more) today."""
-    return daily_loss_used(book) >= daily_loss_limit(book) - EPS
+    """Halted for the day (durably, even if equity recovered), or the loss has reached
+    ``max_daily_loss`` x start-of-day equity right now."""
+    return book.halted or daily_loss_used(book) >= daily_loss_limit(book) - EPS
 
 
 def emergency_denial(ctx: RiskContext) -> RiskDecision | None:

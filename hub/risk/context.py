@@ -35,8 +35,9 @@ class Quote(Protocol):
 class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
     """One agent as the risk engine sees it right now.
 
-    ``start_of_day_equity`` comes from :class:`hub.risk.DailyBaseline`; ``in_flight``
-    counts orders sent to the bridge and not yet answered (they count as positions).
+    ``start_of_day_equity`` is the day's durable baseline and ``halted`` the day's durable
+    halt (``hub/trading/daily.py``); ``in_flight`` counts orders sent to the bridge and
+    not yet answered (they count as positions).
     """
 
     config: AgentConfig
@@ -45,6 +46,7 @@ class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
     start_of_day_equity: float
     positions: list[Position] = []
     in_flight: int = 0
+    halted: bool = False
 
     @property
     def per_trade_budget(self) -> float:

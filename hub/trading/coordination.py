@@ -29,8 +29,10 @@ from redis.exceptions import RedisError
 
 from channels import aio
 from hub.errors import HubError
+from hub.trading._files import read_json, write_json
+from hub.trading.daily import DayRecord
 from hub.trading.emergency import EmergencyFile, EmergencyState
-from hub.trading.idempotency import IdempotencyCache, fingerprint
+from hub.trading.idempotency import IdempotencyCache, OrderKey, duplicate, fingerprint
 
 __all__ = ["Coordination", "LocalCoordination", "RedisCoordination", "open_coordination"]
 
@@ -48,7 +50,7 @@ class Coordination(Protocol):
     def lock(self, agent_id: str) -> contextlib.AbstractAsyncContextManager[None]: ...
 
     async def once(
-        self, key: str | None, payload: Any, action: Callable[[], Awaitable[Any]]
+        self, key: OrderKey | None, payload: Any, action: Callable[[], Awaitable[Any]]
     ) -> Any: ...
 
     async def load_emergency(self) -> EmergencyState | None:
@@ -56,12 +58,45 @@ class Coordination(Protocol):
 
     async def save_emergency(self, state: EmergencyState) -> None: ...
 
+    async def open_day(self, agent_id: str, record: DayRecord) -> DayRecord:
+        """Store ``record`` unless the agent has one for that day already; the stored one."""
+
+    async def save_day(self, agent_id: str, record: DayRecord) -> None: ...
+
+    async def load_day(self, agent_id: str, day: str) -> DayRecord | None: ...
+
     async def hold_lease(self, name: str) -> bool:
         """Acquire or renew ``name`` for this instance; False when another holds it."""
 
     async def release_lease(self, name: str) -> None: ...
 
     def status(self) -> dict[str, Any]: ...
+
+
+class DayFile:
+    """Each agent's current day record, in one file (``days.json`` in the data dir)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, agent_id: str, day: str) -> DayRecord | None:
+        record = self._all().get(agent_id)
+        return record if record is not None and record.day == day else None
+
+    def save(self, agent_id: str, record: DayRecord) -> None:
+        days = self._all()
+        days[agent_id] = record
+        write_json(self.path, days)
+
+    def _all(self) -> dict[str, DayRecord]:
+        try:
+            days: dict[str, DayRecord] | None = read_json(self.path, dict[str, DayRecord])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # Never guess a baseline: an unreadable file is an error the operator must see.
+            raise HubError(
+                "service_unavailable", f"day records file {self.path} is unreadable: {exc}"
+            ) from None
+        return days or {}
 
 
 class LocalCoordination:
@@ -72,8 +107,9 @@ class LocalCoordination:
     def __init__(self, instance_id: str, data_dir: Path) -> None:
         self.instance_id = instance_id
         self._locks: dict[str, asyncio.Lock] = {}
-        self._idempotency = IdempotencyCache()
+        self._idempotency = IdempotencyCache(path=data_dir / "orders.log")
         self._emergency = EmergencyFile(data_dir / "emergency.json")
+        self._days = DayFile(data_dir / "days.json")
 
     async def start(self) -> None:
         return None
@@ -87,7 +123,7 @@ class LocalCoordination:
             yield
 
     async def once(
-        self, key: str | None, payload: Any, action: Callable[[], Awaitable[Any]]
+        self, key: OrderKey | None, payload: Any, action: Callable[[], Awaitable[Any]]
     ) -> Any:
         result, _ = await self._idempotency.run(key, payload, action)
         return result
@@ -97,6 +133,19 @@ class LocalCoordination:
 
     async def save_emergency(self, state: EmergencyState) -> None:
         self._emergency.save(state)
+
+    async def open_day(self, agent_id: str, record: DayRecord) -> DayRecord:
+        stored = self._days.load(agent_id, record.day)
+        if stored is not None:
+            return stored
+        self._days.save(agent_id, record)
+        return record
+
+    async def save_day(self, agent_id: str, record: DayRecord) -> None:
+        self._days.save(agent_id, record)
+
+    async def load_day(self, agent_id: str, day: str) -> DayRecord | None:
+        return self._days.load(agent_id, day)
 
     async def hold_lease(self, name: str) -> bool:
         return True
@@ -131,6 +180,9 @@ if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
+
+
+_DAY_TTL = 3 * 86_400  # seconds a day record is kept in Redis
 
 
 class _Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -172,6 +224,7 @@ class RedisCoordination:
         # The kill switch is also kept on disk: a Redis restart (no persistence) must not
         # silently lift it.
         self._emergency_file = EmergencyFile(data_dir / "emergency.json")
+        self._days = DayFile(data_dir / "days.json")  # likewise the day records
         self._p = prefix
         self.lock_ttl = lock_ttl
         self.lease_ttl = lease_ttl
@@ -225,21 +278,24 @@ class RedisCoordination:
                 return
 
     async def once(
-        self, key: str | None, payload: Any, action: Callable[[], Awaitable[Any]]
+        self, key: OrderKey | None, payload: Any, action: Callable[[], Awaitable[Any]]
     ) -> Any:
         if key is None:
             return await action()
-        async with _shared_state(f"check client_order_id {key!r}"):
+        async with _shared_state(f"check client_order_id {key[1]!r}"):
             return await self._once(key, payload, action)
 
-    async def _once(self, key: str, payload: Any, action: Callable[[], Awaitable[Any]]) -> Any:
-        rkey = f"{self._p}:order:{key}"
+    async def _once(self, key: OrderKey, payload: Any, action: Callable[[], Awaitable[Any]]) -> Any:
+        rkey = f"{self._p}:order:{key[0]}:{key[1]}"
         fp = fingerprint(payload).decode()
         pending = msgspec.json.encode(_Outcome(fp=fp))
         if await self._redis.set(rkey, pending, nx=True, ex=int(self._result_ttl)):
             try:
                 result = await action()
             except HubError as exc:
+                if exc.code == "duplicate":  # the id belongs to an earlier order
+                    await self._redis.delete(rkey)
+                    raise
                 outcome = _Outcome(fp=fp, done=True, error=exc.body()["error"])
                 await self._redis.set(rkey, msgspec.json.encode(outcome), ex=int(self._result_ttl))
                 raise
@@ -255,11 +311,7 @@ class RedisCoordination:
                 return await self._once(key, payload, action)
             seen = msgspec.json.decode(raw, type=_Outcome)
             if seen.fp != fp:
-                raise HubError(
-                    "duplicate",
-                    f"client_order_id {key!r} was already used with a different request",
-                    {"client_order_id": key},
-                )
+                raise duplicate(key)
             if seen.done:
                 if seen.error is not None:
                     err = seen.error
@@ -288,6 +340,33 @@ class RedisCoordination:
         self._emergency_file.save(state)
         async with _shared_state("save the emergency stop"):
             await self._redis.set(f"{self._p}:emergency", msgspec.json.encode(state))
+
+    async def open_day(self, agent_id: str, record: DayRecord) -> DayRecord:
+        key = f"{self._p}:day:{agent_id}:{record.day}"
+        # After a Redis restart, this instance's copy of the day (if any) is the candidate.
+        candidate = self._days.load(agent_id, record.day) or record
+        async with _shared_state(f"fix the start of day of {agent_id}"):
+            await self._redis.set(key, msgspec.json.encode(candidate), nx=True, ex=_DAY_TTL)
+            raw = await self._redis.get(key)
+        stored = msgspec.json.decode(raw, type=DayRecord) if raw is not None else candidate
+        self._days.save(agent_id, stored)
+        return stored
+
+    async def save_day(self, agent_id: str, record: DayRecord) -> None:
+        self._days.save(agent_id, record)
+        async with _shared_state(f"save the day record of {agent_id}"):
+            await self._redis.set(
+                f"{self._p}:day:{agent_id}:{record.day}", msgspec.json.encode(record), ex=_DAY_TTL
+            )
+
+    async def load_day(self, agent_id: str, day: str) -> DayRecord | None:
+        async with _shared_state(f"read the day record of {agent_id}"):
+            raw = await self._redis.get(f"{self._p}:day:{agent_id}:{day}")
+        if raw is None:
+            return self._days.load(agent_id, day)
+        record: DayRecord = msgspec.json.decode(raw, type=DayRecord)
+        self._days.save(agent_id, record)
+        return record
 
     async def hold_lease(self, name: str) -> bool:
         ttl_ms = int(self.lease_ttl * 1000)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ from channels.clock import now_ms
 from channels.names import SYSTEM
 from hub.errors import HubError
 from hub.publisher import Publisher
+from hub.trading._files import read_json, write_json
 from hub.trading.journal import Journal
 
 __all__ = ["EmergencyControl", "EmergencyFile", "EmergencyState", "EmergencyStore"]
@@ -46,23 +46,14 @@ class EmergencyFile:
     def load(self) -> EmergencyState | None:
         """The saved state, or None when nothing was ever saved."""
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            return msgspec.json.decode(raw, type=EmergencyState)
+            state: EmergencyState | None = read_json(self.path, EmergencyState)
         except (msgspec.DecodeError, msgspec.ValidationError):
             # A corrupt kill-switch file must fail safe: treat it as stopped.
             return EmergencyState(stopped=True, reason=f"unreadable state file {self.path}")
+        return state
 
     def save(self, state: EmergencyState) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(msgspec.json.encode(state))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_json(self.path, state)
 
 
 class EmergencyStore(Protocol):

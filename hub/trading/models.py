@@ -12,6 +12,7 @@ __all__ = [
     "CloseAllRequest",
     "CloseRequest",
     "EmergencyRequest",
+    "LiftHaltRequest",
     "ModifyRequest",
     "OrderEvent",
     "ResumeRequest",
@@ -57,6 +58,10 @@ class CloseAllRequest(_Body, frozen=True, kw_only=True):
 
 class ResumeRequest(_Body, frozen=True, kw_only=True):
     pass
+
+
+class LiftHaltRequest(_Body, frozen=True, kw_only=True):
+    reason: Comment | None = None
 
 
 class EmergencyRequest(_Body, frozen=True, kw_only=True):

@@ -12,35 +12,32 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from channels.clock import now_ms
 from hub.agents import Registry
 from hub.risk import (
     AgentBook,
-    DailyBaseline,
     ReturnsWindow,
     RiskContext,
     TradingState,
     trading_state,
 )
+from hub.trading.daily import DailyLimits
 
 __all__ = ["RiskInputs"]
 
 
 class RiskInputs:
-    def __init__(self, registry: Registry, emergency_stopped: Callable[[], bool]) -> None:
+    def __init__(
+        self, registry: Registry, emergency_stopped: Callable[[], bool], daily: DailyLimits
+    ) -> None:
         self.registry = registry
         self.config = registry.config
         self._emergency_stopped = emergency_stopped
+        self.daily = daily
         self.returns = ReturnsWindow(self.config.global_risk.correlation_window)
-        self._baselines = {agent_id: DailyBaseline() for agent_id in registry.agents}
         self._in_flight = dict.fromkeys(registry.agents, 0)
 
     def observe_tick(self, symbol: str, bid: float, ask: float, ts: int) -> None:
         self.returns.observe(symbol, bid, ask, ts)
-
-    def observe_account(self, agent_id: str, equity: float) -> None:
-        """Every polled equity feeds the start-of-day baseline (first equity of the UTC day)."""
-        self._baselines[agent_id].observe(equity, now_ms())
 
     @contextlib.contextmanager
     def in_flight(self, agent_id: str) -> Iterator[None]:
@@ -54,7 +51,6 @@ class RiskInputs:
     def context(self, agent_id: str | None = None) -> RiskContext:
         """The risk engine's view now; prices are ``agent_id``'s own bridge quotes first
         (brokers differ), then the other agents' for symbols it does not trade."""
-        now = now_ms()
         books: dict[str, AgentBook] = {}
         prices: dict[str, Any] = {}
         for agent in self.registry.agents.values():
@@ -65,14 +61,14 @@ class RiskInputs:
         for book_id, agent in self.registry.agents.items():
             acc = agent.account
             equity = acc.equity if acc else 0.0
-            start = self._baselines[book_id].observe(equity, now) if acc else equity
             books[book_id] = AgentBook(
                 config=agent.config,
                 balance=acc.balance if acc else 0.0,
                 equity=equity,
-                start_of_day_equity=start,
+                start_of_day_equity=self.daily.start_equity(book_id, equity),
                 positions=list(agent.positions),
                 in_flight=self._in_flight[book_id],
+                halted=self.daily.halted(book_id),
             )
         return RiskContext(
             agents=books,

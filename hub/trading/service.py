@@ -32,6 +32,7 @@ from hub.trading.emergency import EmergencyControl
 from hub.trading.events import OrderEvents
 from hub.trading.events import with_changes as _with
 from hub.trading.history import ClosedTrades
+from hub.trading.idempotency import duplicate
 from hub.trading.models import CloseRequest, ModifyRequest, OrderEvent, TradeRequest
 from hub.trading.reconcile import already_sent, closed_in_history, order_tag, send_order
 from hub.trading.risk_inputs import RiskInputs
@@ -59,16 +60,19 @@ class TradingService:
         self.emergency = emergency
         self.closed = closed
 
-    async def _sync_shared_state(self, agent: AgentRuntime) -> None:
-        """Under the agent's lock, when other instances trade too: the kill switch and the
-        bridge's positions as they are now (another instance may just have filled one)."""
-        if not self.coord.shared:
-            return
-        await self.emergency.refresh()
-        try:
-            agent.positions = await agent.client.positions()
-        except BridgeError as exc:
-            raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
+    async def _fresh_state(self, agent: AgentRuntime) -> None:
+        """Under the agent's lock, before a check: the day's durable start and halt and,
+        when other instances trade too, the kill switch and the bridge's positions as they
+        are now (another instance may just have filled one or halted the agent)."""
+        if self.coord.shared:
+            await self.emergency.refresh()
+            await self.risk.daily.refresh(agent.id)
+            try:
+                agent.positions = await agent.client.positions()
+            except BridgeError as exc:
+                raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
+        if agent.account is not None:
+            await self.risk.daily.observe(agent.id, agent.account.equity)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -83,9 +87,9 @@ class TradingService:
     ) -> dict[str, Any]:
         agent = self.agent(agent_id)
         payload = {"agent": agent_id, **msgspec.structs.asdict(req), "signal_id": signal_id}
-        result = await self.coord.once(
-            req.client_order_id, payload, lambda: self._open(agent, req, by, signal_id)
-        )
+        # Keys are per agent: one agent's ids can neither block nor reveal another's.
+        key = None if req.client_order_id is None else (agent_id, req.client_order_id)
+        result = await self.coord.once(key, payload, lambda: self._open(agent, req, by, signal_id))
         out: dict[str, Any] = result
         return out
 
@@ -109,11 +113,13 @@ class TradingService:
         )
         async with self.coord.lock(agent.id):
             try:  # every refusal, risk or not, is an order event
-                await self._sync_shared_state(agent)
+                await self._fresh_state(agent)
                 if req.client_order_id is not None and agent.online:
                     # Sent before a restart or by a lost instance? The bridge knows the tag.
                     earlier = await already_sent(agent, order_tag(coid))
                     if earlier is not None:
+                        if not _same_order(earlier, req, order_tag(coid)):
+                            raise duplicate((agent.id, coid))
                         return self._result(agent, earlier, req, signal_id, {"risk": None})
                 decision = self._check_open(agent, req)
                 if isinstance(decision, HubError):
@@ -316,6 +322,7 @@ class TradingService:
         agent = self.agent(agent_id)
         async with self.coord.lock(agent.id):
             position = await self._position(agent, req.ticket, "modify", by)
+            await self._fresh_state(agent)
             base = OrderEvent(
                 event="modified",
                 agent_id=agent.id,
@@ -378,3 +385,12 @@ class TradingService:
     async def close_all_held(self, agent_id: str, by: str) -> dict[str, Any]:
         """``close_all`` for a caller that already holds the agent's lock (emergency stop)."""
         return await self._close_all(self.agent(agent_id), by)
+
+
+def _same_order(found: Position, req: TradeRequest, tag: str) -> bool:
+    """Whether the bridge's order tagged with this id is this request (after a restart
+    that lost the outcome log): what cannot have changed since — symbol, side and the
+    comment, as far as the bridge kept it."""
+    sent = f"{tag} {req.comment}".strip()
+    kept = found.comment[: len(sent)]
+    return found.symbol == req.symbol and found.action == req.action and sent.startswith(kept)

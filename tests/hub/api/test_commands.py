@@ -118,7 +118,8 @@ def test_every_op_has_a_rest_route_and_an_openapi_entry() -> None:
 
 def test_readme_op_table_is_the_generated_one() -> None:
     readme = (Path(__file__).parents[3] / "README.md").read_text()
-    assert op_table() in readme, "README's op table is stale: paste hub.api.commands.op_table()"
+    stale = "README's op table is stale: paste the output of python -m hub.api.commands"
+    assert op_table() in readme, stale
 
 
 @pytest.mark.parametrize("op", [op.name for op in OPS])

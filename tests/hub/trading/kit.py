@@ -8,10 +8,9 @@ history reconciliation over an in-memory broker, local coordination and a list j
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from hub.config import HubConfig
 from hub.publisher import Publisher
 from hub.records import Record
 from hub.trading.coordination import LocalCoordination
+from hub.trading.daily import DailyLimits
 from hub.trading.emergency import EmergencyControl
 from hub.trading.events import OrderEvents
 from hub.trading.history import ClosedTrades
@@ -108,7 +108,12 @@ class TradingKit:
     risk: RiskInputs
     emergency: EmergencyControl
     closed: ClosedTrades
+    daily: DailyLimits
+    data_dir: Path
     records: list[Record] = field(default_factory=list)
+
+    def markets(self) -> dict[str, SimMarket]:
+        return {agent_id: self.market(agent_id) for agent_id in self.registry.agents}
 
     def bridge(self, agent_id: str) -> MarketBridge:
         client = self.registry.agents[agent_id].client
@@ -129,7 +134,7 @@ class TradingKit:
             agent.ticks[symbol] = await bridge.tick(symbol)
         agent.online = True
         agent.error = None
-        self.risk.observe_account(agent_id, agent.account.equity)
+        await self.daily.observe(agent_id, agent.account.equity)
 
     async def orders(self, agent_id: str) -> list[dict[str, Any]]:
         """The ``agent:{id}:orders`` events published so far, oldest first."""
@@ -138,34 +143,55 @@ class TradingKit:
 
 
 @contextlib.asynccontextmanager
-async def trading_kit(config: HubConfig | None = None) -> AsyncIterator[TradingKit]:
-    config = config or hub_config()
+async def trading_kit(
+    config: HubConfig | None = None,
+    *,
+    data_dir: Path | None = None,
+    markets: dict[str, SimMarket] | None = None,
+    clock: Callable[[], int] = now_ms,
+) -> AsyncIterator[TradingKit]:
+    """The trading services over in-memory markets. Pass the ``data_dir`` and ``markets``
+    of an earlier kit to restart the hub over the same bridges and state files."""
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mt4hub-")))
+        async with _kit(config or hub_config(), data_dir, markets or {}, clock) as kit:
+            yield kit
+
+
+@contextlib.asynccontextmanager
+async def _kit(
+    config: HubConfig, data_dir: Path, markets: dict[str, SimMarket], clock: Callable[[], int]
+) -> AsyncIterator[TradingKit]:
     registry = Registry(config)
     for agent_id, agent in registry.agents.items():
         await agent.client.close()
         cfg = config.agents[agent_id]
-        market = SimMarket({s: config.symbols[s] for s in cfg.symbols}, cfg.initial_balance, seed=7)
+        market = markets.get(agent_id) or SimMarket(
+            {s: config.symbols[s] for s in cfg.symbols}, cfg.initial_balance, seed=7
+        )
         agent.client = MarketBridge(market)  # type: ignore[assignment]
     broker = MemoryBroker(history_size=1000)
     await broker.connect()
     publisher = Publisher(broker)
     records: list[Record] = []
     journal = RecordsJournal(records.append)
-    with tempfile.TemporaryDirectory(prefix="mt4hub-trading-") as tmp:
-        coordination = LocalCoordination("test", Path(tmp))
-        emergency = EmergencyControl(
-            coordination, publisher, journal, registry.agents, stopped_by_config=False
-        )
-        await emergency.start()
-        risk = RiskInputs(registry, lambda: emergency.stopped)
-        events = OrderEvents(publisher, journal)
-        closed = ClosedTrades(events)
-        trading = TradingService(registry, publisher, coordination, events, risk, emergency, closed)
-        kit = TradingKit(config, registry, broker, trading, risk, emergency, closed, records)
-        for agent_id in registry.agents:
-            await kit.poll(agent_id)
-        try:
-            yield kit
-        finally:
-            await asyncio.sleep(0)
-            await broker.close()
+    coordination = LocalCoordination("test", data_dir)
+    emergency = EmergencyControl(
+        coordination, publisher, journal, registry.agents, stopped_by_config=False
+    )
+    await emergency.start()
+    daily = DailyLimits(coordination, registry, journal, clock)
+    risk = RiskInputs(registry, lambda: emergency.stopped, daily)
+    events = OrderEvents(publisher, journal)
+    closed = ClosedTrades(events)
+    trading = TradingService(registry, publisher, coordination, events, risk, emergency, closed)
+    kit = TradingKit(
+        config, registry, broker, trading, risk, emergency, closed, daily, data_dir, records
+    )
+    for agent_id in registry.agents:
+        await kit.poll(agent_id)
+    try:
+        yield kit
+    finally:
+        await broker.close()
