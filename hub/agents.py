@@ -80,11 +80,19 @@ class AgentRuntime:
         self.status_since = now_ms()
         self.account: Account | None = None
         self.positions: list[Position] = []
+        # Bumped by every command that changes positions: a poll whose read started before
+        # a fill or close must not overwrite what the command wrote after it.
+        self.positions_version = 0
         self.ticks: dict[str, Tick] = {}
         self.started = time.monotonic()
         self.price_changed_at: dict[str, float] = {}  # monotonic seconds
         self.stats = LoopStats()
         self.trading: TradingState = "active" if config.enabled else "disabled"
+
+    def set_positions(self, positions: list[Position]) -> None:
+        """Positions as a command (or a read under the command lock) left them."""
+        self.positions = positions
+        self.positions_version += 1
 
     def stale_symbols(self, stale_after: float, now: float) -> list[str]:
         """Symbols whose price has not changed for ``stale_after`` seconds (or never arrived)."""

@@ -54,6 +54,7 @@ class AgentPoller:
         self._history_since = now_ms() - 86_400_000  # on start: closes of the last day
         self._next_account = 0.0
         self._status_key: tuple[object, ...] | None = None
+        self._positions_read = False
 
     async def run(self) -> None:
         stats = self.agent.stats
@@ -90,6 +91,7 @@ class AgentPoller:
         agent, client = self.agent, self.agent.client
         started = time.perf_counter()
         due_account = time.monotonic() >= self._next_account
+        version = agent.positions_version  # a command's write during the read wins
         ticks = asyncio.gather(*(client.tick(s) for s in agent.config.symbols))
         if due_account:
             account, positions, tick_list = await asyncio.gather(
@@ -112,7 +114,10 @@ class AgentPoller:
                 agent.account = account
                 await self.publisher.state(agent.id, "account", account)
                 changed = True
-            if positions != agent.positions:
+            stale = agent.positions_version != version
+            if not stale and (positions != agent.positions or not self._positions_read):
+                # The first read counts as a change: an empty list is a snapshot too.
+                self._positions_read = True
                 agent.positions = positions
                 await self.publisher.state(agent.id, "positions", _positions_payload(positions))
                 changed = True

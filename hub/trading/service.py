@@ -68,7 +68,7 @@ class TradingService:
             await self.emergency.refresh()
             await self.risk.daily.refresh(agent.id)
             try:
-                agent.positions = await agent.client.positions()
+                agent.set_positions(await agent.client.positions())
             except BridgeError as exc:
                 raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
         if agent.account is not None:
@@ -199,7 +199,7 @@ class TradingService:
     async def _set_positions(self, agent: AgentRuntime, positions: list[Position]) -> None:
         """Our view of the bridge after a command, published at once (not at the next poll),
         so subscribers — and, with Redis, the other instances — see every fill and close."""
-        agent.positions = positions
+        agent.set_positions(positions)
         await self.publisher.state(agent.id, "positions", {"positions": positions})
 
     def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
@@ -310,7 +310,7 @@ class TradingService:
             if p.ticket == ticket:
                 return p
         try:  # the poll may lag a fill by up to one account interval
-            agent.positions = await agent.client.positions()
+            agent.set_positions(await agent.client.positions())
         except BridgeError as exc:
             raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
         for p in agent.positions:
@@ -368,7 +368,7 @@ class TradingService:
 
     async def _close_all(self, agent: AgentRuntime, by: str) -> dict[str, Any]:
         try:
-            agent.positions = await agent.client.positions()
+            agent.set_positions(await agent.client.positions())
         except BridgeError as exc:
             raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
         results: list[dict[str, Any]] = []

@@ -8,6 +8,7 @@ history reconciliation over an in-memory broker, local coordination and a list j
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -55,6 +56,7 @@ class MarketBridge:
     def __init__(self, market: SimMarket) -> None:
         self.market = market
         self.lose_next = False
+        self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
         self.sent: list[str] = []
 
     def _order(self, what: str, run: Any) -> Any:
@@ -72,6 +74,8 @@ class MarketBridge:
         return self.market.account()
 
     async def tick(self, symbol: str) -> Tick:
+        if self.tick_delay:
+            await asyncio.sleep(self.tick_delay)
         return self.market.tick(symbol)
 
     async def positions(self) -> list[Position]:
