@@ -1,7 +1,7 @@
 """A faulty EA Bridge (down, slow, 5xx, garbage): only its agent goes offline, soon, with a
 clear error; nothing bad is published; its trades get ``agent_offline``; recovery is automatic.
 
-The ``down`` case alone is also ``tests/test_hub_rest.py::
+The ``down`` case alone is also ``tests/hub/api/test_rest.py::
 test_bridge_down_goes_offline_fast_others_unaffected_then_recovers``.
 """
 

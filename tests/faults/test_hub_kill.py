@@ -21,7 +21,7 @@ from hub.bridge.sim_server import start_sim
 from hub.config import SymbolSpec
 from hub.trading.reconcile import order_tag
 from tests.faults.kit import HubProc, until
-from tests.records.helpers import run_services_async
+from tests.hub.records.helpers import run_services_async
 from tests.timing import units
 
 SLOW_MS = 2000  # under the poll and trade timeouts: the hub waits, nothing fails

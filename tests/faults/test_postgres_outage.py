@@ -1,5 +1,5 @@
 """Postgres stopped for 10 s under a hub that trades and ticks: after it returns, every
-record is written exactly once (the spool). The writer alone: tests/records/test_outage.py."""
+record is written exactly once (the spool). The writer alone: tests/hub/records/test_outage.py."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import msgspec
 from hub.bridge.models import Tick
 from hub.config import HubConfig
 from tests.faults.kit import until
+from tests.hub.records.helpers import run_services_async
 from tests.hubkit import RunningHub, hub_config, run_hub
-from tests.records.helpers import run_services_async
 from tests.timing import units
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import websockets
 
 from tests.faults.kit import Recorder, until
+from tests.hub.test_scaleout import HubProcess, cluster, wait_all_polled
 from tests.rediskit import RedisServer
-from tests.test_scaleout import HubProcess, cluster, wait_all_polled
 from tests.timing import units
 
 TICKS = ["agent:agent_1:ticks", "agent:agent_2:ticks"]

@@ -9,7 +9,7 @@ import asyncpg
 
 from hub.records import LogRecord, RecordWriter, Spool, TickRecord
 from hub.records.postgres import PostgresStore
-from tests.records.helpers import eventually, run_services, run_services_async
+from tests.hub.records.helpers import eventually, run_services, run_services_async
 from tests.timing import units
 
 

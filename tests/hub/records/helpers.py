@@ -11,7 +11,7 @@ from tests.timing import units
 
 __all__ = ["PG_BIN", "SERVICES", "eventually", "run_services", "run_services_async"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ROOT / "scripts" / "services.sh"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

@@ -7,7 +7,7 @@ import pytest
 from hub.bridge.models import Action, Position, TradeOrder
 from hub.config import SymbolSpec
 from hub.risk import check_close, check_modify, check_open, floor_to_step, size_for_signal
-from tests.test_risk import (
+from tests.hub.risk.test_checks import (
     ATLAS,
     NOVA,
     PRICES,

@@ -19,7 +19,7 @@ from hub.risk import (
     open_risk,
     trading_state,
 )
-from tests.test_risk import (
+from tests.hub.risk.test_checks import (
     ATLAS,
     NOVA,
     PRICES,

@@ -27,7 +27,7 @@ from hub.records import (
 from hub.records.postgres import PostgresStore
 from hub.records.records import Record
 from hub.records.sqlite import SqliteStore
-from tests.records.helpers import ROOT, eventually
+from tests.hub.records.helpers import ROOT, eventually
 from tests.timing import units
 
 
