@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
-from hub.bridge.models import Action, TradeOrder
+from hub.bridge.models import Action, Position, Tick, TradeOrder
 from hub.config import AgentConfig, SymbolSpec
-from hub.risk import OPEN_CHECKS, CorrelationLookup, ReturnsWindow, RiskContext, check_open
+from hub.risk import (
+    OPEN_CHECKS,
+    CorrelationLookup,
+    ReturnsWindow,
+    RiskContext,
+    RiskDecision,
+    check_open,
+)
 from tests.hub.risk.builders import (
     ATLAS,
     NOVA,
@@ -427,11 +436,112 @@ def test_first_failing_check_in_pipeline_order_wins(
     assert check_open(ctx, "a", trade).check == check
 
 
-def test_open_checks_lists_the_pipeline_in_order() -> None:
-    assert OPEN_CHECKS[:3] == ("emergency_stop", "enabled", "allowed_symbols")
-    assert OPEN_CHECKS[-4:] == (
-        "max_positions",
-        "daily_loss",
-        "max_total_exposure",
-        "correlation_limit",
-    )
+# -- the pipeline order, pair by pair -----------------------------------------------------
+
+# The order documented in hub/risk/checks.py and SPEC section 7: the first denial wins.
+DOCUMENTED_ORDER = (
+    "emergency_stop",
+    "enabled",
+    "allowed_symbols",
+    "lots",
+    "lot_step",
+    "min_lots",
+    "max_lots",
+    "sl_required",
+    "price",
+    "sl_side",
+    "tp_side",
+    "max_risk_per_trade",
+    "max_positions",
+    "daily_loss",
+    "max_total_exposure",
+    "correlation_limit",
+)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One order by agent ``a`` (balance 1000, 1% = 10.00 a trade, 2 positions, 5% a day)
+    next to agent ``b`` (equity 1000, holding ``other``). The defaults pass every check:
+    a 0.01 lot XAUUSD buy from the ask 2650.30 to the SL 2645.00 risks 5.30."""
+
+    emergency: bool = False
+    enabled: bool = True
+    symbol: str = "XAUUSD"
+    lots: float = 0.01
+    sl: float | None = 2645.00
+    tp: float | None = None
+    prices: dict[str, Tick] | None = None  # None: PRICES
+    specs: dict[str, SymbolSpec] | None = None  # None: SPECS
+    held: int = 0  # a's open positions
+    equity: float = 1000.0  # a's equity; its start of day is 1000
+    other: Position | None = None  # b's open position
+    correlation: float | None = None  # of XAUUSD with every other symbol
+
+    def decide(self) -> RiskDecision:
+        config = agent(["XAUUSD", "EURJPY"], per_trade=0.01, max_positions=2, enabled=self.enabled)
+        held = [position("XAUUSD", "buy", 0.01, 2650.0, 2649.0, ticket=i) for i in range(self.held)]
+        a = book(config, 1000, equity=self.equity, start=1000, positions=held)
+        b = book(NOVA, 1000, positions=[self.other] if self.other else [])
+        corr = self.correlation
+        ctx = context(
+            ("a", a),
+            ("b", b),
+            prices=self.prices,
+            specs=self.specs,
+            emergency=self.emergency,
+            correlation=None if corr is None else (lambda _a, _b: corr),
+        )
+        return check_open(ctx, "a", order(self.symbol, "buy", self.lots, self.sl, self.tp))
+
+
+GOLD_MIN_2 = {"XAUUSD": SymbolSpec(contract_size=100, digits=2, min_lots=0.02)}
+# A spec the config loader refuses (min_lots > max_lots): the one way both lot bounds deny.
+GOLD_MIN_OVER_MAX = {"XAUUSD": SymbolSpec(contract_size=100, digits=2, min_lots=1.0, max_lots=0.5)}
+EURJPY_ONLY = {"EURJPY": tick("EURJPY", 162.000, 162.000)}  # no USDJPY: JPY risk unconvertible
+GOLD_BIG = position("XAUUSD", "buy", 1.0, 2650.0, 2600.0)  # b risks 5000, past 10% of equity
+CABLE_BIG = position("GBPUSD", "buy", 1.0, 1.27, 1.20)  # b risks 7000
+CABLE_SMALL = position("GBPUSD", "buy", 1.0, 1.27, 1.2699)  # b risks 10
+
+# For each check but the last: a setup in which it and the next check both deny, and
+# the change that lifts its own denial only (so the next one shows).
+BOTH_DENY: dict[str, tuple[Setup, dict[str, Any]]] = {
+    "emergency_stop": (Setup(emergency=True, enabled=False), {"emergency": False}),
+    "enabled": (Setup(enabled=False, symbol="EURUSD"), {"enabled": True}),
+    "allowed_symbols": (Setup(symbol="EURUSD", lots=0.0), {"symbol": "XAUUSD"}),
+    "lots": (Setup(lots=-0.015), {"lots": 0.015}),
+    "lot_step": (Setup(lots=0.015, specs=GOLD_MIN_2), {"lots": 0.01}),
+    "min_lots": (Setup(lots=0.7, specs=GOLD_MIN_OVER_MAX), {"lots": 1.0}),
+    "max_lots": (Setup(lots=60.0, sl=None), {"lots": 0.01}),
+    "sl_required": (Setup(sl=None, prices={}), {"sl": 2645.00}),
+    "price": (
+        Setup(symbol="EURJPY", sl=163.0, prices=EURJPY_ONLY),
+        {"prices": {**EURJPY_ONLY, "USDJPY": PRICES["USDJPY"]}},
+    ),
+    "sl_side": (Setup(sl=2655.00, tp=2640.00), {"sl": 2645.00}),
+    "tp_side": (Setup(tp=2640.00, sl=2600.00), {"tp": None}),
+    "max_risk_per_trade": (Setup(sl=2600.00, held=2), {"sl": 2645.00}),
+    "max_positions": (Setup(held=2, equity=950.0), {"held": 0}),
+    "daily_loss": (Setup(equity=950.0, other=GOLD_BIG), {"equity": 1000.0}),
+    "max_total_exposure": (Setup(other=CABLE_BIG, correlation=0.9), {"other": CABLE_SMALL}),
+}
+PAIRS = [(a, b, *BOTH_DENY[a]) for a, b in pairwise(DOCUMENTED_ORDER)]
+
+
+def test_the_pipeline_setup_passes_every_check() -> None:
+    decision = Setup().decide()
+    assert decision.allowed, decision.message
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "setup", "lift"), PAIRS, ids=[f"{a} before {b}" for a, b, *_ in PAIRS]
+)
+def test_each_check_denies_before_the_next_one_in_the_documented_order(
+    first: str, second: str, setup: Setup, lift: dict[str, Any]
+) -> None:
+    assert setup.decide().check == first
+    assert replace(setup, **lift).decide().check == second  # the second was denying too
+
+
+def test_open_checks_names_the_pipeline_in_its_documented_order() -> None:
+    assert OPEN_CHECKS == DOCUMENTED_ORDER
