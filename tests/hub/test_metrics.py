@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from tests.hubkit import run_hub
+from tests.timing import eventually
 
 
 async def test_metrics_expose_agents_connections_and_orders() -> None:
     async with run_hub() as h:
-        await h.wait_for(lambda: h.hub.registry.agents["agent_1"].stats.polls > 2)
+        await eventually(lambda: h.hub.registry.agents["agent_1"].stats.polls > 2)
         await h.post(
             "/api/agents/agent_1/trade", {"symbol": "XAUUSD", "action": "buy", "lots": 0.01}
         )
