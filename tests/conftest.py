@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from hub.records import Store, open_store
-from tests.records.helpers import PG_BIN, run_services
+from tests.hub.records.helpers import PG_BIN, run_services
 from tests.rediskit import RedisServer, require_redis_server
 
 HOW_TO = (

@@ -18,7 +18,7 @@ import uvicorn
 from channels.asgi import FastWebSocketProtocol
 from hub.app import Hub, create_app
 from hub.config import HubConfig, parse_config
-from tests.timing import units
+from tests.timing import eventually, units
 
 __all__ = ["RunningHub", "free_port", "hub_config", "kill_process", "run_hub", "stop_process"]
 
@@ -106,13 +106,6 @@ class RunningHub:
         resp = await self.http.post(self.sim_url(agent_id) + path, json=body)
         assert resp.status_code == 200, resp.text
 
-    async def wait_for(self, predicate: Any, timeout: float = units(50)) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not reached in time")
-            await asyncio.sleep(0.01)
-
 
 @asynccontextmanager
 async def run_hub(
@@ -149,11 +142,12 @@ async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[Ru
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("hub did not start")
-        await asyncio.sleep(0.01)
+    await eventually(
+        lambda: server.started or task.done(), timeout=units(100), message="the hub to start"
+    )
+    if not server.started:
+        task.result()
+        raise RuntimeError("hub did not start")
     running = RunningHub(app.state.hub, port)
     try:
         yield running

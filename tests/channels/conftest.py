@@ -28,7 +28,7 @@ from channels.protocol import CommandOp
 from channels.redis import RedisBroker
 from channels.session import Access, CommandReply, Session, SessionLimits
 from tests.rediskit import redis_prefix
-from tests.timing import units
+from tests.timing import eventually, units
 
 TOKENS = {
     "read-t": Access(name="dash", role="read"),
@@ -101,10 +101,12 @@ async def serve_app(app: Any, port: int = 0) -> AsyncIterator[tuple[uvicorn.Serv
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    await eventually(
+        lambda: server.started or task.done(), timeout=units(100), message="uvicorn to start"
+    )
+    if not server.started:
+        task.result()
+        raise RuntimeError("uvicorn did not start")
     bound = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield server, bound

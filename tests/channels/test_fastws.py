@@ -44,7 +44,7 @@ from tests.channels.test_session import (  # noqa: F401  (collected again, over 
     test_subscribe_sends_snapshot_then_events,
     test_wildcard_and_unsubscribe,
 )
-from tests.timing import units
+from tests.timing import eventually, units
 
 
 @pytest.fixture
@@ -70,10 +70,12 @@ async def make_hub() -> AsyncIterator[HubFactory]:
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         servers.append((server, task))
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: server.started or task.done(), timeout=units(100), message="uvicorn to start"
+        )
+        if not server.started:
+            task.result()
+            raise RuntimeError("uvicorn did not start")
         port = server.servers[0].sockets[0].getsockname()[1]
         return Hub(f"ws://127.0.0.1:{port}/ws", node, broker, server)
 

@@ -19,7 +19,7 @@ from channels.redis import RedisBroker, RedisUnavailable
 from channels.session import SessionLimits
 from tests.channels.conftest import build_app, dumps, recv, serve_app
 from tests.rediskit import RedisServer, redis_prefix
-from tests.timing import units
+from tests.timing import eventually, units
 
 BrokerFactory = Callable[..., Awaitable[RedisBroker]]
 
@@ -55,14 +55,6 @@ class Seen:
         return [p.seq for p in self.pubs if p.channel == channel]
 
 
-async def until(condition: Callable[[], bool], what: str, within: float = units(50)) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def admin(url: str, *command: str | int) -> Any:
     client = aioredis.Redis.from_url(url, socket_timeout=units(30))
     try:
@@ -86,7 +78,7 @@ async def test_a_publication_on_one_instance_reaches_the_others_handler(
     await b.subscribe("agent:agent_1:account")
     for i in range(3):
         await a.publish("agent:agent_1:account", {"equity": i})
-    await until(lambda: len(seen.pubs) == 3, "three publications on B")
+    await eventually(lambda: len(seen.pubs) == 3, message="three publications on B")
     assert seen.seqs("agent:agent_1:account") == [1, 2, 3]
     assert json.loads(bytes(seen.pubs[-1].data)) == {"equity": 2}
     assert [p.seq for p in await b.last("agent:agent_1:account")] == [3]
@@ -105,7 +97,7 @@ async def test_concurrent_publishers_share_one_gap_free_sequence(
 
     from_a, from_b = await asyncio.gather(burst(a), burst(b))
     assert sorted(from_a + from_b) == list(range(1, 81))
-    await until(lambda: len(seen.pubs) == 80, "all 80 publications")
+    await eventually(lambda: len(seen.pubs) == 80, message="all 80 publications")
     assert seen.seqs("signals") == list(range(1, 81))
 
 
@@ -119,9 +111,9 @@ async def test_a_pattern_matches_exactly_one_segment(make_broker: BrokerFactory)
     await a.publish("agent:y:account", {"equity": 1})
     await a.publish("summary", {"total": 1})
     await a.publish("agent:z:account", {"equity": 2})
-    await until(lambda: len(seen.pubs) == 3, "three matching publications")
+    await eventually(lambda: len(seen.pubs) == 3, message="three matching publications")
     await a.publish("signals", {"last": True})
-    await until(lambda: len(seen.pubs) == 4, "the last one")
+    await eventually(lambda: len(seen.pubs) == 4, message="the last one")
     assert [p.channel for p in seen.pubs] == [
         "agent:y:account",
         "summary",
@@ -140,7 +132,7 @@ async def test_a_channel_matched_twice_is_handed_over_once(make_broker: BrokerFa
         await a.publish("agent:agent_1:orders", {"i": i})
     await a.publish("system", {"marker": True})  # not subscribed: handed by A only
     await a.publish("agent:agent_2:orders", {"i": 0})
-    await until(lambda: len(seen.pubs) == 6, "six publications")
+    await eventually(lambda: len(seen.pubs) == 6, message="six publications")
     await asyncio.sleep(units(1))
     assert seen.seqs("agent:agent_1:orders") == [1, 2, 3, 4, 5]
     assert seen.seqs("agent:agent_2:orders") == [1]
@@ -152,12 +144,12 @@ async def test_unsubscribe_stops_the_delivery(make_broker: BrokerFactory) -> Non
     b.set_handler(seen)
     await b.subscribe("system")
     await a.publish("system", {"i": 1})
-    await until(lambda: len(seen.pubs) == 1, "the first publication")
+    await eventually(lambda: len(seen.pubs) == 1, message="the first publication")
     await b.unsubscribe("system")
     await a.publish("system", {"i": 2})
     await b.subscribe("signals")
     await a.publish("signals", {"i": 1})
-    await until(lambda: len(seen.pubs) == 2, "the signals publication")
+    await eventually(lambda: len(seen.pubs) == 2, message="the signals publication")
     assert [(p.channel, p.seq) for p in seen.pubs] == [("system", 1), ("signals", 1)]
     assert b.status()["subscriptions"] == 1
 
@@ -210,15 +202,17 @@ async def test_a_killed_subscriber_connection_catches_up_from_history(
     await a.publish("agent:agent_1:orders", {"i": 0})
     for i in range(3):
         await a.publish("agent:agent_1:ticks", {"bid": i}, key="XAUUSD")
-    await until(lambda: len(seen.pubs) == 4, "the first four")
+    await eventually(lambda: len(seen.pubs) == 4, message="the first four")
     assert await admin(private_redis.url, "CLIENT", "KILL", "TYPE", "pubsub") == 1
     for i in range(3, 8):  # while B reconnects (after at least 0.15 units)
         await a.publish("agent:agent_1:ticks", {"bid": i}, key="XAUUSD")
         await a.publish("agent:agent_1:orders", {"i": i})
-    await until(lambda: b.status()["reconnects"] == 1, "B's reconnect")
+    await eventually(lambda: b.status()["reconnects"] == 1, message="B's reconnect")
     await a.publish("agent:agent_1:ticks", {"bid": 8}, key="XAUUSD")
-    await until(lambda: len(seen.seqs("agent:agent_1:ticks")) == 9, "every tick")
-    await until(lambda: len(seen.seqs("agent:agent_1:orders")) == 6, "every order event")
+    await eventually(lambda: len(seen.seqs("agent:agent_1:ticks")) == 9, message="every tick")
+    await eventually(
+        lambda: len(seen.seqs("agent:agent_1:orders")) == 6, message="every order event"
+    )
     assert seen.seqs("agent:agent_1:ticks") == list(range(1, 10))
     assert seen.seqs("agent:agent_1:orders") == list(range(1, 7))
     assert b.status()["gaps"] == 0
@@ -233,13 +227,15 @@ async def test_a_gap_beyond_history_hands_over_the_latest_state(
     b.set_handler(seen)
     await b.subscribe("agent:agent_1:ticks")
     await a.publish("agent:agent_1:ticks", {"bid": 0}, key="EURUSD")
-    await until(lambda: len(seen.pubs) == 1, "the first tick")
+    await eventually(lambda: len(seen.pubs) == 1, message="the first tick")
     await admin(private_redis.url, "CLIENT", "KILL", "TYPE", "pubsub")
     await a.publish("agent:agent_1:ticks", {"bid": 1}, key="XAUUSD")  # seq 2, beyond history
     for i in range(2, 5):
         await a.publish("agent:agent_1:ticks", {"bid": i}, key="EURUSD")
-    await until(lambda: b.status()["gaps"] == 1, "the gap to be noticed")
-    await until(lambda: seen.seqs("agent:agent_1:ticks")[-1:] == [5], "the latest tick")
+    await eventually(lambda: b.status()["gaps"] == 1, message="the gap to be noticed")
+    await eventually(
+        lambda: seen.seqs("agent:agent_1:ticks")[-1:] == [5], message="the latest tick"
+    )
     assert seen.seqs("agent:agent_1:ticks") == [1, 2, 4, 5]  # XAUUSD's last value kept
 
 
@@ -253,22 +249,22 @@ async def test_a_redis_restart_is_an_epoch_change_and_publishing_resumes(
     await b.subscribe("agent:agent_1:account")
     for i in range(3):
         await a.publish("agent:agent_1:account", {"equity": i})
-    await until(lambda: len(seen.pubs) == 3, "three before the restart")
+    await eventually(lambda: len(seen.pubs) == 3, message="three before the restart")
     old_epoch = seen.pubs[0].epoch
 
     await asyncio.to_thread(private_redis.kill)
     with pytest.raises(RedisUnavailable, match=r"publish to 'agent:agent_1:account'"):
         await a.publish("agent:agent_1:account", {"equity": -1})
-    await until(lambda: not b.healthy, "B to notice the outage")
+    await eventually(lambda: not b.healthy, message="B to notice the outage")
     status = b.status()
     assert status["connected"] is False
     assert status["last_error"]
 
     await asyncio.to_thread(private_redis.start)
-    await until(lambda: b.healthy, "B to reconnect")
+    await eventually(lambda: b.healthy, message="B to reconnect")
     for i in range(3, 6):
         await a.publish("agent:agent_1:account", {"equity": i})
-    await until(lambda: len(seen.pubs) == 6, "three after the restart")
+    await eventually(lambda: len(seen.pubs) == 6, message="three after the restart")
     new_epoch = seen.pubs[-1].epoch
     assert new_epoch != old_epoch
     assert [(p.epoch, p.seq) for p in seen.pubs] == [
@@ -284,7 +280,7 @@ async def test_subscribe_while_redis_is_down_fails_clearly(
 ) -> None:
     broker = await make_broker(private_redis.url, timeout=units(3))
     await asyncio.to_thread(private_redis.kill)
-    await until(lambda: not broker.healthy, "the outage to be noticed")
+    await eventually(lambda: not broker.healthy, message="the outage to be noticed")
     with pytest.raises(RedisUnavailable, match="subscribe to 'signals'"):
         await broker.subscribe("signals")
     assert broker.status()["subscriptions"] == 0
@@ -330,7 +326,7 @@ async def test_a_feed_on_b_gets_snapshot_then_every_tick_published_on_a(
         messages.extend(json.loads(i.frame) for i in outbox.take(1000) if i.frame is not None)
         return bool(messages) and messages[-1]["seq"] == 32
 
-    await until(collected, "the last tick")
+    await eventually(collected, message="the last tick")
     snapshots = [m for m in messages if m["type"] == "snapshot"]
     events = [m["seq"] for m in messages if m["type"] == "event"]
     start = max(s["seq"] for s in snapshots)

@@ -15,27 +15,12 @@ import httpx
 import websockets
 
 from tests.hubkit import free_port, kill_process, stop_process
-from tests.timing import units
+from tests.timing import eventually, units
 
-__all__ = ["TOKEN", "HubProc", "Recorder", "until"]
+__all__ = ["TOKEN", "HubProc", "Recorder"]
 
 TOKEN = "faults-admin-token"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def until(check: Any, what: str, within: float = units(100)) -> None:
-    """Wait until ``await check()`` (or ``check()``) is true; fail naming ``what``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        ok = check()
-        if asyncio.iscoroutine(ok):
-            ok = await ok
-        if ok:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class HubProc:
@@ -61,7 +46,12 @@ class HubProc:
 
     async def start(self) -> None:
         self._spawn()
-        await until(self._answers, "the hub to answer /health", units(300))
+        await eventually(
+            self._answers,
+            timeout=units(300),
+            interval=units(0.5),
+            message="the hub to answer /health",
+        )
 
     def _spawn(self) -> None:
         with self.log.open("ab") as out:
@@ -84,7 +74,7 @@ class HubProc:
             rows = (await self.http.get("/api/agents")).json()
             return all(r["status"]["status"] == "online" for r in rows if r["agent_id"] in agents)
 
-        await until(check, f"{agents} online")
+        await eventually(check, timeout=units(100), interval=units(0.5), message=f"{agents} online")
 
     async def status(self) -> dict[str, Any]:
         body: dict[str, Any] = (await self.http.get("/api/status")).json()

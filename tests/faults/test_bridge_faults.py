@@ -1,7 +1,7 @@
 """A faulty EA Bridge (down, slow, 5xx, garbage): only its agent goes offline, soon, with a
 clear error; nothing bad is published; its trades get ``agent_offline``; recovery is automatic.
 
-The ``down`` case alone is also ``tests/test_hub_rest.py::
+The ``down`` case alone is also ``tests/hub/api/test_rest.py::
 test_bridge_down_goes_offline_fast_others_unaffected_then_recovers``.
 """
 
@@ -14,14 +14,14 @@ import pytest
 
 from tests.faults.kit import Recorder
 from tests.hubkit import RunningHub, run_hub
-from tests.timing import units
+from tests.timing import eventually, units
 
 SLOW_MS = 3000  # longer than the poll timeout of tests.hubkit.hub_config (0.5 s)
 
 
 async def ready(h: RunningHub, *agents: str) -> None:
     reg = h.hub.registry.agents
-    await h.wait_for(lambda: all(reg[a].online and reg[a].account is not None for a in agents))
+    await eventually(lambda: all(reg[a].online and reg[a].account is not None for a in agents))
 
 
 def buy(h: RunningHub, agent: str, symbol: str, distance: float) -> dict[str, object]:
@@ -47,7 +47,7 @@ async def test_a_faulty_bridge_takes_only_its_agent_offline_and_it_recovers(mode
             polls = {a: reg[a].stats.polls for a in ("agent_2", "agent_3")}
             await h.sim("agent_1", "/sim/fault", {"mode": mode, "delay_ms": SLOW_MS})
             t0 = loop.time()
-            await h.wait_for(lambda: not reg["agent_1"].online, timeout=units(50))
+            await eventually(lambda: not reg["agent_1"].online, timeout=units(50))
             # Two poll intervals, plus the poll timeout when the bridge is slow to answer,
             # plus scheduling slack on a loaded 2-core machine.
             bound = 2 * cfg.tick_interval + (cfg.timeout if mode == "slow" else 0) + units(2)
@@ -62,7 +62,7 @@ async def test_a_faulty_bridge_takes_only_its_agent_offline_and_it_recovers(mode
             assert "agent_1" in r.json()["error"]["message"]
 
             # The other agents: polled on, never an error, and they still trade.
-            await h.wait_for(lambda: all(reg[a].stats.polls > polls[a] + 5 for a in polls))
+            await eventually(lambda: all(reg[a].stats.polls > polls[a] + 5 for a in polls))
             r = await h.post("/api/agents/agent_3/trade", buy(h, "agent_3", "XAUUSD", 5.0))
             assert r.status_code == 200, r.text
             assert {a: reg[a].stats.errors for a in others_errors} == others_errors
@@ -70,13 +70,13 @@ async def test_a_faulty_bridge_takes_only_its_agent_offline_and_it_recovers(mode
 
             ok_at = loop.time()
             await h.sim("agent_1", "/sim/fault", {"mode": "ok"})
-            await h.wait_for(lambda: reg["agent_1"].online, timeout=units(50))
+            await eventually(lambda: reg["agent_1"].online, timeout=units(50))
             r = await h.post("/api/agents/agent_1/trade", buy(h, "agent_1", "XAUUSD", 1.5))
             assert r.status_code == 200, r.text
-            await h.wait_for(lambda: len(rec.on("agent:agent_1:ticks", ok_at)) > 0)
+            await eventually(lambda: len(rec.on("agent:agent_1:ticks", ok_at)) > 0)
             for agent in ("agent_2", "agent_3"):  # the others' ticks kept flowing meanwhile
                 ch = f"agent:{agent}:ticks"
-                await h.wait_for(
+                await eventually(
                     lambda ch=ch: any(m.get("ch") == ch for m in rec.on(ch, offline_at)),
                     timeout=units(50),
                 )

@@ -20,9 +20,9 @@ import httpx
 from hub.bridge.sim_server import start_sim
 from hub.config import SymbolSpec
 from hub.trading.reconcile import order_tag
-from tests.faults.kit import HubProc, until
-from tests.records.helpers import run_services_async
-from tests.timing import units
+from tests.faults.kit import HubProc
+from tests.hub.records.helpers import run_services_async
+from tests.timing import eventually, units
 
 SLOW_MS = 2000  # under the poll and trade timeouts: the hub waits, nothing fails
 
@@ -82,20 +82,32 @@ async def test_kill_9_mid_traffic_spool_replayed_order_not_doubled_stop_kept(
         async def spooled() -> bool:  # FIFO: all records before the mark are in the spool
             return bool((await hub.status())["store"]["spool_records"] >= submitted)
 
-        await until(spooled, "the down-* records to reach the spool")
+        await eventually(
+            spooled,
+            timeout=units(100),
+            interval=units(0.5),
+            message="the down-* records to reach the spool",
+        )
 
         # Traffic at the kill: an order the bridge fills but answers late, and a stop.
         await bridge.post("/sim/fault", json={"mode": "slow", "delay_ms": SLOW_MS})
         received = (await bridge.get("/sim/state")).json()["orders_received"]
         in_flight = asyncio.create_task(trade(hub, "inflight-1", 2650.0))
-        await until(
-            lambda: _state(bridge, "orders_filled", received + 1), "the order to fill", units(50)
+        await eventually(
+            lambda: _state(bridge, "orders_filled", received + 1),
+            timeout=units(50),
+            interval=units(0.5),
+            message="the order to fill",
         )
         stop = asyncio.create_task(
             hub.http.post("/api/emergency/stop-all", json={"reason": "before the kill"})
         )
         emergency = tmp_path / "data" / "emergency.json"
-        await until(lambda: _stopped(emergency), "the stop to be saved")
+        await eventually(
+            lambda: _stopped(emergency),
+            timeout=units(100),
+            message="the stop to be saved",
+        )
         await hub.kill9()
         outcomes = await asyncio.gather(in_flight, stop, return_exceptions=True)
         assert all(isinstance(o, httpx.TransportError) for o in outcomes), outcomes
@@ -120,7 +132,9 @@ async def test_kill_9_mid_traffic_spool_replayed_order_not_doubled_stop_kept(
             s = (await hub.status())["store"]
             return bool(s["healthy"] and s["spool_records"] == 0 and s["queue_depth"] == 0)
 
-        await until(drained, "the spool to be replayed", units(300))
+        await eventually(
+            drained, timeout=units(300), interval=units(0.5), message="the spool to be replayed"
+        )
         conn = await asyncpg.connect(url, timeout=10)
         try:
             rows = await conn.fetch("SELECT client_order_id FROM trading.agent_trades")

@@ -1,5 +1,5 @@
 """Postgres stopped for 10 s under a hub that trades and ticks: after it returns, every
-record is written exactly once (the spool). The writer alone: tests/records/test_outage.py."""
+record is written exactly once (the spool). The writer alone: tests/hub/records/test_outage.py."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ import msgspec
 
 from hub.bridge.models import Tick
 from hub.config import HubConfig
-from tests.faults.kit import until
+from tests.hub.records.helpers import run_services_async
 from tests.hubkit import RunningHub, hub_config, run_hub
-from tests.records.helpers import run_services_async
-from tests.timing import units
+from tests.timing import eventually, units
 
 
 def rich_agent_1() -> HubConfig:
@@ -64,26 +63,42 @@ async def test_postgres_down_ten_seconds_every_record_written_once(
         h.hub.publisher.observers.append(observe)
         writer = h.hub.writer
         reg = h.hub.registry.agents
-        await h.wait_for(lambda: reg["agent_1"].online and "XAUUSD" in reg["agent_1"].ticks)
+        await eventually(lambda: reg["agent_1"].online and "XAUUSD" in reg["agent_1"].ticks)
         stop = asyncio.Event()
         trading = asyncio.create_task(trade_loop(h, filled, sent, stop))
         try:
-            await until(lambda: writer.health().written > 0 and len(filled) > 2, "first rows")
+            await eventually(
+                lambda: writer.health().written > 0 and len(filled) > 2,
+                timeout=units(100),
+                message="first rows",
+            )
             await run_services_async("pause", services, "postgres")
-            await until(lambda: writer.health().spool_records > 0, "records to be spooled")
+            await eventually(
+                lambda: writer.health().spool_records > 0,
+                timeout=units(100),
+                message="records to be spooled",
+            )
             await asyncio.sleep(units(100))  # down for 10 s, ticking and trading on
             assert not writer.health().healthy
             during = len(filled)
             await run_services_async("start", services, "postgres")
-            await until(lambda: writer.health().healthy, "the writer to recover", units(300))
-            await until(lambda: len(filled) > during + 2, "trades after the outage")
+            await eventually(
+                lambda: writer.health().healthy,
+                timeout=units(300),
+                message="the writer to recover",
+            )
+            await eventually(
+                lambda: len(filled) > during + 2,
+                timeout=units(100),
+                message="trades after the outage",
+            )
         finally:
             stop.set()
             await trading  # the loop's own failure, if any, fails the test
-        await until(
+        await eventually(
             lambda: (lambda w: w.spool_records == 0 and w.queue_depth == 0)(writer.health()),
-            "the spool to drain",
-            units(300),
+            timeout=units(300),
+            message="the spool to drain",
         )
         assert writer.health().dropped == 0 and writer.health().rejected == 0
     assert during > 3, "no trades while Postgres was down"

@@ -11,10 +11,10 @@ from typing import Any
 
 import websockets
 
-from tests.faults.kit import Recorder, until
+from tests.faults.kit import Recorder
+from tests.hub.test_scaleout import HubProcess, cluster, wait_all_polled
 from tests.rediskit import RedisServer
-from tests.test_scaleout import HubProcess, cluster, wait_all_polled
-from tests.timing import units
+from tests.timing import eventually, units
 
 TICKS = ["agent:agent_1:ticks", "agent:agent_2:ticks"]
 
@@ -52,14 +52,23 @@ async def test_hubs_survive_a_redis_restart_and_clients_resume_or_resnapshot(
         async with recorders[0] as a, recorders[1] as b:
             for rec in (a, b):
                 for ch in TICKS:
-                    await until(lambda r=rec, c=ch: len(r.on(c)) > 3, f"{ch} flowing")
+                    await eventually(
+                        lambda r=rec, c=ch: len(r.on(c)) > 3,
+                        timeout=units(100),
+                        message=f"{ch} flowing",
+                    )
             await asyncio.to_thread(private_redis.kill)
 
             async def unhealthy(h: HubProcess) -> bool:
                 return (await h.status(http))["broker"].get("healthy") is False
 
             for h in hubs:
-                await until(lambda h=h: unhealthy(h), f"{h.name} to report Redis down")
+                await eventually(
+                    lambda h=h: unhealthy(h),
+                    timeout=units(100),
+                    interval=units(0.5),
+                    message=f"{h.name} to report Redis down",
+                )
                 assert (await http.get(f"{h.url}/health")).status_code == 200
             await asyncio.sleep(units(10))
             for h in hubs:
@@ -69,13 +78,18 @@ async def test_hubs_survive_a_redis_restart_and_clients_resume_or_resnapshot(
             await asyncio.to_thread(private_redis.start)
             restarted = asyncio.get_running_loop().time()
             for h in hubs:
-                await until(lambda h=h: healthy(h, http), f"{h.name} to report Redis back")
+                await eventually(
+                    lambda h=h: healthy(h, http),
+                    timeout=units(100),
+                    interval=units(0.5),
+                    message=f"{h.name} to report Redis back",
+                )
             for rec in (a, b):
                 for ch in TICKS:
-                    await until(
+                    await eventually(
                         lambda r=rec, c=ch: any(m["type"] == "event" for m in r.on(c, restarted)),
-                        f"{ch} flowing again",
-                        units(150),
+                        timeout=units(150),
+                        message=f"{ch} flowing again",
                     )
         for rec in (a, b):
             msgs = [m for _, m in rec.messages]
@@ -118,7 +132,12 @@ async def test_the_emergency_stop_survives_a_redis_restart(
         await asyncio.to_thread(private_redis.kill)
         await asyncio.to_thread(private_redis.start)
         for h in hubs:
-            await until(lambda h=h: healthy(h, http), f"{h.name} to report Redis back")
+            await eventually(
+                lambda h=h: healthy(h, http),
+                timeout=units(100),
+                interval=units(0.5),
+                message=f"{h.name} to report Redis back",
+            )
         body = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": 1.0}
 
         async def refused() -> bool:
@@ -126,7 +145,12 @@ async def test_the_emergency_stop_survives_a_redis_restart(
             assert r.status_code in (423, 503), r.text  # never past the kill switch
             return r.status_code == 423
 
-        await until(refused, "a trade refused by the kill switch")
+        await eventually(
+            refused,
+            timeout=units(100),
+            interval=units(0.5),
+            message="a trade refused by the kill switch",
+        )
 
 
 async def test_the_first_commands_after_a_redis_restart_do_not_fail_internally(

@@ -15,7 +15,7 @@ from typing import Any
 
 from hub.config import HubConfig
 from tests.hubkit import RunningHub, run_hub
-from tests.timing import units
+from tests.timing import eventually, units
 
 __all__ = ["ThreadedHub", "threaded_hub"]
 
@@ -44,9 +44,7 @@ def threaded_hub(
     async def serve() -> None:
         stop.append(asyncio.Event())
         async with run_hub(config, env) as running:
-            await running.wait_for(
-                lambda: all(a.online for a in running.hub.registry.agents.values())
-            )
+            await eventually(lambda: all(a.online for a in running.hub.registry.agents.values()))
             started.set_result(ThreadedHub(running, asyncio.get_running_loop()))
             await stop[0].wait()
 

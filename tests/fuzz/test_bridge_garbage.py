@@ -23,7 +23,7 @@ from aiohttp import web
 
 from hub.config import parse_config
 from tests.hubkit import RunningHub, free_port, run_hub
-from tests.timing import units
+from tests.timing import eventually, units
 
 TRADE = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": 2600.0}
 
@@ -58,7 +58,7 @@ class Tape:
 
     async def request(self, h: RunningHub, op: dict[str, Any]) -> dict[str, Any]:
         await self.ws.send(json.dumps(op))
-        await h.wait_for(lambda: op["id"] in self.replies)
+        await eventually(lambda: op["id"] in self.replies)
         return self.replies.pop(op["id"])
 
     async def close(self) -> None:
@@ -88,7 +88,7 @@ def assert_good_ticks(ticks: list[dict[str, Any]], symbols: set[str]) -> None:
 
 
 async def wait_status(h: RunningHub, t: Tape, agent: str, status: str) -> dict[str, Any]:
-    await h.wait_for(lambda: (t.status(agent) or {}).get("status") == status)
+    await eventually(lambda: (t.status(agent) or {}).get("status") == status)
     last = t.status(agent)
     assert last is not None
     return last
@@ -97,7 +97,7 @@ async def wait_status(h: RunningHub, t: Tape, agent: str, status: str) -> dict[s
 async def assert_offline_everywhere(h: RunningHub, t: Tape, agent: str, fragment: str) -> None:
     """Offline with ``fragment`` in the error on the channel, in REST, and for trades."""
     try:
-        await h.wait_for(lambda: fragment in str((t.status(agent) or {}).get("error")))
+        await eventually(lambda: fragment in str((t.status(agent) or {}).get("error")))
     except AssertionError:
         raise AssertionError(f"{agent} status never had {fragment!r}: {t.status(agent)}") from None
     status = await wait_status(h, t, agent, "offline")
@@ -115,7 +115,7 @@ async def assert_offline_everywhere(h: RunningHub, t: Tape, agent: str, fragment
 async def test_sim_garbage_takes_the_agent_offline_and_nothing_bad_is_published() -> None:
     channels = ["agent:agent_1:ticks", "agent:agent_1:status", "agent:agent_2:ticks"]
     async with run_hub() as h:
-        await h.wait_for(lambda: all(a.online for a in h.hub.registry.agents.values()))
+        await eventually(lambda: all(a.online for a in h.hub.registry.agents.values()))
         async with tape(h, channels) as t:
             await wait_status(h, t, "agent_1", "online")
             await h.sim("agent_1", "/sim/fault", {"mode": "garbage"})
@@ -128,16 +128,16 @@ async def test_sim_garbage_takes_the_agent_offline_and_nothing_bad_is_published(
                 errors.update(str(s["error"]) for s in t.data("agent:agent_1:status"))
                 return len(errors) >= 4
 
-            await h.wait_for(seen_kinds)
+            await eventually(seen_kinds)
             assert all(s["status"] == "offline" for s in t.data("agent:agent_1:status")[-3:])
-            await h.wait_for(lambda: len(t.data("agent:agent_2:ticks")) > other_ticks)
+            await eventually(lambda: len(t.data("agent:agent_2:ticks")) > other_ticks)
             assert h.hub.registry.agents["agent_2"].online, "another agent was affected"
 
             mine = len(t.data("agent:agent_1:ticks"))
             await h.sim("agent_1", "/sim/fault", {"mode": "ok"})
             status = await wait_status(h, t, "agent_1", "online")
             assert status["error"] is None, status
-            await h.wait_for(lambda: len(t.data("agent:agent_1:ticks")) > mine)
+            await eventually(lambda: len(t.data("agent:agent_1:ticks")) > mine)
             view = (await h.get("/api/agents/agent_1")).json()
             assert view["status"]["status"] == "online", view
 
@@ -249,7 +249,7 @@ async def test_own_bridge_bad_ticks_never_published_and_the_agent_recovers() -> 
                 bridge.set_price(*price)
                 status = await wait_status(h, t, "agent_1", "online")
                 assert status["error"] is None, status
-                await h.wait_for(
+                await eventually(
                     lambda p=price: any(
                         (x["bid"], x["ask"]) == p for x in t.data("agent:agent_1:ticks")
                     )
@@ -268,7 +268,7 @@ async def test_a_bridge_that_heals_mid_stream_loses_no_good_tick_order() -> None
     async with bridge.serve() as port:
         config = fake_bridge_config(port, free_port())
         async with run_hub(config) as h, tape(h, ["agent:agent_1:ticks"]) as t:
-            await h.wait_for(lambda: bool(t.data("agent:agent_1:ticks")))
+            await eventually(lambda: bool(t.data("agent:agent_1:ticks")))
             for i in range(20):
                 if i % 2:
                     bridge.tick_body = BAD_TICKS[i % len(BAD_TICKS)][0]
@@ -277,7 +277,7 @@ async def test_a_bridge_that_heals_mid_stream_loses_no_good_tick_order() -> None
                     bridge.set_price(*quoted[-1])
                 await asyncio.sleep(units(1))
             bridge.set_price(*quoted[-1])
-            await h.wait_for(
+            await eventually(
                 lambda: any(
                     (x["bid"], x["ask"]) == quoted[-1] for x in t.data("agent:agent_1:ticks")
                 )

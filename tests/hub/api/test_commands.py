@@ -12,6 +12,7 @@ import websockets
 from hub.api.commands import OPS, op_table
 from hub.errors import STATUS
 from tests.hubkit import RunningHub, hub_config, run_hub
+from tests.timing import eventually
 
 TOKENS = """
 auth:
@@ -95,7 +96,7 @@ async def test_a_bad_field_is_named_in_the_message() -> None:
 
 async def test_a_limited_token_signal_reaches_only_its_agents() -> None:
     async with run_hub(hub_config(TOKENS), env=ENV) as h:
-        await h.wait_for(lambda: h.hub.registry.agents["agent_3"].online)
+        await eventually(lambda: h.hub.registry.agents["agent_3"].online, message="agent_3 online")
         r = await h.post(
             "/api/signals",
             json={**SIGNAL, "sl": 1.0},

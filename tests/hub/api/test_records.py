@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from tests.hubkit import RunningHub, run_hub
-from tests.timing import units
+from tests.timing import eventually, units
 
 
 async def ready(h: RunningHub) -> None:
     reg = h.hub.registry.agents
-    await h.wait_for(lambda: reg["agent_1"].online and reg["agent_1"].account is not None)
+    await eventually(lambda: reg["agent_1"].online and reg["agent_1"].account is not None)
 
 
-async def eventually(h: RunningHub, path: str, check: Any, **params: Any) -> Any:
-    deadline = asyncio.get_running_loop().time() + units(100)
-    while True:
+async def body_when(h: RunningHub, path: str, check: Any, **params: Any) -> Any:
+    """The JSON body of ``GET path`` once ``check(body)`` holds."""
+
+    async def passing() -> Any:
         body = (await h.get(path, params=params)).json()
-        if check(body):
-            return body
-        assert asyncio.get_running_loop().time() < deadline, body
-        await asyncio.sleep(0.05)
+        return body if check(body) else None
+
+    return await eventually(
+        passing, timeout=units(100), interval=units(0.5), message=f"GET {path} {params}"
+    )
 
 
 async def test_trading_leaves_matching_records(store_url: str) -> None:
@@ -29,7 +30,7 @@ async def test_trading_leaves_matching_records(store_url: str) -> None:
         await ready(h)
         await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": 2650.0, "ask": 2650.3})
         ticks = h.hub.registry.agents["agent_1"].ticks
-        await h.wait_for(lambda: ticks["XAUUSD"].ask == 2650.3)
+        await eventually(lambda: ticks["XAUUSD"].ask == 2650.3)
         body = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": 2648.5}
         opened = await h.post("/api/agents/agent_1/trade", {**body, "client_order_id": "rec-1"})
         assert opened.status_code == 200, opened.text
@@ -37,10 +38,10 @@ async def test_trading_leaves_matching_records(store_url: str) -> None:
         assert rejected.status_code == 422
         ticket = opened.json()["ticket"]
         await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": 2651.0, "ask": 2651.3})
-        await h.wait_for(lambda: ticks["XAUUSD"].bid == 2651.0)
+        await eventually(lambda: ticks["XAUUSD"].bid == 2651.0)
         closed = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
         assert closed.status_code == 200
-        trades = await eventually(
+        trades = await body_when(
             h,
             "/api/trades",
             lambda b: b["trades"] and b["trades"][0]["status"] == "closed",
@@ -50,7 +51,7 @@ async def test_trading_leaves_matching_records(store_url: str) -> None:
         assert row["client_order_id"] == "rec-1" and row["ticket"] == ticket
         assert row["open_price"] == 2650.3 and row["close_price"] == 2651.0
         assert row["profit"] == closed.json()["profit"] == 0.7
-        logs = await eventually(
+        logs = await body_when(
             h,
             "/api/logs",
             lambda b: (
@@ -61,9 +62,9 @@ async def test_trading_leaves_matching_records(store_url: str) -> None:
             limit=200,
         )
         assert any(r["event_type"] == "status_changed" for r in logs["logs"])
-        points = await eventually(h, "/api/agents/agent_1/equity", lambda b: len(b["points"]) >= 1)
+        points = await body_when(h, "/api/agents/agent_1/equity", lambda b: len(b["points"]) >= 1)
         assert {"time", "balance", "equity"} <= points["points"][0].keys()
-        await h.wait_for(lambda: h.hub.writer.health().written > 20)
+        await eventually(lambda: h.hub.writer.health().written > 20)
         assert await h.hub.store.count("ticks") > 0
         status = (await h.http.get("/api/status")).json()["store"]
         assert status["healthy"] is True and status["engine"] in ("sqlite", "postgres")
@@ -76,7 +77,7 @@ async def test_logs_paginate_newest_first_with_before(store_url: str) -> None:
             await h.post(
                 "/api/agents/agent_1/trade", {"symbol": "XAUUSD", "action": "buy", "lots": 0.01}
             )
-        first = await eventually(h, "/api/logs", lambda b: len(b["logs"]) == 2, limit=2)
+        first = await body_when(h, "/api/logs", lambda b: len(b["logs"]) == 2, limit=2)
         ids = [r["id"] for r in first["logs"]]
         assert ids == sorted(ids, reverse=True) and first["next_before"] == ids[-1]
         second = (await h.get("/api/logs", params={"limit": 2, "before": ids[-1]})).json()

@@ -12,7 +12,7 @@ import websockets
 
 from hub.config import HubConfig
 from tests.hubkit import RunningHub, hub_config, run_hub
-from tests.timing import units
+from tests.timing import eventually, units
 
 READ_TOKEN = "read-token-xyz"
 TRADE_TOKEN = "trade-token-xyz"
@@ -27,13 +27,13 @@ ENV = {"T_READ": READ_TOKEN, "T_TRADE": TRADE_TOKEN}
 
 async def ready(h: RunningHub, *agents: str) -> None:
     reg = h.hub.registry.agents
-    await h.wait_for(lambda: all(reg[a].online and reg[a].account is not None for a in agents))
+    await eventually(lambda: all(reg[a].online and reg[a].account is not None for a in agents))
 
 
 async def pin(h: RunningHub, agent: str, symbol: str, bid: float, ask: float) -> None:
     await h.sim(agent, "/sim/price", {"symbol": symbol, "bid": bid, "ask": ask})
     ticks = h.hub.registry.agents[agent].ticks
-    await h.wait_for(lambda: (t := ticks.get(symbol)) is not None and (t.bid, t.ask) == (bid, ask))
+    await eventually(lambda: (t := ticks.get(symbol)) is not None and (t.bid, t.ask) == (bid, ask))
 
 
 async def sim_state(h: RunningHub, agent: str) -> dict[str, Any]:
@@ -114,10 +114,11 @@ async def test_timeout_after_fill_is_reconciled_without_a_second_order() -> None
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
         await h.sim("agent_1", "/sim/fault", {"mode": "slow", "delay_ms": int(units(40) * 1000)})
         trade = asyncio.create_task(h.post("/api/agents/agent_1/trade", buy(2648.50)))
-        deadline = asyncio.get_running_loop().time() + units(30)
-        while (await sim_state(h, "agent_1"))["orders_filled"] < 1:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.02)
+
+        async def filled() -> bool:
+            return bool((await sim_state(h, "agent_1"))["orders_filled"] >= 1)
+
+        await eventually(filled, timeout=units(30), interval=units(0.2), message="the fill")
         await h.sim("agent_1", "/sim/fault", {"mode": "ok"})  # the bridge recovers, answer lost
         r = await trade
         assert r.status_code == 200, r.text
@@ -201,7 +202,7 @@ async def test_disabled_and_offline_agents_are_refused() -> None:
         )
         assert r.status_code == 422 and r.json()["error"]["code"] == "agent_disabled"
         await h.sim("agent_1", "/sim/fault", {"mode": "down"})
-        await h.wait_for(lambda: not h.hub.registry.agents["agent_1"].online)
+        await eventually(lambda: not h.hub.registry.agents["agent_1"].online)
         r = await h.post("/api/agents/agent_1/trade", buy(2600.0))
         assert r.status_code == 503 and r.json()["error"]["code"] == "agent_offline"
 
@@ -274,8 +275,11 @@ async def test_trade_in_flight_when_stop_lands_completes_before_the_stop_reply()
         trade = asyncio.create_task(
             timed("trade", h.post("/api/agents/agent_1/trade", buy(2648.50)))
         )
-        while (await sim_state(h, "agent_1"))["orders_received"] < 1:
-            await asyncio.sleep(0.01)
+
+        async def received() -> bool:
+            return bool((await sim_state(h, "agent_1"))["orders_received"] >= 1)
+
+        await eventually(received, message="the order at the bridge")
         stop = await timed("stop", h.post("/api/emergency/stop-all", {"reason": "race"}))
         traded = await trade
         assert stop.status_code == 200

@@ -27,8 +27,8 @@ from hub.records import (
 from hub.records.postgres import PostgresStore
 from hub.records.records import Record
 from hub.records.sqlite import SqliteStore
-from tests.records.helpers import ROOT, eventually
-from tests.timing import units
+from tests.hub.records.helpers import ROOT
+from tests.timing import eventually, units
 
 
 def tick(i: int) -> TickRecord:
@@ -105,7 +105,11 @@ async def test_submit_never_blocks_while_the_database_is_down(
     for i in range(5_000):
         writer.submit(tick(i))  # a plain call: nothing here can wait for the database
     assert writer.health().queue_depth == 5_000
-    await eventually(lambda: writer.health().spool_records == 5_000)
+    await eventually(
+        lambda: writer.health().spool_records == 5_000,
+        timeout=units(100),
+        message="5000 records in the spool",
+    )
     health = writer.health()
     assert (health.healthy, health.queue_depth, health.dropped) == (False, 0, 0)
     assert health.last_error is not None and "postgres" in health.last_error
@@ -121,7 +125,11 @@ async def test_a_spool_left_by_a_cancelled_writer_is_replayed_once(
     await crashed.start()
     for r in records:
         crashed.submit(r)
-    await eventually(lambda: crashed.health().spool_records == len(records))
+    await eventually(
+        lambda: crashed.health().spool_records == len(records),
+        timeout=units(100),
+        message="every record in the spool",
+    )
     await crashed.close(flush=False)
 
     await store.write(records[:700])  # a replay that crashed after its first batches
@@ -202,7 +210,11 @@ async def test_a_full_queue_goes_through_the_spool_in_order(
         writer.submit(step)
         for i in range(60):  # over capacity: these and the next step go through the spool
             writer.submit(tick(n * 100 + i))
-        await eventually(lambda: writer.health().queue_depth == 0)
+        await eventually(
+            lambda: writer.health().queue_depth == 0,
+            timeout=units(100),
+            message="an empty queue",
+        )
     async with asyncio.timeout(units(100)):
         await writer.wait_written()
     [trade] = await store.trades()

@@ -1,4 +1,4 @@
-"""/openapi.json, /docs and /metrics on a live hub."""
+"""/openapi.json and /docs on a live hub."""
 
 from __future__ import annotations
 
@@ -32,15 +32,3 @@ async def test_openapi_lists_every_rest_endpoint_with_schemas() -> None:
         assert set(schemas["GlobalSummary"]["required"]) >= {"total_balance", "agents"}
         page = await h.http.get("/docs")
         assert page.status_code == 200 and "/api/agents/{agent_id}/trade" in page.text
-
-
-async def test_metrics_expose_agents_connections_and_orders() -> None:
-    async with run_hub() as h:
-        await h.wait_for(lambda: h.hub.registry.agents["agent_1"].stats.polls > 2)
-        await h.post(
-            "/api/agents/agent_1/trade", {"symbol": "XAUUSD", "action": "buy", "lots": 0.01}
-        )
-        text = (await h.http.get("/metrics")).text
-        assert 'mt4hub_agent_online{agent="agent_1"} 1.0' in text
-        assert 'mt4hub_order_events_total{agent="agent_1",event="rejected"} 1.0' in text
-        assert "mt4hub_records_written" in text and "mt4hub_emergency_stop 0.0" in text

@@ -11,7 +11,7 @@ import pytest
 
 from hub.config import ConfigError, load_config, parse_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config" / "agents.yml"
 
 GOOD = textwrap.dedent(

@@ -15,7 +15,7 @@ import pytest
 from hub.bridge.models import Account, BridgeErrorBody, ClosedTrade, Position, Tick
 from hub.bridge.sim_server import SimServer, SimState, serve_sim_forever, start_sim
 from hub.config import SymbolSpec
-from tests.timing import units
+from tests.timing import eventually, units
 
 SYMBOLS = {
     "XAUUSD": SymbolSpec(contract_size=100, digits=2, max_lots=50),
@@ -187,20 +187,22 @@ async def test_walk_true_unpins_the_price(sim: SimServer, http: aiohttp.ClientSe
     await pin(http, sim, "XAUUSD", 2600.0, 2600.3)
     status, _ = await call(http, "POST", sim.url + "/sim/price", {"symbol": "XAUUSD", "walk": True})
     assert status == 200
-    for _ in range(50):
-        await asyncio.sleep(units(1))
-        if sim.model.tick("XAUUSD").bid != 2600.0:
-            break
-    assert sim.model.tick("XAUUSD").bid != 2600.0
+    await eventually(
+        lambda: sim.model.tick("XAUUSD").bid != 2600.0,
+        timeout=units(50),
+        interval=units(1),
+        message="the price to move",
+    )
 
 
 async def test_the_walk_advances_when_nobody_polls(sim: SimServer) -> None:
     before = sim.model.now_ms
-    for _ in range(50):
-        await asyncio.sleep(units(1))
-        if sim.model.now_ms > before:
-            break
-    assert sim.model.now_ms > before
+    await eventually(
+        lambda: sim.model.now_ms > before,
+        timeout=units(50),
+        interval=units(1),
+        message="the model clock to advance",
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""ReturnsWindow keeps returns incrementally and caches correlations: answers as from scratch."""
+"""Rolling returns and their correlation (``hub.risk.returns``).
+
+ReturnsWindow keeps returns incrementally and caches correlations: answers as from scratch.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.risk import ReturnsWindow
+from tests.hub.risk.builders import feed, walks
 
 
 def reference(
@@ -101,3 +105,89 @@ def test_a_tick_in_the_open_bucket_invalidates_the_cache() -> None:
     window.observe("B", 9.0, 9.0, 4 * 1000 + 500)  # B's last return flips sign
     assert window.correlation("A", "B") == pytest.approx(window.recompute("A", "B"))
     assert window.correlation("A", "B") != pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "low", "high"),
+    [
+        ("EURUSD", "GBPUSD", 0.8, 1.0),
+        ("GBPUSD", "EURUSD", 0.8, 1.0),
+        ("EURUSD", "USDCHF", -1.0, -0.8),
+        ("EURUSD", "XAUUSD", -0.4, 0.4),
+    ],
+)
+def test_correlation_of_synthetic_series(a: str, b: str, low: float, high: float) -> None:
+    window = ReturnsWindow(120)
+    feed(window, walks(300))
+    corr = window.correlation(a, b)
+    assert corr is not None and low <= corr <= high, corr
+
+
+def test_correlation_is_none_until_enough_samples() -> None:
+    window = ReturnsWindow(120, min_samples=10)
+    data = walks(11)
+    feed(window, {k: v[:10] for k, v in data.items()})  # 9 returns
+    assert window.correlation("EURUSD", "GBPUSD") is None
+    feed(window, data)  # 10 returns
+    assert window.correlation("EURUSD", "GBPUSD") is not None
+
+
+def test_correlation_with_an_unseen_symbol_is_none() -> None:
+    window = ReturnsWindow(120, min_samples=10)
+    feed(window, walks(11))
+    assert window.correlation("EURUSD", "NZDUSD") is None
+
+
+def test_flat_series_has_no_correlation() -> None:
+    window = ReturnsWindow(20, min_samples=5)
+    feed(window, {"EURUSD": [1.08] * 30, "GBPUSD": walks(30)["GBPUSD"]})
+    assert window.correlation("EURUSD", "GBPUSD") is None
+
+
+def alternating() -> ReturnsWindow:
+    """A and B alternate in step over buckets 0-4, B at three times A; B's first tick in
+    each bucket is overwritten by a later one."""
+    window = ReturnsWindow(10, min_samples=3)
+    for i, price in enumerate([1.0, 2.0, 1.0, 2.0, 1.0]):
+        window.observe("A", price, price, i * 1000)
+        window.observe("B", 9.0, 9.0, i * 1000)  # overwritten below within the same bucket
+        window.observe("B", price * 3, price * 3, i * 1000 + 999)
+    return window
+
+
+def test_last_tick_in_a_bucket_wins() -> None:
+    assert alternating().correlation("A", "B") == pytest.approx(1.0)
+
+
+def test_buckets_without_a_tick_repeat_the_last_price() -> None:
+    window = alternating()
+    # A skips buckets 5-7: they must repeat 1.0 to stay aligned with B, which reports each.
+    window.observe("A", 4.0, 4.0, 8000)
+    for bucket, price in [(5, 3.0), (6, 3.0), (7, 3.0), (8, 12.0)]:
+        window.observe("B", price, price, bucket * 1000)
+    assert window.correlation("A", "B") == pytest.approx(1.0)
+
+
+def test_late_ticks_are_ignored() -> None:
+    window = ReturnsWindow(10, min_samples=3)
+    feed(window, {"A": [1.0, 2.0, 1.0, 2.0], "B": [1.0, 2.0, 1.0, 2.0]})
+    window.observe("A", 50.0, 50.0, 0)
+    assert window.correlation("A", "B") == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"size": 1}, "size"),
+        ({"size": 10, "bucket_ms": 0}, "bucket_ms"),
+        ({"size": 10, "min_samples": 11}, "min_samples"),
+    ],
+)
+def test_window_rejects_bad_parameters(kwargs: dict[str, int], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        ReturnsWindow(**kwargs)
+
+
+def test_window_rejects_bad_prices() -> None:
+    with pytest.raises(ValueError, match="bid/ask"):
+        ReturnsWindow(10).observe("A", math.nan, 1.0, 0)

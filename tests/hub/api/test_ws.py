@@ -10,6 +10,7 @@ from typing import Any
 import websockets
 
 from tests.hubkit import RunningHub, hub_config, run_hub
+from tests.timing import eventually
 
 TOKENS = """
 auth:
@@ -21,7 +22,7 @@ ENV = {"T_READ": "read-secret", "T_SCOPED": "scoped-secret"}
 
 
 async def ready(h: RunningHub) -> None:
-    await h.wait_for(lambda: all(a.online for a in h.hub.registry.agents.values()))
+    await eventually(lambda: all(a.online for a in h.hub.registry.agents.values()))
 
 
 async def collect(ws: Any, seconds: float) -> list[dict[str, Any]]:
@@ -118,7 +119,7 @@ async def test_auth_failures_close_4001() -> None:
 async def test_channel_history_over_rest() -> None:
     async with run_hub() as h:
         await ready(h)
-        await h.wait_for(lambda: h.hub.node.published > 10)
+        await eventually(lambda: h.hub.node.published > 10)
         r = await h.get("/api/channels/agent:agent_1:ticks/history", params={"since": 0})
         body = r.json()
         assert r.status_code == 200 and body["recovered"] is True and body["epoch"]

@@ -1,134 +1,41 @@
-"""The risk engine's open-position pipeline: every check at its boundary (docs/risk.md)."""
+"""New positions through the pipeline (``hub.risk.checks``): every check at its boundary."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
-import msgspec
 import pytest
 
 from hub.bridge.models import Action, Position, Tick, TradeOrder
-from hub.config import AgentConfig, AgentRisk, GlobalRisk, SymbolSpec
+from hub.config import AgentConfig, SymbolSpec
 from hub.risk import (
     OPEN_CHECKS,
-    AgentBook,
     CorrelationLookup,
+    ReturnsWindow,
     RiskContext,
     RiskDecision,
     check_open,
 )
+from tests.hub.risk.builders import (
+    ATLAS,
+    NOVA,
+    PRICES,
+    agent,
+    assert_denied,
+    assert_outcome,
+    book,
+    context,
+    feed,
+    order,
+    position,
+    tick,
+    walks,
+)
 
-# -- builders shared by the risk test modules ---------------------------------------------
-
-SPECS = {
-    "XAUUSD": SymbolSpec(contract_size=100, digits=2, max_lots=50),
-    "EURUSD": SymbolSpec(contract_size=100_000, digits=5, max_lots=50),
-    "GBPUSD": SymbolSpec(contract_size=100_000, digits=5, max_lots=50),
-    "USDJPY": SymbolSpec(contract_size=100_000, digits=3, max_lots=50, quote_currency="JPY"),
-    "EURJPY": SymbolSpec(contract_size=100_000, digits=3, quote_currency="JPY"),
-}
-
-
-def tick(symbol: str, bid: float, ask: float) -> Tick:
-    return Tick(symbol=symbol, bid=bid, ask=ask, time=0)
-
-
-PRICES = {
-    "XAUUSD": tick("XAUUSD", 2650.00, 2650.30),
-    "EURUSD": tick("EURUSD", 1.08000, 1.08010),
-    "GBPUSD": tick("GBPUSD", 1.27000, 1.27010),
-    "USDJPY": tick("USDJPY", 150.000, 150.000),
-}
-
-
-def agent(
-    symbols: list[str],
-    *,
-    per_trade: float,
-    max_positions: int,
-    daily: float = 0.05,
-    require_sl: bool = True,
-    enabled: bool = True,
-) -> AgentConfig:
-    risk = AgentRisk(
-        max_risk_per_trade=per_trade,
-        max_daily_loss=daily,
-        max_positions=max_positions,
-        require_sl=require_sl,
-    )
-    return AgentConfig(
-        name="A",
-        strategy="s",
-        bridge="sim://127.0.0.1:1",
-        symbols=symbols,
-        risk=risk,
-        enabled=enabled,
-    )
-
-
-ATLAS = agent(["XAUUSD"], per_trade=0.01, max_positions=1)
-NOVA = agent(["XAUUSD", "EURUSD", "GBPUSD", "USDJPY", "EURJPY"], per_trade=0.02, max_positions=3)
-
-
-def book(
-    config: AgentConfig,
-    balance: float,
-    *,
-    equity: float | None = None,
-    start: float | None = None,
-    positions: list[Position] | None = None,
-    in_flight: int = 0,
-) -> AgentBook:
-    return AgentBook(
-        config=config,
-        balance=balance,
-        equity=balance if equity is None else equity,
-        start_of_day_equity=balance if start is None else start,
-        positions=positions or [],
-        in_flight=in_flight,
-    )
-
-
-def position(
-    symbol: str, action: Action, lots: float, open_price: float, sl: float | None, ticket: int = 1
-) -> Position:
-    return Position(
-        ticket=ticket, symbol=symbol, action=action, lots=lots, open_price=open_price, sl=sl
-    )
-
-
-def context(
-    *books: tuple[str, AgentBook],
-    prices: dict[str, Tick] | None = None,
-    emergency: bool = False,
-    correlation: CorrelationLookup | None = None,
-    specs: dict[str, SymbolSpec] | None = None,
-) -> RiskContext:
-    agents = dict(books) or {"agent_1": book(ATLAS, 200), "agent_3": book(NOVA, 1000)}
-    return RiskContext(
-        agents=agents,
-        specs=SPECS if specs is None else specs,
-        prices=PRICES if prices is None else prices,
-        global_risk=GlobalRisk(),
-        emergency_stop=emergency,
-        correlation=correlation,
-    )
-
-
-def order(
-    symbol: str, action: Action, lots: float, sl: float | None, tp: float | None = None
-) -> TradeOrder:
-    return TradeOrder(symbol=symbol, action=action, lots=lots, sl=sl, tp=tp)
-
-
-def assert_denied(decision: RiskDecision, check: str, code: str = "risk_rejected") -> None:
-    assert not decision.allowed, decision
-    assert (decision.code, decision.check) == (code, check), decision.message
-    assert decision.message
-
-
-# -- the worked example of docs/risk.md --------------------------------------------------
+# -- the worked example (docs/risk.md) ------------------------------------------------
 
 
 def test_worked_example_rejects_with_spec_details() -> None:
@@ -144,50 +51,41 @@ def test_worked_example_with_a_tight_sl_is_accepted_with_its_risk() -> None:
     assert (decision.code, decision.risk, decision.risk_pct) == (None, 1.8, 0.9)
 
 
-def test_decision_encodes_to_json() -> None:
-    decision = check_open(context(), "agent_1", order("XAUUSD", "buy", 0.01, 2640.00))
-    body = msgspec.json.decode(msgspec.json.encode(decision))
-    assert body["check"] == "max_risk_per_trade" and body["allowed"] is False
-
-
-# -- every check at its boundary ----------------------------------------------------------
+# -- lots and stops, each check at its boundary -------------------------------------------
 
 # A large agent whose risk limits stay out of the way of the lot and side checks.
 WHALE = agent(["XAUUSD"], per_trade=1.0, max_positions=5, daily=1.0)
 WHALE_CTX = context(("whale", book(WHALE, 10_000_000)))
 
-LOT_AND_SIDE_CASES: list[tuple[str, TradeOrder, str | None]] = [
-    ("lots zero", order("XAUUSD", "buy", 0.0, 2640.0), "lots"),
-    ("lots negative", order("XAUUSD", "buy", -0.01, 2640.0), "lots"),
-    ("lots nan", order("XAUUSD", "buy", math.nan, 2640.0), "lots"),
-    ("lots off step", order("XAUUSD", "buy", 0.015, 2640.0), "lot_step"),
-    ("lots on step despite float noise", order("XAUUSD", "buy", 0.07, 2640.0), None),
-    ("lots at max", order("XAUUSD", "buy", 50.0, 2640.0), None),
-    ("lots a step over max", order("XAUUSD", "buy", 50.01, 2640.0), "max_lots"),
-    ("no sl", order("XAUUSD", "buy", 0.01, None), "sl_required"),
-    ("sl 0 means none (MT4)", order("XAUUSD", "buy", 0.01, 0.0), "sl_required"),
-    ("buy sl a point below bid", order("XAUUSD", "buy", 0.01, 2649.99), None),
-    ("buy sl at bid", order("XAUUSD", "buy", 0.01, 2650.00), "sl_side"),
-    ("buy sl above bid", order("XAUUSD", "buy", 0.01, 2660.00), "sl_side"),
-    ("sell sl a point above ask", order("XAUUSD", "sell", 0.01, 2650.31), None),
-    ("sell sl at ask", order("XAUUSD", "sell", 0.01, 2650.30), "sl_side"),
-    ("buy tp a point above ask", order("XAUUSD", "buy", 0.01, 2640.0, 2650.31), None),
-    ("buy tp at ask", order("XAUUSD", "buy", 0.01, 2640.0, 2650.30), "tp_side"),
-    ("sell tp a point below bid", order("XAUUSD", "sell", 0.01, 2660.0, 2649.99), None),
-    ("sell tp at bid", order("XAUUSD", "sell", 0.01, 2660.0, 2650.00), "tp_side"),
-    ("tp 0 means none", order("XAUUSD", "sell", 0.01, 2660.0, 0.0), None),
-]
+Case = tuple[str, TradeOrder, str | None]
 
 
-@pytest.mark.parametrize(
-    ("trade", "check"), [c[1:] for c in LOT_AND_SIDE_CASES], ids=[c[0] for c in LOT_AND_SIDE_CASES]
+def cases(table: list[Case]) -> pytest.MarkDecorator:
+    """``table`` as pytest parameters ``(trade, check)``, each named by its first column."""
+    return pytest.mark.parametrize(
+        ("trade", "check"), [c[1:] for c in table], ids=[c[0] for c in table]
+    )
+
+
+@cases(
+    [
+        ("lots zero", order("XAUUSD", "buy", 0.0, 2640.0), "lots"),
+        ("lots negative", order("XAUUSD", "buy", -0.01, 2640.0), "lots"),
+        ("lots nan", order("XAUUSD", "buy", math.nan, 2640.0), "lots"),
+    ]
 )
-def test_lot_and_side_checks(trade: TradeOrder, check: str | None) -> None:
-    decision = check_open(WHALE_CTX, "whale", trade)
-    if check is None:
-        assert decision.allowed, decision.message
-    else:
-        assert_denied(decision, check)
+def test_lots_must_be_a_positive_number(trade: TradeOrder, check: str | None) -> None:
+    assert_outcome(check_open(WHALE_CTX, "whale", trade), check)
+
+
+@cases(
+    [
+        ("lots off step", order("XAUUSD", "buy", 0.015, 2640.0), "lot_step"),
+        ("lots on step despite float noise", order("XAUUSD", "buy", 0.07, 2640.0), None),
+    ]
+)
+def test_lots_must_be_a_multiple_of_the_lot_step(trade: TradeOrder, check: str | None) -> None:
+    assert_outcome(check_open(WHALE_CTX, "whale", trade), check)
 
 
 @pytest.mark.parametrize(("lots", "check"), [(0.02, None), (0.01, "min_lots")])
@@ -198,11 +96,29 @@ def test_min_lots_boundary(lots: float, check: str | None) -> None:
         "whale",
         order("XAUUSD", "buy", lots, 2640.0),
     )
-    if check is None:
-        assert decision.allowed, decision.message
-    else:
-        assert_denied(decision, check)
+    assert_outcome(decision, check)
+    if check is not None:
         assert decision.details() == {"check": "min_lots", "limit": 0.02, "value": 0.01}
+
+
+@cases(
+    [
+        ("lots at max", order("XAUUSD", "buy", 50.0, 2640.0), None),
+        ("lots a step over max", order("XAUUSD", "buy", 50.01, 2640.0), "max_lots"),
+    ]
+)
+def test_max_lots_boundary(trade: TradeOrder, check: str | None) -> None:
+    assert_outcome(check_open(WHALE_CTX, "whale", trade), check)
+
+
+@cases(
+    [
+        ("no sl", order("XAUUSD", "buy", 0.01, None), "sl_required"),
+        ("sl 0 means none (MT4)", order("XAUUSD", "buy", 0.01, 0.0), "sl_required"),
+    ]
+)
+def test_sl_is_required(trade: TradeOrder, check: str | None) -> None:
+    assert_outcome(check_open(WHALE_CTX, "whale", trade), check)
 
 
 def test_sl_not_required_when_the_agent_opts_out() -> None:
@@ -210,6 +126,35 @@ def test_sl_not_required_when_the_agent_opts_out() -> None:
     decision = check_open(context(("a", book(loose, 200))), "a", order("XAUUSD", "buy", 0.01, None))
     assert decision.allowed, decision.message
     assert decision.risk == 2.0  # a trade without SL counts its whole per-trade budget
+
+
+@cases(
+    [
+        ("buy sl a point below bid", order("XAUUSD", "buy", 0.01, 2649.99), None),
+        ("buy sl at bid", order("XAUUSD", "buy", 0.01, 2650.00), "sl_side"),
+        ("buy sl above bid", order("XAUUSD", "buy", 0.01, 2660.00), "sl_side"),
+        ("sell sl a point above ask", order("XAUUSD", "sell", 0.01, 2650.31), None),
+        ("sell sl at ask", order("XAUUSD", "sell", 0.01, 2650.30), "sl_side"),
+    ]
+)
+def test_sl_must_be_beyond_the_exit_price(trade: TradeOrder, check: str | None) -> None:
+    assert_outcome(check_open(WHALE_CTX, "whale", trade), check)
+
+
+@cases(
+    [
+        ("buy tp a point above ask", order("XAUUSD", "buy", 0.01, 2640.0, 2650.31), None),
+        ("buy tp at ask", order("XAUUSD", "buy", 0.01, 2640.0, 2650.30), "tp_side"),
+        ("sell tp a point below bid", order("XAUUSD", "sell", 0.01, 2660.0, 2649.99), None),
+        ("sell tp at bid", order("XAUUSD", "sell", 0.01, 2660.0, 2650.00), "tp_side"),
+        ("tp 0 means none", order("XAUUSD", "sell", 0.01, 2660.0, 0.0), None),
+    ]
+)
+def test_tp_must_be_beyond_the_entry_price(trade: TradeOrder, check: str | None) -> None:
+    assert_outcome(check_open(WHALE_CTX, "whale", trade), check)
+
+
+# -- max_risk_per_trade, in the account currency ------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -248,18 +193,26 @@ def test_usdjpy_conversion_uses_the_mid_price() -> None:
     assert decision.risk == 20.0
 
 
-def test_cross_quote_converts_through_the_usd_pair_or_is_denied_without_it() -> None:
-    prices = {**PRICES, "EURJPY": tick("EURJPY", 162.000, 162.000)}
-    trade = order("EURJPY", "buy", 0.1, 161.700)  # 3000 JPY
-    assert check_open(context(prices=prices), "agent_3", trade).risk == 20.0
-    del prices["USDJPY"]
-    assert_denied(check_open(context(prices=prices), "agent_3", trade), "price")
+EURJPY_PRICES = {**PRICES, "EURJPY": tick("EURJPY", 162.000, 162.000)}
+EURJPY_TRADE = order("EURJPY", "buy", 0.1, 161.700)  # 3000 JPY
+
+
+def test_cross_quote_risk_converts_through_the_usd_pair() -> None:
+    assert check_open(context(prices=EURJPY_PRICES), "agent_3", EURJPY_TRADE).risk == 20.0
+
+
+def test_cross_quote_without_the_usd_pair_is_denied_by_the_price_check() -> None:
+    prices = {k: v for k, v in EURJPY_PRICES.items() if k != "USDJPY"}
+    assert_denied(check_open(context(prices=prices), "agent_3", EURJPY_TRADE), "price")
 
 
 def test_no_current_price_is_denied_by_the_price_check() -> None:
     decision = check_open(context(prices={}), "agent_1", order("XAUUSD", "buy", 0.01, 2649.0))
     assert_denied(decision, "price")
     assert "XAUUSD" in decision.message
+
+
+# -- positions, daily loss, exposure, correlation -----------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -278,29 +231,39 @@ def test_max_positions_counts_open_and_in_flight(
     positions = [position("XAUUSD", "buy", 0.01, 2650.0, 2649.0, ticket=i) for i in range(held)]
     ctx = context(("a", book(config, 200, positions=positions, in_flight=in_flight)))
     decision = check_open(ctx, "a", order("XAUUSD", "buy", 0.01, 2649.0))
-    if check is None:
-        assert decision.allowed, decision.message
-    else:
-        assert_denied(decision, check)
+    assert_outcome(decision, check)
+    if check is not None:
         limit = config.risk.max_positions
         assert decision.details() == {"check": check, "limit": limit, "value": limit + 1}
 
 
+# Start of day 1000, 5%: the daily limit is 50.00.
+
+
 @pytest.mark.parametrize(
-    ("equity", "sl", "value"),
+    ("equity", "value"),
     [
-        # start of day 1000, 5%: limit 50. Equity 950 -> 50 used: halted.
-        (950.00, 2649.30, 50.0),
-        (949.00, 2649.30, 51.0),
-        # Equity 965 -> 35 used, 15 left: a 15.00 risk fits, 15.01 does not.
-        (965.00, 2635.30, None),
-        (965.00, 2635.29, 50.01),
+        (950.00, 50.0),  # 50 lost: halted
+        (949.00, 51.0),
     ],
 )
-def test_daily_loss_halts_and_limits_the_new_risk(
-    equity: float, sl: float, value: float | None
-) -> None:
+def test_daily_loss_halts_the_agent_once_the_limit_is_lost(equity: float, value: float) -> None:
     ctx = context(("agent_3", book(NOVA, 1000, equity=equity, start=1000)))
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2649.30))
+    assert_denied(decision, "daily_loss")
+    assert decision.details() == {"check": "daily_loss", "limit": 50.0, "value": value}
+
+
+@pytest.mark.parametrize(
+    ("sl", "value"),
+    [
+        # Equity 965 -> 35 used, 15 left: a 15.00 risk fits, 15.01 does not.
+        (2635.30, None),
+        (2635.29, 50.01),
+    ],
+)
+def test_daily_loss_limits_the_new_trades_risk(sl: float, value: float | None) -> None:
+    ctx = context(("agent_3", book(NOVA, 1000, equity=965.00, start=1000)))
     decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, sl))
     if value is None:
         assert decision.allowed, decision.message
@@ -396,6 +359,27 @@ def test_same_symbol_is_not_a_correlation() -> None:
     assert check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2649.0)).allowed
 
 
+def window_context() -> RiskContext:
+    """agent_2 holds a EURUSD buy; the correlation comes from a ReturnsWindow of walks."""
+    window = ReturnsWindow(120)
+    feed(window, walks(200))
+    eur = position("EURUSD", "buy", 0.1, 1.08, 1.07)
+    return context(
+        ("agent_2", book(ORION, 500, positions=[eur])),
+        ("agent_3", book(NOVA, 1000)),
+        correlation=window.correlation,
+    )
+
+
+def test_window_correlation_denies_adding_to_a_correlated_position() -> None:
+    decision = check_open(window_context(), "agent_3", order("GBPUSD", "buy", 0.01, 1.26))
+    assert_denied(decision, "correlation_limit")
+
+
+def test_window_correlation_allows_a_hedge() -> None:
+    assert check_open(window_context(), "agent_3", order("GBPUSD", "sell", 0.01, 1.28)).allowed
+
+
 # -- gates and their order ----------------------------------------------------------------
 
 
@@ -452,11 +436,112 @@ def test_first_failing_check_in_pipeline_order_wins(
     assert check_open(ctx, "a", trade).check == check
 
 
-def test_open_checks_lists_the_pipeline_in_order() -> None:
-    assert OPEN_CHECKS[:3] == ("emergency_stop", "enabled", "allowed_symbols")
-    assert OPEN_CHECKS[-4:] == (
-        "max_positions",
-        "daily_loss",
-        "max_total_exposure",
-        "correlation_limit",
-    )
+# -- the pipeline order, pair by pair -----------------------------------------------------
+
+# The order documented in hub/risk/checks.py and docs/risk.md: the first denial wins.
+DOCUMENTED_ORDER = (
+    "emergency_stop",
+    "enabled",
+    "allowed_symbols",
+    "lots",
+    "lot_step",
+    "min_lots",
+    "max_lots",
+    "sl_required",
+    "price",
+    "sl_side",
+    "tp_side",
+    "max_risk_per_trade",
+    "max_positions",
+    "daily_loss",
+    "max_total_exposure",
+    "correlation_limit",
+)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One order by agent ``a`` (balance 1000, 1% = 10.00 a trade, 2 positions, 5% a day)
+    next to agent ``b`` (equity 1000, holding ``other``). The defaults pass every check:
+    a 0.01 lot XAUUSD buy from the ask 2650.30 to the SL 2645.00 risks 5.30."""
+
+    emergency: bool = False
+    enabled: bool = True
+    symbol: str = "XAUUSD"
+    lots: float = 0.01
+    sl: float | None = 2645.00
+    tp: float | None = None
+    prices: dict[str, Tick] | None = None  # None: PRICES
+    specs: dict[str, SymbolSpec] | None = None  # None: SPECS
+    held: int = 0  # a's open positions
+    equity: float = 1000.0  # a's equity; its start of day is 1000
+    other: Position | None = None  # b's open position
+    correlation: float | None = None  # of XAUUSD with every other symbol
+
+    def decide(self) -> RiskDecision:
+        config = agent(["XAUUSD", "EURJPY"], per_trade=0.01, max_positions=2, enabled=self.enabled)
+        held = [position("XAUUSD", "buy", 0.01, 2650.0, 2649.0, ticket=i) for i in range(self.held)]
+        a = book(config, 1000, equity=self.equity, start=1000, positions=held)
+        b = book(NOVA, 1000, positions=[self.other] if self.other else [])
+        corr = self.correlation
+        ctx = context(
+            ("a", a),
+            ("b", b),
+            prices=self.prices,
+            specs=self.specs,
+            emergency=self.emergency,
+            correlation=None if corr is None else (lambda _a, _b: corr),
+        )
+        return check_open(ctx, "a", order(self.symbol, "buy", self.lots, self.sl, self.tp))
+
+
+GOLD_MIN_2 = {"XAUUSD": SymbolSpec(contract_size=100, digits=2, min_lots=0.02)}
+# A spec the config loader refuses (min_lots > max_lots): the one way both lot bounds deny.
+GOLD_MIN_OVER_MAX = {"XAUUSD": SymbolSpec(contract_size=100, digits=2, min_lots=1.0, max_lots=0.5)}
+EURJPY_ONLY = {"EURJPY": tick("EURJPY", 162.000, 162.000)}  # no USDJPY: JPY risk unconvertible
+GOLD_BIG = position("XAUUSD", "buy", 1.0, 2650.0, 2600.0)  # b risks 5000, past 10% of equity
+CABLE_BIG = position("GBPUSD", "buy", 1.0, 1.27, 1.20)  # b risks 7000
+CABLE_SMALL = position("GBPUSD", "buy", 1.0, 1.27, 1.2699)  # b risks 10
+
+# For each check but the last: a setup in which it and the next check both deny, and
+# the change that lifts its own denial only (so the next one shows).
+BOTH_DENY: dict[str, tuple[Setup, dict[str, Any]]] = {
+    "emergency_stop": (Setup(emergency=True, enabled=False), {"emergency": False}),
+    "enabled": (Setup(enabled=False, symbol="EURUSD"), {"enabled": True}),
+    "allowed_symbols": (Setup(symbol="EURUSD", lots=0.0), {"symbol": "XAUUSD"}),
+    "lots": (Setup(lots=-0.015), {"lots": 0.015}),
+    "lot_step": (Setup(lots=0.015, specs=GOLD_MIN_2), {"lots": 0.01}),
+    "min_lots": (Setup(lots=0.7, specs=GOLD_MIN_OVER_MAX), {"lots": 1.0}),
+    "max_lots": (Setup(lots=60.0, sl=None), {"lots": 0.01}),
+    "sl_required": (Setup(sl=None, prices={}), {"sl": 2645.00}),
+    "price": (
+        Setup(symbol="EURJPY", sl=163.0, prices=EURJPY_ONLY),
+        {"prices": {**EURJPY_ONLY, "USDJPY": PRICES["USDJPY"]}},
+    ),
+    "sl_side": (Setup(sl=2655.00, tp=2640.00), {"sl": 2645.00}),
+    "tp_side": (Setup(tp=2640.00, sl=2600.00), {"tp": None}),
+    "max_risk_per_trade": (Setup(sl=2600.00, held=2), {"sl": 2645.00}),
+    "max_positions": (Setup(held=2, equity=950.0), {"held": 0}),
+    "daily_loss": (Setup(equity=950.0, other=GOLD_BIG), {"equity": 1000.0}),
+    "max_total_exposure": (Setup(other=CABLE_BIG, correlation=0.9), {"other": CABLE_SMALL}),
+}
+PAIRS = [(a, b, *BOTH_DENY[a]) for a, b in pairwise(DOCUMENTED_ORDER)]
+
+
+def test_the_pipeline_setup_passes_every_check() -> None:
+    decision = Setup().decide()
+    assert decision.allowed, decision.message
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "setup", "lift"), PAIRS, ids=[f"{a} before {b}" for a, b, *_ in PAIRS]
+)
+def test_each_check_denies_before_the_next_one_in_the_documented_order(
+    first: str, second: str, setup: Setup, lift: dict[str, Any]
+) -> None:
+    assert setup.decide().check == first
+    assert replace(setup, **lift).decide().check == second  # the second was denying too
+
+
+def test_open_checks_names_the_pipeline_in_its_documented_order() -> None:
+    assert OPEN_CHECKS == DOCUMENTED_ORDER

@@ -9,8 +9,8 @@ import asyncpg
 
 from hub.records import LogRecord, RecordWriter, Spool, TickRecord
 from hub.records.postgres import PostgresStore
-from tests.records.helpers import eventually, run_services, run_services_async
-from tests.timing import units
+from tests.hub.records.helpers import run_services, run_services_async
+from tests.timing import eventually, units
 
 
 async def test_postgres_stopped_mid_stream_loses_and_doubles_nothing(
@@ -41,13 +41,21 @@ async def test_postgres_stopped_mid_stream_loses_and_doubles_nothing(
 
     producer = asyncio.create_task(produce())
     try:
-        await eventually(lambda: writer.health().written > 0)
+        await eventually(
+            lambda: writer.health().written > 0, timeout=units(100), message="a first write"
+        )
         await run_services_async("pause", services, "postgres")
-        await eventually(lambda: writer.health().spool_records > 200)
+        await eventually(
+            lambda: writer.health().spool_records > 200,
+            timeout=units(100),
+            message="records spooled while Postgres is down",
+        )
         await asyncio.sleep(units(20))  # down for a few seconds, records keep coming
         assert not writer.health().healthy
         await run_services_async("start", services, "postgres")
-        await eventually(lambda: writer.health().healthy)
+        await eventually(
+            lambda: writer.health().healthy, timeout=units(100), message="the writer to recover"
+        )
         await asyncio.sleep(units(5))
         producer.cancel()
         async with asyncio.timeout(units(150)):

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.timing import units
+__all__ = ["PG_BIN", "ROOT", "SERVICES", "run_services", "run_services_async"]
 
-__all__ = ["PG_BIN", "SERVICES", "eventually", "run_services", "run_services_async"]
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ROOT / "scripts" / "services.sh"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -41,10 +38,3 @@ async def run_services_async(command: str, directory: Path, *services: str) -> N
     async with asyncio.timeout(120):
         _, err = await proc.communicate()
     assert proc.returncode == 0, f"services.sh {command} failed: {err.decode()}"
-
-
-async def eventually(check: Callable[[], bool], within: float = units(100)) -> None:
-    """Wait until ``check()`` is true, polling every half unit; fail after ``within`` s."""
-    async with asyncio.timeout(within):
-        while not check():
-            await asyncio.sleep(units(0.5))

@@ -13,6 +13,7 @@ import websockets
 
 from hub.logs import LineFormatter
 from tests.hubkit import RunningHub, hub_config, run_hub
+from tests.timing import eventually
 
 SECRET = "jwt-secret-for-tests-0123456789abcdef"
 
@@ -123,7 +124,7 @@ async def test_summary_totals_follow_the_scope() -> None:
 
 
 async def _online(h: RunningHub) -> None:
-    await h.wait_for(lambda: all(a.account for a in h.hub.registry.agents.values()))
+    await eventually(lambda: all(a.account for a in h.hub.registry.agents.values()))
 
 
 async def test_connections_per_token_are_limited_and_freed_on_close() -> None:
@@ -138,7 +139,7 @@ async def test_connections_per_token_are_limited_and_freed_on_close() -> None:
                 with pytest.raises(websockets.ConnectionClosed) as info:
                     await three.recv()
                 assert info.value.rcvd is not None and info.value.rcvd.code == 4029
-        await h.wait_for(lambda: h.hub.connections_by_token["admin"] == 0)
+        await eventually(lambda: h.hub.connections_by_token["admin"] == 0)
         async with websockets.connect(url) as again:
             assert json.loads(await again.recv())["type"] == "welcome"
 

@@ -21,9 +21,10 @@ from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import SymbolSpec
 from tests.hubkit import free_port, kill_process, stop_process
 from tests.rediskit import redis_prefix
-from tests.timing import units
+from tests.timing import eventually, units
 
 TOKEN = "scaleout-admin"
+LEASE_TTL = 3.0  # the supervisor's lease TTL (hub/app.py): a dead poller's agents move in 2 x TTL
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 SPECS = {
     "XAUUSD": SymbolSpec(contract_size=100, digits=2),
@@ -84,15 +85,17 @@ class HubProcess:
         )
 
     async def wait_up(self, http: httpx.AsyncClient) -> None:
-        for _ in _ticks(units(200)):
+        async def answers() -> bool:
             try:
-                if (await http.get(f"{self.url}/health")).status_code == 200:
-                    return
+                up = (await http.get(f"{self.url}/health")).status_code == 200
             except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, f"{self.name} exited"
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.name} did not start")
+                up = False  # not listening yet
+            assert up or self.proc.poll() is None, f"{self.name} exited"
+            return up
+
+        await eventually(
+            answers, timeout=units(200), interval=units(0.5), message=f"{self.name} to start"
+        )
 
     async def status(self, http: httpx.AsyncClient) -> dict[str, Any]:
         body: dict[str, Any] = (await http.get(f"{self.url}/api/status")).json()
@@ -111,11 +114,6 @@ class HubProcess:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
-
-
-def _ticks(seconds: float, step: float = 0.05) -> range:
-    """Enough loop turns of ``step`` (the loop sleeps) to cover ``seconds``."""
-    return range(int(seconds / step) + 1)
 
 
 @asynccontextmanager
@@ -156,12 +154,13 @@ async def polled_by(hubs: list[HubProcess], http: httpx.AsyncClient) -> dict[str
 
 
 async def wait_all_polled(hubs: list[HubProcess], http: httpx.AsyncClient) -> dict[str, str]:
-    for _ in _ticks(units(100)):
-        owners = await polled_by(hubs, http)
-        if set(owners) == {"agent_1", "agent_2"}:
-            return owners
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not every agent is polled: {owners}")
+    async def owners() -> dict[str, str] | None:
+        polled = await polled_by(hubs, http)
+        return polled if set(polled) == {"agent_1", "agent_2"} else None
+
+    return await eventually(
+        owners, timeout=units(100), interval=units(0.5), message="every agent to be polled"
+    )
 
 
 async def test_each_bridge_polled_once_and_channels_shared(redis_url: str, tmp: Path) -> None:
@@ -192,12 +191,13 @@ async def test_each_bridge_polled_once_and_channels_shared(redis_url: str, tmp: 
 
 
 async def _wait_online(h: HubProcess, http: httpx.AsyncClient, *agents: str) -> None:
-    for _ in _ticks(units(100)):
+    async def online() -> bool:
         body = (await http.get(f"{h.url}/api/agents")).json()
-        if all(a["status"]["status"] == "online" for a in body if a["agent_id"] in agents):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{h.name}: agents not online")
+        return all(a["status"]["status"] == "online" for a in body if a["agent_id"] in agents)
+
+    await eventually(
+        online, timeout=units(100), interval=units(0.5), message=f"{h.name}: {agents} online"
+    )
 
 
 async def test_kill_9_of_the_poller_hands_over_within_two_ttls(redis_url: str, tmp: Path) -> None:
@@ -206,10 +206,13 @@ async def test_kill_9_of_the_poller_hands_over_within_two_ttls(redis_url: str, t
         victim = next(h for h in hubs if h.name == owners["agent_1"])
         survivor = next(h for h in hubs if h is not victim)
         await victim.kill()
-        t0 = asyncio.get_running_loop().time()
-        while "agent_1" not in (await survivor.status(http))["polling"]:
-            assert asyncio.get_running_loop().time() - t0 < 6.0, "no takeover within 2 x TTL"
-            await asyncio.sleep(0.1)
+
+        async def taken_over() -> bool:
+            return "agent_1" in (await survivor.status(http))["polling"]
+
+        await eventually(
+            taken_over, timeout=2 * LEASE_TTL, interval=units(1), message="agent_1 taken over"
+        )
         await _wait_online(survivor, http, "agent_1", "agent_2")
 
 
@@ -249,21 +252,24 @@ async def test_trades_split_across_instances_fill_once(redis_url: str, tmp: Path
 
 
 async def _wait_price(h: HubProcess, http: httpx.AsyncClient) -> None:
-    for _ in _ticks(units(100)):
+    async def pinned() -> bool:
         tick = (await http.get(f"{h.url}/api/agents/agent_1/tick/XAUUSD")).json()
-        if tick.get("ask") == 2650.3:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{h.name} never saw the pinned price")
+        return bool(tick.get("ask") == 2650.3)
+
+    await eventually(
+        pinned, timeout=units(100), interval=units(0.5), message=f"{h.name} to see the price"
+    )
 
 
 async def _wait_flat(h: HubProcess, http: httpx.AsyncClient) -> None:
-    for _ in _ticks(units(100)):
-        if (await http.get(f"{h.url}/api/agents/agent_1/positions")).json()["positions"] == []:
-            await _wait_price(h, http)
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{h.name} still shows positions")
+    async def flat() -> bool:
+        positions = (await http.get(f"{h.url}/api/agents/agent_1/positions")).json()
+        return bool(positions["positions"] == [])
+
+    await eventually(
+        flat, timeout=units(100), interval=units(0.5), message=f"{h.name} to show no positions"
+    )
+    await _wait_price(h, http)
 
 
 async def test_emergency_stop_through_a_rejects_trades_through_b(redis_url: str, tmp: Path) -> None:
