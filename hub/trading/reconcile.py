@@ -9,7 +9,6 @@ that cannot decide is the answer ``bridge_timeout`` with ``outcome: unknown``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 
@@ -19,7 +18,7 @@ from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
 from hub.bridge.models import ClosedTrade, Position, TradeOrder
 from hub.errors import HubError
 
-__all__ = ["already_sent", "closed_in_history", "order_tag", "send_order"]
+__all__ = ["already_sent", "confirm_close", "order_tag", "send_order"]
 
 log = logging.getLogger("mt4hub.trading")
 
@@ -66,13 +65,40 @@ async def already_sent(agent: AgentRuntime, tag: str) -> Position | None:
         raise HubError(exc.code, f"{agent.id}: cannot check earlier orders: {exc}") from None
 
 
-async def closed_in_history(agent: AgentRuntime, ticket: int) -> ClosedTrade | None:
-    """The closed trade ``ticket`` from the bridge's history, None if absent or unreadable."""
-    with contextlib.suppress(BridgeError):
-        for trade in await agent.client.history(since_ms=now_ms() - TAG_WINDOW_MS):
-            if trade.ticket == ticket:
-                return trade
-    return None
+async def confirm_close(
+    agent: AgentRuntime, position: Position, lots: float, within: float
+) -> ClosedTrade | None:
+    """After a lost close answer: what the bridge's own state shows, for up to ``within`` s.
+
+    Done only when ``/positions`` shows it — the ticket gone, or its lots reduced by
+    ``lots`` — and then with the newest history row for the ticket when there is one (else
+    what the position said; close price and profit unknown: 0). None: not shown (the
+    position is still there whole, or the bridge cannot be read): the outcome is unknown."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            held = {p.ticket: p for p in await agent.client.positions()}
+            now = held.get(position.ticket)
+            if now is None or abs(position.lots - lots - now.lots) < 1e-9:
+                rows = [
+                    t
+                    for t in await agent.client.history(since_ms=now_ms() - TAG_WINDOW_MS)
+                    if t.ticket == position.ticket and abs(t.lots - lots) < 1e-9
+                ]
+                if rows:
+                    return max(rows, key=lambda t: t.close_time)
+                fields = {f: getattr(position, f) for f in ClosedTrade.__struct_fields__
+                          if f in Position.__struct_fields__}  # fmt: skip
+                return ClosedTrade(
+                    **{**fields, "lots": lots, "close_price": position.open_price, "profit": 0.0}
+                )
+        except BridgeError as exc:
+            log.warning("close_confirm_retry agent=%s ticket=%s error=%r",
+                        agent.id, position.ticket, str(exc))  # fmt: skip
+        if loop.time() + RETRY_S > deadline:
+            return None
+        await asyncio.sleep(RETRY_S)
 
 
 async def _reconcile(agent: AgentRuntime, tag: str, within: float) -> tuple[Position | None, bool]:

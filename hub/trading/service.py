@@ -34,7 +34,7 @@ from hub.trading.events import with_changes as _with
 from hub.trading.history import ClosedTrades
 from hub.trading.idempotency import duplicate
 from hub.trading.models import CloseRequest, ModifyRequest, OrderEvent, TradeRequest
-from hub.trading.reconcile import already_sent, closed_in_history, order_tag, send_order
+from hub.trading.reconcile import already_sent, confirm_close, order_tag, send_order
 from hub.trading.risk_inputs import RiskInputs
 
 __all__ = ["TradingService"]
@@ -245,19 +245,32 @@ class TradingService:
             lots=req.lots or position.lots,
             by=by,
         )
+        lots = req.lots or position.lots
         try:
             closed = await agent.client.close_position(CloseOrder(ticket=req.ticket, lots=req.lots))
         except (BridgeTimeout, BridgeUnavailable) as exc:
-            closed_found = await closed_in_history(agent, req.ticket)
-            if closed_found is None:
+            if isinstance(exc, BridgeUnavailable) and not exc.sent:
+                error = HubError("agent_offline", f"{agent.id} bridge unreachable: {exc}")
+                await self.events.emit(
+                    _with(base, event="failed", error=error.body()["error"]), "close_failed"
+                )
+                raise error from None
+            confirmed = await confirm_close(
+                agent, position, lots, self.config.polling.trade_timeout
+            )
+            if confirmed is None:
                 error = HubError(
-                    exc.code, f"{agent.id}: close of {req.ticket}: {exc}; outcome unknown"
+                    "bridge_timeout",
+                    f"{agent.id}: close of {req.ticket}: {exc}; the bridge still shows the "
+                    "position (or cannot be read), so the outcome is unknown: check before "
+                    "closing again",
+                    {"ticket": req.ticket, "lots": lots, "outcome": "unknown"},
                 )
                 await self.events.emit(
                     _with(base, event="failed", error=error.body()["error"]), "close_failed"
                 )
                 raise error from None
-            closed = closed_found
+            closed = confirmed
         except BridgeError as exc:
             error = HubError(exc.code, f"{agent.id} bridge refused the close: {exc}")
             await self.events.emit(
@@ -306,10 +319,9 @@ class TradingService:
             raise
 
     async def _find_position(self, agent: AgentRuntime, ticket: int) -> Position:
-        for p in agent.positions:
-            if p.ticket == ticket:
-                return p
-        try:  # the poll may lag a fill by up to one account interval
+        """The position as the bridge holds it now: a close or modify is judged (and a lost
+        answer confirmed) against the bridge's state, never a poll that may lag it."""
+        try:
             agent.set_positions(await agent.client.positions())
         except BridgeError as exc:
             raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None

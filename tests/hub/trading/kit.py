@@ -56,11 +56,15 @@ class MarketBridge:
     def __init__(self, market: SimMarket) -> None:
         self.market = market
         self.lose_next = False
+        self.hang_next = False  # the next order never reaches the market, and no answer comes
         self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
         self.sent: list[str] = []
 
     def _order(self, what: str, run: Any) -> Any:
         self.sent.append(what)
+        if self.hang_next:
+            self.hang_next = False
+            raise BridgeTimeout("no answer (the test's bridge hung)")
         try:
             result = run()
         except SimError as exc:

@@ -9,6 +9,7 @@ import pytest
 from hub.errors import HubError
 from hub.trading.models import CloseRequest, ModifyRequest, TradeRequest
 from tests.hub.trading.kit import trading_kit
+from tests.hubkit import hub_config
 
 
 def buy(sl: float, lots: float = 0.01, coid: str | None = None) -> TradeRequest:
@@ -129,3 +130,22 @@ async def test_a_close_by_the_hub_is_not_announced_again_from_history() -> None:
         await kit.closed.seen(kit.registry.agents["agent_1"], kit.market("agent_1").history())
         closed = [e for e in await kit.orders("agent_1") if e["event"] == "closed"]
         assert [(e["ticket"], e["command"]) for e in closed] == [(ticket, "close")]
+
+
+async def test_a_lost_close_answer_is_reported_done_only_when_the_bridge_shows_it() -> None:
+    async with trading_kit(hub_config("polling: {trade_timeout: 0.5}")) as kit:
+        await pinned(kit, "agent_3")
+        trade = TradeRequest(symbol="XAUUSD", action="buy", lots=0.02, sl=2649.5)
+        ticket = (await kit.trading.open("agent_3", trade, by="t"))["ticket"]
+        await kit.trading.close("agent_3", CloseRequest(ticket=ticket, lots=0.01), by="t")
+        bridge = kit.bridge("agent_3")
+        bridge.hang_next = True  # the next close never reaches the market; no answer
+        with pytest.raises(HubError) as unknown:
+            await kit.trading.close("agent_3", CloseRequest(ticket=ticket), by="t")
+        assert unknown.value.code == "bridge_timeout"
+        assert unknown.value.details is not None
+        assert unknown.value.details["outcome"] == "unknown"
+        assert [p.lots for p in kit.market("agent_3").positions()] == [0.01]
+        bridge.lose_next = True  # this time the close happens and only the answer is lost
+        done = await kit.trading.close("agent_3", CloseRequest(ticket=ticket), by="t")
+        assert done["lots"] == 0.01 and kit.market("agent_3").positions() == []
