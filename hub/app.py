@@ -102,7 +102,7 @@ class Hub:
         self.daily = DailyLimits(self.coordination, self.registry, self.journal)
         self.risk = RiskInputs(self.registry, lambda: self.emergency.stopped, self.daily)
         events = OrderEvents(self.publisher, self.journal)
-        self.closed_trades = ClosedTrades(events)
+        self.closed_trades = ClosedTrades(events, self.coordination)
         self.trading = TradingService(
             self.registry,
             self.publisher,
@@ -127,7 +127,11 @@ class Hub:
         self.supervisor = PollSupervisor(
             self.coordination, self.pollers, lease_ttl=3.0, on_leader=self._set_leader
         )
-        self.mirror = Mirror(self.registry, self._polled_here, self._agent_changed)
+        # Another instance's publication on an agent polled here (a fill or close it made):
+        # the poller then compares with it, so the bridge's next state is always published.
+        self.mirror = Mirror(
+            self.registry, self._polled_here, self._agent_changed, self.publisher.remember
+        )
         self.summary_leader = False
         self.metrics = Metrics(self)
         self.openapi = build_openapi()

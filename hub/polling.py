@@ -54,7 +54,6 @@ class AgentPoller:
         self._history_since = now_ms() - 86_400_000  # on start: closes of the last day
         self._next_account = 0.0
         self._status_key: tuple[object, ...] | None = None
-        self._positions_read = False
 
     async def run(self) -> None:
         stats = self.agent.stats
@@ -110,17 +109,14 @@ class AgentPoller:
                 await self.publisher.tick(agent.id, tick)
         if due_account:
             self._next_account = now + self.cfg.account_interval
-            if account != agent.account:
-                agent.account = account
-                await self.publisher.state(agent.id, "account", account)
-                changed = True
-            stale = agent.positions_version != version
-            if not stale and (positions != agent.positions or not self._positions_read):
-                # The first read counts as a change: an empty list is a snapshot too.
-                self._positions_read = True
+            # Compared with the last value published on the channel — by this instance or,
+            # with Redis, another one — so the first read and every change go out.
+            agent.account = account
+            changed |= await self.publisher.state(agent.id, "account", account)
+            if agent.positions_version == version:  # else a command wrote newer positions
                 agent.positions = positions
-                await self.publisher.state(agent.id, "positions", _positions_payload(positions))
-                changed = True
+                payload = _positions_payload(positions)
+                changed |= await self.publisher.state(agent.id, "positions", payload)
             if self.on_account is not None:
                 await self.on_account(agent, account)
         stats = agent.stats

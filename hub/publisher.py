@@ -26,6 +26,7 @@ class Publisher:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self._last: dict[tuple[str, str | None], bytes] = {}
+        self._seq: dict[tuple[str, str | None], int] = {}  # of the value in _last
         self.observers: list[Observer] = []
 
     async def _publish(self, channel: str, data: Any, key: str | None) -> Publication:
@@ -39,9 +40,18 @@ class Publisher:
         encoded = _encode(data)
         if self._last.get((channel, key)) == encoded:
             return False
-        await self._publish(channel, data, key)  # remembered only once really published
+        pub = await self._publish(channel, data, key)  # remembered only once really published
         self._last[(channel, key)] = encoded
+        self._seq[(channel, key)] = pub.seq
         return True
+
+    def remember(self, pub: Publication) -> None:
+        """A newer value another instance published on a state channel this one feeds: the
+        next value is compared with it, so a change back is published, never swallowed."""
+        slot = (pub.channel, pub.key)
+        if pub.seq > self._seq.get(slot, 0):
+            self._last[slot] = bytes(pub.data)
+            self._seq[slot] = pub.seq
 
     async def state(self, agent_id: str, kind: AgentKind, data: Any) -> bool:
         return await self.state_channel(agent_channel(agent_id, kind), data)

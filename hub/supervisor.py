@@ -122,10 +122,12 @@ class Mirror:
         registry: Registry,
         is_local: Callable[[str], bool],
         on_change: Callable[[AgentRuntime], None],
+        on_local: Callable[[Publication], None] | None = None,
     ) -> None:
         self.registry = registry
         self.is_local = is_local
         self.on_change = on_change
+        self.on_local = on_local  # a publication on a channel of an agent polled here
 
     async def attach(self, node: Node) -> None:
         """Subscribe to every agent's state, then take what was published before now."""
@@ -139,9 +141,13 @@ class Mirror:
     def on_publication(self, pub: Publication, frame: str) -> None:
         agent_id = names.agent_of(pub.channel)
         agent = self.registry.get(agent_id) if agent_id else None
-        if agent is None or self.is_local(agent.id):
+        if agent is None:
             return
         kind = names.kind_of(pub.channel)
+        if self.is_local(agent.id):
+            if self.on_local is not None and kind != "ticks":
+                self.on_local(pub)
+            return
         try:
             if kind == "ticks":
                 tick = msgspec.json.decode(pub.data, type=Tick)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,6 +65,13 @@ class Coordination(Protocol):
     async def save_day(self, agent_id: str, record: DayRecord) -> None: ...
 
     async def load_day(self, agent_id: str, day: str) -> DayRecord | None: ...
+
+    async def mark_hub_close(self, agent_id: str, ticket: int, lots: float) -> None:
+        """A close made by a hub command (on any instance): not to be announced again when
+        the bridge's history shows it."""
+
+    async def take_hub_close(self, agent_id: str, ticket: int, lots: float) -> bool:
+        """True (once per mark) when that close was made by a hub command."""
 
     async def hold_lease(self, name: str) -> bool:
         """Acquire or renew ``name`` for this instance; False when another holds it."""
@@ -110,6 +118,7 @@ class LocalCoordination:
         self._idempotency = IdempotencyCache(path=data_dir / "orders.log")
         self._emergency = EmergencyFile(data_dir / "emergency.json")
         self._days = DayFile(data_dir / "days.json")
+        self._hub_closes: Counter[tuple[str, int, str]] = Counter()
 
     async def start(self) -> None:
         return None
@@ -147,6 +156,21 @@ class LocalCoordination:
     async def load_day(self, agent_id: str, day: str) -> DayRecord | None:
         return self._days.load(agent_id, day)
 
+    async def mark_hub_close(self, agent_id: str, ticket: int, lots: float) -> None:
+        self._hub_closes[(agent_id, ticket, _lots(lots))] += 1
+        while len(self._hub_closes) > _MAX_HUB_CLOSES:  # unseen for long: history moved on
+            del self._hub_closes[next(iter(self._hub_closes))]
+
+    async def take_hub_close(self, agent_id: str, ticket: int, lots: float) -> bool:
+        key = (agent_id, ticket, _lots(lots))
+        if self._hub_closes[key] <= 0:
+            self._hub_closes.pop(key, None)
+            return False
+        self._hub_closes[key] -= 1
+        if self._hub_closes[key] == 0:
+            del self._hub_closes[key]
+        return True
+
     async def hold_lease(self, name: str) -> bool:
         return True
 
@@ -174,6 +198,13 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
+_TAKE = """
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if n <= 0 then return 0 end
+if n == 1 then redis.call('HDEL', KEYS[1], ARGV[1])
+else redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end
+return 1
+"""
 _LEASE = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
@@ -182,7 +213,12 @@ return 0
 """
 
 
-_DAY_TTL = 3 * 86_400  # seconds a day record is kept in Redis
+_DAY_TTL = 3 * 86_400  # seconds a day record (and the closes made by hub commands) is kept
+_MAX_HUB_CLOSES = 10_000
+
+
+def _lots(lots: float) -> str:
+    return f"{lots:.8f}"
 
 
 class _Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -233,6 +269,7 @@ class RedisCoordination:
         self._renew = self._redis.register_script(_RENEW)
         self._lease = self._redis.register_script(_LEASE)
         self._restore = self._redis.register_script(_RESTORE_NEWEST)
+        self._take = self._redis.register_script(_TAKE)
         self._local_locks: dict[str, asyncio.Lock] = {}
         self.last_error: str | None = None
 
@@ -358,6 +395,17 @@ class RedisCoordination:
             await self._redis.set(
                 f"{self._p}:day:{agent_id}:{record.day}", msgspec.json.encode(record), ex=_DAY_TTL
             )
+
+    async def mark_hub_close(self, agent_id: str, ticket: int, lots: float) -> None:
+        key = f"{self._p}:closes:{agent_id}"
+        async with _shared_state(f"record a close of {agent_id}"):
+            await self._redis.hincrby(key, f"{ticket}:{_lots(lots)}", 1)
+            await self._redis.expire(key, _DAY_TTL)
+
+    async def take_hub_close(self, agent_id: str, ticket: int, lots: float) -> bool:
+        key = f"{self._p}:closes:{agent_id}"
+        async with _shared_state(f"check a close of {agent_id}"):
+            return bool(await self._take(keys=[key], args=[f"{ticket}:{_lots(lots)}"]))
 
     async def load_day(self, agent_id: str, day: str) -> DayRecord | None:
         async with _shared_state(f"read the day record of {agent_id}"):

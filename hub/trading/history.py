@@ -9,30 +9,41 @@ as a ``closed`` order event with ``command: "bridge"``.
 
 from __future__ import annotations
 
+import logging
+
 from channels.clock import now_ms
 from hub.agents import AgentRuntime
 from hub.bridge.models import ClosedTrade
+from hub.errors import HubError
+from hub.trading.coordination import Coordination
 from hub.trading.events import OrderEvents
 from hub.trading.models import OrderEvent
 
 __all__ = ["ClosedTrades"]
 
+log = logging.getLogger("mt4hub.trading")
+
 
 class ClosedTrades:
-    def __init__(self, events: OrderEvents) -> None:
+    def __init__(self, events: OrderEvents, coordination: Coordination) -> None:
         self.events = events
+        self.coord = coordination  # closes by hub commands, on every instance
         self._opened: dict[tuple[str, int], str] = {}  # (agent, ticket) -> client_order_id
-        self._closed_by_hub: set[tuple[str, int]] = set()
         self._started_ms = now_ms()
 
     def opened(self, agent_id: str, ticket: int, client_order_id: str) -> None:
         """A fill of this hub: its records are completed with ``client_order_id``."""
         self._opened[(agent_id, ticket)] = client_order_id
 
-    def closed_by_hub(self, agent: AgentRuntime, trade: ClosedTrade) -> None:
-        """A close command of this hub: recorded now, not announced again from history."""
+    async def closed_by_hub(self, agent: AgentRuntime, trade: ClosedTrade) -> None:
+        """A close command of this hub: recorded now, not announced again from history
+        (by whichever instance polls the agent)."""
+        try:
+            await self.coord.mark_hub_close(agent.id, trade.ticket, trade.lots)
+        except HubError as exc:  # the close happened: its answer must not become an error
+            log.error("hub_close_unmarked agent=%s ticket=%s error=%r: the poller may "
+                      "announce it a second time", agent.id, trade.ticket, exc.message)  # fmt: skip
         key = (agent.id, trade.ticket)
-        self._closed_by_hub.add(key)
         self.events.journal.trade_closed(agent.id, trade, self._opened.pop(key, None))
 
     async def seen(self, agent: AgentRuntime, trades: list[ClosedTrade]) -> None:
@@ -41,8 +52,7 @@ class ClosedTrades:
             key = (agent.id, trade.ticket)
             coid = self._opened.pop(key, None)
             self.events.journal.trade_closed(agent.id, trade, coid)
-            if key in self._closed_by_hub:
-                self._closed_by_hub.discard(key)
+            if await self.coord.take_hub_close(agent.id, trade.ticket, trade.lots):
                 continue
             if trade.close_time < self._started_ms:
                 continue  # closed before this hub started: recorded, not news

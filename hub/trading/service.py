@@ -288,7 +288,7 @@ class TradingService:
         )
         event = _with(base, price=closed.close_price, profit=closed.profit, lots=closed.lots)
         await self.events.emit(event, "position_closed")
-        self.closed.closed_by_hub(agent, closed)
+        await self.closed.closed_by_hub(agent, closed)
         return {
             "ticket": closed.ticket,
             "agent_id": agent.id,

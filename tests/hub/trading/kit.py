@@ -192,7 +192,7 @@ async def _kit(
     daily = DailyLimits(coordination, registry, journal, clock)
     risk = RiskInputs(registry, lambda: emergency.stopped, daily)
     events = OrderEvents(publisher, journal)
-    closed = ClosedTrades(events)
+    closed = ClosedTrades(events, coordination)
     trading = TradingService(registry, publisher, coordination, events, risk, emergency, closed)
     kit = TradingKit(
         config, registry, broker, trading, risk, emergency, closed, daily, data_dir, records
