@@ -84,6 +84,7 @@ class AgentRuntime:
         # a fill or close must not overwrite what the command wrote after it.
         self.positions_version = 0
         self.ticks: dict[str, Tick] = {}
+        self.tick_read_at: dict[str, float] = {}  # monotonic s of the hub's last read per symbol
         self.started = time.monotonic()
         self.price_changed_at: dict[str, float] = {}  # monotonic seconds
         self.stats = LoopStats()

@@ -107,6 +107,9 @@ class AgentRisk(_Base, frozen=True, kw_only=True):
     max_positions: Annotated[int, Meta(ge=1)]
     require_sl: bool = True
     min_confidence: Fraction = 0.0
+    max_quote_age_ms: Annotated[int, Meta(ge=1)] | None = None  # None: two tick intervals
+    slippage_tolerance: Fraction = 0.10
+    on_breach: Literal["tighten", "close", "alert"] = "tighten"
 
 
 class AgentConfig(_Base, frozen=True, kw_only=True):

@@ -25,6 +25,8 @@ STATUS: dict[str, int] = {
     "bridge_error": 502,
     "agent_offline": 503,
     "bridge_timeout": 504,
+    "stale_quote": 503,
+    "not_supported": 422,
     # The records database, or Redis shared state, cannot answer right now.
     "service_unavailable": 503,
 }

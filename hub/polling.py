@@ -18,7 +18,7 @@ from channels import aio
 from channels.clock import now_ms
 from hub.agents import AgentRuntime
 from hub.bridge.client import BridgeError
-from hub.bridge.models import Account, ClosedTrade, Position
+from hub.bridge.models import Account, ClosedTrade, PositionList
 from hub.config import PollingConfig
 from hub.publisher import Publisher
 from hub.risk import TradingState
@@ -104,6 +104,7 @@ class AgentPoller:
         for tick in tick_list:
             old = agent.ticks.get(tick.symbol)
             agent.ticks[tick.symbol] = tick
+            agent.tick_read_at[tick.symbol] = now
             if old is None or (old.bid, old.ask) != (tick.bid, tick.ask):
                 agent.price_changed_at[tick.symbol] = now
                 await self.publisher.tick(agent.id, tick)
@@ -115,7 +116,7 @@ class AgentPoller:
             changed |= await self.publisher.state(agent.id, "account", account)
             if agent.positions_version == version:  # else a command wrote newer positions
                 agent.positions = positions
-                payload = _positions_payload(positions)
+                payload = PositionList(positions=positions)
                 changed |= await self.publisher.state(agent.id, "positions", payload)
             if self.on_account is not None:
                 await self.on_account(agent, account)
@@ -175,7 +176,3 @@ class AgentPoller:
         await self.publisher.state(agent.id, "status", status)
         self._status_key = key
         return True
-
-
-def _positions_payload(positions: list[Position]) -> dict[str, list[Position]]:
-    return {"positions": positions}

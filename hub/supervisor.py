@@ -19,7 +19,7 @@ from channels import aio, names
 from channels.broker import Publication
 from channels.node import Node
 from hub.agents import AgentRuntime, AgentStatus, Registry
-from hub.bridge.models import Account, Position, Tick
+from hub.bridge.models import Account, PositionList, Tick
 from hub.polling import AgentPoller
 from hub.trading.coordination import Coordination
 
@@ -108,10 +108,6 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
 _KINDS: tuple[names.AgentKind, ...] = ("account", "positions", "ticks", "status")
 
 
-class _Positions(msgspec.Struct, frozen=True):
-    positions: list[Position]
-
-
 class Mirror:
     """A node subscriber feeding the registry with agents polled by other instances."""
 
@@ -156,7 +152,7 @@ class Mirror:
             if kind == "account":
                 agent.account = msgspec.json.decode(pub.data, type=Account)
             elif kind == "positions":
-                agent.positions = msgspec.json.decode(pub.data, type=_Positions).positions
+                agent.positions = msgspec.json.decode(pub.data, type=PositionList).positions
             else:
                 status = msgspec.json.decode(pub.data, type=AgentStatus)
                 agent.online = status.status == "online"

@@ -89,6 +89,7 @@ class OpSpec:
     path: str
     summary: str
     idempotency_header: bool = False
+    query_flags: tuple[str, ...] = ()  # boolean request fields REST also takes as ?name=true
 
 
 async def _trade(hub: Hub, call: Call, req: TradeRequest) -> Any:
@@ -132,7 +133,8 @@ AGENT_PATH = "/api/agents/{agent_id}"
 
 OPS: tuple[OpSpec, ...] = (
     OpSpec("trade", TradeRequest, "trade", "agent", _trade, f"{AGENT_PATH}/trade",
-           "Open a position", idempotency_header=True),
+           "Open a position (dry_run: only check it)", idempotency_header=True,
+           query_flags=("dry_run",)),
     OpSpec("close", CloseRequest, "trade", "agent", _close, f"{AGENT_PATH}/close",
            "Close a position, fully or partly (lots)"),
     OpSpec("modify", ModifyRequest, "trade", "agent", _modify, f"{AGENT_PATH}/modify",
@@ -248,6 +250,12 @@ def _endpoint(op: OpSpec) -> Callable[[Request], Awaitable[Response]]:
             if "agent" in fields:
                 raise Refused("bad_request", "agent: unknown field (the agent is in the path)")
             fields["agent"] = request.path_params["agent_id"]
+        for flag in op.query_flags:
+            value = request.query_params.get(flag)
+            if value is not None:
+                if value.lower() not in _BOOLEANS:
+                    raise Refused("bad_request", f"{flag}: expected true or false, got {value!r}")
+                fields[flag] = _BOOLEANS[value.lower()]
         key = request.headers.get("idempotency-key")
         if op.idempotency_header and key is not None:
             if fields.get("client_order_id", key) != key:
@@ -260,6 +268,8 @@ def _endpoint(op: OpSpec) -> Callable[[Request], Awaitable[Response]]:
     endpoint.__name__ = op.name
     return endpoint
 
+
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 routes = [Route(op.path, _endpoint(op), methods=["POST"]) for op in OPS]
 

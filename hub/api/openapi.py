@@ -17,7 +17,7 @@ from hub import __version__
 from hub.agents import AgentStatus, GlobalSummary
 from hub.api.commands import OPS
 from hub.api.common import hub_of, json_response
-from hub.bridge.models import Account, ClosedTrade, Position, Tick
+from hub.bridge.models import Account, ClosedTrade, PositionList, Tick
 from hub.records.rows import MAX_LIMIT
 
 __all__ = ["build_openapi", "routes"]
@@ -25,10 +25,6 @@ __all__ = ["build_openapi", "routes"]
 
 class Error(msgspec.Struct, frozen=True, kw_only=True):
     error: ErrorBody
-
-
-class PositionList(msgspec.Struct, frozen=True, kw_only=True):
-    positions: list[Position]
 
 
 class TradeList(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +91,7 @@ _COMMANDS: list[_Entry] = [
         [
             *([AGENT] if op.scope == "agent" else []),
             *([IDEMPOTENCY_KEY] if op.idempotency_header else []),
+            *({"name": f, "in": "query", "schema": {"type": "boolean"}} for f in op.query_flags),
         ],
     )
     for op in OPS

@@ -30,6 +30,7 @@ __all__ = [
     "ClosedTrade",
     "ModifyOrder",
     "Position",
+    "PositionList",
     "Tick",
     "TradeOrder",
 ]
@@ -67,6 +68,12 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     profit: float = 0.0
     open_time: int = 0
     comment: str = ""
+
+
+class PositionList(msgspec.Struct, frozen=True, kw_only=True):
+    """Payload of ``agent:{id}:positions`` (and ``GET …/positions``): the full list."""
+
+    positions: list[Position]
 
 
 class ClosedTrade(msgspec.Struct, frozen=True, kw_only=True):

@@ -29,11 +29,13 @@ import msgspec
 from redis.exceptions import RedisError
 
 from channels import aio
+from channels.clock import now_ms
 from hub.errors import HubError
 from hub.trading._files import read_json, write_json
 from hub.trading.daily import DayRecord
 from hub.trading.emergency import EmergencyFile, EmergencyState
 from hub.trading.idempotency import IdempotencyCache, OrderKey, duplicate, fingerprint
+from hub.trading.models import Reservation
 
 __all__ = ["Coordination", "LocalCoordination", "RedisCoordination", "open_coordination"]
 
@@ -49,6 +51,17 @@ class Coordination(Protocol):
     async def close(self) -> None: ...
 
     def lock(self, agent_id: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    def risk_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Serialises every check that adds risk, across agents and instances (held only
+        for the check and the reservation, never while a bridge answers)."""
+
+    async def reserve(self, reservation: Reservation) -> None: ...
+
+    async def release(self, reservation_id: str) -> None: ...
+
+    async def reservations(self) -> list[Reservation]:
+        """Every unexpired reservation, of every agent and instance."""
 
     async def once(
         self, key: OrderKey | None, payload: Any, action: Callable[[], Awaitable[Any]]
@@ -119,6 +132,7 @@ class LocalCoordination:
         self._emergency = EmergencyFile(data_dir / "emergency.json")
         self._days = DayFile(data_dir / "days.json")
         self._hub_closes: Counter[tuple[str, int, str]] = Counter()
+        self._reserved: dict[str, Reservation] = {}
 
     async def start(self) -> None:
         return None
@@ -130,6 +144,21 @@ class LocalCoordination:
     async def lock(self, agent_id: str) -> AsyncIterator[None]:
         async with self._locks.setdefault(agent_id, asyncio.Lock()):
             yield
+
+    def risk_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.lock(_RISK_LOCK)
+
+    async def reserve(self, reservation: Reservation) -> None:
+        self._reserved[reservation.id] = reservation
+
+    async def release(self, reservation_id: str) -> None:
+        self._reserved.pop(reservation_id, None)
+
+    async def reservations(self) -> list[Reservation]:
+        now = now_ms()
+        for rid in [r.id for r in self._reserved.values() if r.expires < now]:
+            del self._reserved[rid]
+        return list(self._reserved.values())
 
     async def once(
         self, key: OrderKey | None, payload: Any, action: Callable[[], Awaitable[Any]]
@@ -215,6 +244,7 @@ return 0
 
 _DAY_TTL = 3 * 86_400  # seconds a day record (and the closes made by hub commands) is kept
 _MAX_HUB_CLOSES = 10_000
+_RISK_LOCK = ":risk"  # not an agent id (ids have no ':'): the lock of every check adding risk
 
 
 def _lots(lots: float) -> str:
@@ -395,6 +425,29 @@ class RedisCoordination:
             await self._redis.set(
                 f"{self._p}:day:{agent_id}:{record.day}", msgspec.json.encode(record), ex=_DAY_TTL
             )
+
+    def risk_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.lock(_RISK_LOCK)
+
+    async def reserve(self, reservation: Reservation) -> None:
+        async with _shared_state(f"reserve the risk of an order on {reservation.agent_id}"):
+            await self._redis.hset(
+                f"{self._p}:reserved", reservation.id, msgspec.json.encode(reservation)
+            )
+
+    async def release(self, reservation_id: str) -> None:
+        async with _shared_state("release a reservation"):
+            await self._redis.hdel(f"{self._p}:reserved", reservation_id)
+
+    async def reservations(self) -> list[Reservation]:
+        key, now = f"{self._p}:reserved", now_ms()
+        async with _shared_state("read the reservations"):
+            raw = await self._redis.hgetall(key)
+            found = [msgspec.json.decode(v, type=Reservation) for v in raw.values()]
+            expired = [r.id for r in found if r.expires < now]
+            if expired:
+                await self._redis.hdel(key, *expired)
+        return [r for r in found if r.expires >= now]
 
     async def mark_hub_close(self, agent_id: str, ticket: int, lots: float) -> None:
         key = f"{self._p}:closes:{agent_id}"

@@ -15,6 +15,7 @@ __all__ = [
     "LiftHaltRequest",
     "ModifyRequest",
     "OrderEvent",
+    "Reservation",
     "ResumeRequest",
     "SignalRequest",
     "TradeRequest",
@@ -39,6 +40,7 @@ class TradeRequest(_Body, frozen=True, kw_only=True):
     tp: Level | None = None
     comment: Comment = ""
     client_order_id: OrderId | None = None
+    dry_run: bool = False  # check only: nothing is sent, reserved or recorded
 
 
 class CloseRequest(_Body, frozen=True, kw_only=True):
@@ -79,6 +81,21 @@ class SignalRequest(_Body, frozen=True, kw_only=True):
     agents: list[str] | None = None
     strategy: str | None = None
     entry: Level | None = None  # the price the model saw; recorded, sizing uses the live quote
+
+
+class Reservation(msgspec.Struct, frozen=True, kw_only=True):
+    """An order checked and not yet among the bridge's positions: its risk counts for every
+    agent's global checks (exposure, correlation) until the fill is visible, on every
+    instance. ``expires`` (epoch ms) frees it should its holder die."""
+
+    id: str
+    agent_id: str
+    symbol: str
+    action: Literal["buy", "sell"]
+    lots: float
+    sl: float | None
+    entry: float
+    expires: int
 
 
 class OrderEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -8,11 +8,11 @@ switch and the returns series that correlation is measured on.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hub.agents import Registry
+from hub.bridge.models import Position
 from hub.risk import (
     AgentBook,
     ReturnsWindow,
@@ -21,6 +21,7 @@ from hub.risk import (
     trading_state,
 )
 from hub.trading.daily import DailyLimits
+from hub.trading.models import Reservation
 
 __all__ = ["RiskInputs"]
 
@@ -34,23 +35,24 @@ class RiskInputs:
         self._emergency_stopped = emergency_stopped
         self.daily = daily
         self.returns = ReturnsWindow(self.config.global_risk.correlation_window)
-        self._in_flight = dict.fromkeys(registry.agents, 0)
 
     def observe_tick(self, symbol: str, bid: float, ask: float, ts: int) -> None:
         self.returns.observe(symbol, bid, ask, ts)
 
-    @contextlib.contextmanager
-    def in_flight(self, agent_id: str) -> Iterator[None]:
-        """An order sent to ``agent_id``'s bridge and not answered yet counts as a position."""
-        self._in_flight[agent_id] += 1
-        try:
-            yield
-        finally:
-            self._in_flight[agent_id] -= 1
-
-    def context(self, agent_id: str | None = None) -> RiskContext:
+    def context(
+        self,
+        agent_id: str | None = None,
+        reservations: Iterable[Reservation] = (),
+        positions: Mapping[str, list[Position]] | None = None,
+    ) -> RiskContext:
         """The risk engine's view now; prices are ``agent_id``'s own bridge quotes first
-        (brokers differ), then the other agents' for symbols it does not trade."""
+        (brokers differ), then the other agents' for symbols it does not trade.
+        ``reservations``: orders checked and not yet among the positions (every instance's):
+        they count as positions for ``max_positions`` and as risk for the global checks.
+        ``positions``: agents whose positions are better known than the local view."""
+        pending: dict[str, list[Reservation]] = {}
+        for r in reservations:
+            pending.setdefault(r.agent_id, []).append(r)
         books: dict[str, AgentBook] = {}
         prices: dict[str, Any] = {}
         for agent in self.registry.agents.values():
@@ -66,8 +68,8 @@ class RiskInputs:
                 balance=acc.balance if acc else 0.0,
                 equity=equity,
                 start_of_day_equity=self.daily.start_equity(book_id, equity),
-                positions=list(agent.positions),
-                in_flight=self._in_flight[book_id],
+                positions=list((positions or {}).get(book_id, agent.positions)),
+                in_flight=len(pending.get(book_id, ())),
                 halted=self.daily.halted(book_id),
             )
         return RiskContext(

@@ -15,14 +15,18 @@ agree on (:mod:`hub.trading.coordination`).
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 from typing import Any
 
 import msgspec
 
+from channels.clock import now_ms
+from channels.names import agent_channel
 from hub.agents import AgentRuntime, Registry
 from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
-from hub.bridge.models import CloseOrder, ModifyOrder, Position, TradeOrder
+from hub.bridge.models import CloseOrder, ModifyOrder, Position, PositionList, TradeOrder
 from hub.errors import HubError
 from hub.publisher import Publisher
 from hub.risk import RiskDecision, check_modify, check_open
@@ -33,11 +37,19 @@ from hub.trading.events import OrderEvents
 from hub.trading.events import with_changes as _with
 from hub.trading.history import ClosedTrades
 from hub.trading.idempotency import duplicate
-from hub.trading.models import CloseRequest, ModifyRequest, OrderEvent, TradeRequest
+from hub.trading.models import (
+    CloseRequest,
+    ModifyRequest,
+    OrderEvent,
+    Reservation,
+    TradeRequest,
+)
 from hub.trading.reconcile import already_sent, confirm_close, order_tag, send_order
 from hub.trading.risk_inputs import RiskInputs
 
 __all__ = ["TradingService"]
+
+log = logging.getLogger("mt4hub.trading")
 
 
 class TradingService:
@@ -86,12 +98,29 @@ class TradingService:
         self, agent_id: str, req: TradeRequest, *, by: str, signal_id: str | None = None
     ) -> dict[str, Any]:
         agent = self.agent(agent_id)
+        if req.dry_run:
+            return await self.dry_run(agent, req)
         payload = {"agent": agent_id, **msgspec.structs.asdict(req), "signal_id": signal_id}
         # Keys are per agent: one agent's ids can neither block nor reveal another's.
         key = None if req.client_order_id is None else (agent_id, req.client_order_id)
         result = await self.coord.once(key, payload, lambda: self._open(agent, req, by, signal_id))
         out: dict[str, Any] = result
         return out
+
+    async def dry_run(self, agent: AgentRuntime, req: TradeRequest) -> dict[str, Any]:
+        """Every check of a real trade, with the same fresh state and the same errors, and
+        nothing sent, reserved, published or recorded (the ticket's risk preview)."""
+        async with self.coord.lock(agent.id):
+            await self._fresh_state(agent)
+            await self._fresh_quote(agent, req.symbol)
+            decision = await self._check_open(agent, req)
+        if isinstance(decision, HubError):
+            raise decision
+        if not decision.allowed:
+            raise HubError(decision.code or "risk_rejected", decision.message, decision.details())
+        risk = {"check": "all", "risk": decision.risk, "risk_pct": decision.risk_pct}
+        return {"dry_run": True, "agent_id": agent.id, "symbol": req.symbol,
+                "action": req.action, "lots": req.lots, "risk": risk}  # fmt: skip
 
     async def _open(
         self, agent: AgentRuntime, req: TradeRequest, by: str, signal_id: str | None
@@ -121,9 +150,14 @@ class TradingService:
                         if not _same_order(earlier, req, order_tag(coid)):
                             raise duplicate((agent.id, coid))
                         return self._result(agent, earlier, req, signal_id, {"risk": None})
-                decision = self._check_open(agent, req)
-                if isinstance(decision, HubError):
-                    raise decision
+                await self._fresh_quote(agent, req.symbol)
+                async with self.coord.risk_lock():  # checked and reserved as one step
+                    decision = await self._check_open(agent, req)
+                    if isinstance(decision, HubError):
+                        raise decision
+                    reservation = self._reservation(agent, req) if decision.allowed else None
+                    if reservation is not None:
+                        await self.coord.reserve(reservation)
             except HubError as exc:
                 error = exc.body()["error"]
                 await self.events.emit(
@@ -132,44 +166,12 @@ class TradingService:
                 raise
             if not decision.allowed:
                 await self._reject(base, decision)
-            tag = order_tag(coid)
-            order = TradeOrder(
-                symbol=req.symbol,
-                action=req.action,
-                lots=req.lots,
-                sl=req.sl,
-                tp=req.tp,
-                comment=f"{tag} {req.comment}".strip()[:31],
-            )
+            assert reservation is not None
             risk = {"check": "all", "risk": decision.risk, "risk_pct": decision.risk_pct}
-            await self.events.emit(_with(base, event="accepted"), "order_accepted", risk)
             try:
-                with self.risk.in_flight(agent.id):
-                    if self.emergency.stopped:  # the stop landed while this order waited
-                        raise HubError(
-                            "emergency_stop", "emergency stop is active: trading is halted"
-                        )
-                    position = await send_order(
-                        agent, order, tag, self.config.polling.trade_timeout
-                    )
-            except HubError as exc:
-                await self.events.emit(
-                    _with(base, event="failed", error=exc.body()["error"]), "order_failed"
-                )
-                raise
-            if all(p.ticket != position.ticket for p in agent.positions):
-                await self._set_positions(agent, [*agent.positions, position])
-            filled = _with(
-                base,
-                event="filled",
-                ticket=position.ticket,
-                price=position.open_price,
-                lots=position.lots,
-                sl=position.sl,
-                tp=position.tp,
-                open_time=position.open_time,
-            )
-            await self.events.emit(filled, "order_filled", risk)
+                position = await self._send(agent, req, coid, base, risk)
+            finally:  # after the fill is in the positions every check reads
+                await self._release(reservation)
             self.closed.opened(agent.id, position.ticket, coid)
         return self._result(agent, position, req, signal_id, risk)
 
@@ -200,10 +202,110 @@ class TradingService:
         """Our view of the bridge after a command, published at once (not at the next poll),
         so subscribers — and, with Redis, the other instances — see every fill and close."""
         agent.set_positions(positions)
-        await self.publisher.state(agent.id, "positions", {"positions": positions})
+        await self.publisher.state(agent.id, "positions", PositionList(positions=positions))
 
-    def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
-        ctx = self.risk.context(agent.id)
+    async def _send(
+        self,
+        agent: AgentRuntime,
+        req: TradeRequest,
+        coid: str,
+        base: OrderEvent,
+        risk: dict[str, Any],
+    ) -> Position:
+        """Send the checked order; its fill goes into the positions before this returns."""
+        tag = order_tag(coid)
+        order = TradeOrder(
+            symbol=req.symbol,
+            action=req.action,
+            lots=req.lots,
+            sl=req.sl,
+            tp=req.tp,
+            comment=f"{tag} {req.comment}".strip()[:31],
+        )
+        await self.events.emit(_with(base, event="accepted"), "order_accepted", risk)
+        try:
+            if self.emergency.stopped:  # the stop landed while this order waited
+                raise HubError("emergency_stop", "emergency stop is active: trading is halted")
+            position = await send_order(agent, order, tag, self.config.polling.trade_timeout)
+        except HubError as exc:
+            await self.events.emit(
+                _with(base, event="failed", error=exc.body()["error"]), "order_failed"
+            )
+            raise
+        if all(p.ticket != position.ticket for p in agent.positions):
+            await self._set_positions(agent, [*agent.positions, position])
+        filled = _with(
+            base,
+            event="filled",
+            ticket=position.ticket,
+            price=position.open_price,
+            lots=position.lots,
+            sl=position.sl,
+            tp=position.tp,
+            open_time=position.open_time,
+        )
+        await self.events.emit(filled, "order_filled", risk)
+        return position
+
+    def _reservation(self, agent: AgentRuntime, req: TradeRequest) -> Reservation:
+        quote = agent.ticks[req.symbol]
+        expires = now_ms() + int(1000 * (3 * self.config.polling.trade_timeout + 30))
+        return Reservation(
+            id=secrets.token_hex(8),
+            agent_id=agent.id,
+            symbol=req.symbol,
+            action=req.action,
+            lots=req.lots,
+            sl=req.sl,
+            entry=quote.ask if req.action == "buy" else quote.bid,
+            expires=expires,
+        )
+
+    async def _release(self, reservation: Reservation) -> None:
+        try:
+            await self.coord.release(reservation.id)
+        except HubError as exc:  # it expires by itself; the order's answer stands
+            log.error("reservation_release_failed id=%s error=%r", reservation.id, exc.message)
+
+    async def _others_positions(self, agent: AgentRuntime) -> dict[str, list[Position]]:
+        """With other instances: every other agent's positions as last published (a fill
+        on another instance is published before its reservation is released)."""
+        if not self.coord.shared:
+            return {}
+        out: dict[str, list[Position]] = {}
+        for other in self.registry.agents:
+            if other != agent.id:
+                for pub in await self.publisher.broker.last(agent_channel(other, "positions")):
+                    out[other] = msgspec.json.decode(pub.data, type=PositionList).positions
+        return out
+
+    async def _fresh_quote(self, agent: AgentRuntime, symbol: str) -> None:
+        """The trade is checked against a quote the hub read from the bridge no longer than
+        ``max_quote_age_ms`` ago (by the hub's clock: a quiet market's tick time stands
+        still); an older one is read again first."""
+        if symbol not in agent.config.symbols or not agent.online:
+            return  # refused by the checks (allowed_symbols) or as offline
+        limit = agent.config.risk.max_quote_age_ms
+        max_age = limit / 1000 if limit is not None else 2 * self.config.polling.tick_interval
+        read = agent.tick_read_at.get(symbol)
+        if read is not None and time.monotonic() - read <= max_age:
+            return
+        try:
+            tick = await agent.client.tick(symbol)
+        except BridgeError as exc:
+            raise HubError(
+                "stale_quote",
+                f"{agent.id}: no {symbol} quote newer than {max_age * 1000:.0f} ms and the "
+                f"bridge cannot give one: {exc}",
+                {"symbol": symbol, "max_quote_age_ms": round(max_age * 1000)},
+            ) from None
+        agent.ticks[symbol] = tick
+        agent.tick_read_at[symbol] = time.monotonic()
+
+    async def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
+        ctx = self.risk.context(
+            agent.id, await self.coord.reservations(), await self._others_positions(agent)
+        )
         if not agent.online:
             # The kill switch and `enabled` still answer first; nothing else can be judged.
             denial = emergency_denial(ctx) or enabled_denial(agent.id, ctx.book(agent.id))

@@ -127,3 +127,26 @@ def test_readme_op_table_is_the_generated_one() -> None:
 def test_every_op_is_documented_in_docs_protocol(op: str) -> None:
     docs = (Path(__file__).parents[3] / "docs" / "protocol.md").read_text()
     assert f'"op":"{op}"' in docs.replace(" ", "")
+
+
+async def test_dry_run_over_rest_and_ws_answers_the_decision_and_sends_nothing() -> None:
+    async with run_hub() as h:
+        await eventually(lambda: h.hub.registry.agents["agent_1"].online, message="agent_1")
+        await h.http.post(h.sim_url("agent_1") + "/sim/price", json={
+            "symbol": "XAUUSD", "bid": 2650.0, "ask": 2650.3})  # fmt: skip
+        await eventually(lambda: h.hub.registry.agents["agent_1"].ticks["XAUUSD"].ask == 2650.3)
+        r = await h.post("/api/agents/agent_1/trade?dry_run=true", json={**TRADE, "sl": 2640.0})
+        assert r.status_code == 422
+        assert r.json()["error"]["details"] == {
+            "check": "max_risk_per_trade",
+            "limit": 2.0,
+            "value": 10.3,
+        }
+        r = await h.post("/api/agents/agent_1/trade?dry_run=true", json={**TRADE, "sl": 2648.5})
+        assert r.status_code == 200 and r.json()["dry_run"] is True
+        ws = await _over_ws(h, ADMIN, "trade", "agent_1", {**TRADE, "sl": 2648.5, "dry_run": True})
+        assert ws["type"] == "result" and ws["ok"] and ws["data"]["dry_run"] is True
+        r = await h.post("/api/agents/agent_1/trade?dry_run=maybe", json=TRADE)
+        assert r.json()["error"]["message"] == "dry_run: expected true or false, got 'maybe'"
+        state = (await h.http.get(h.sim_url("agent_1") + "/sim/state")).json()
+        assert state["orders_filled"] == 0

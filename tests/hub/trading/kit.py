@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ class MarketBridge:
         self.lose_next = False
         self.hang_next = False  # the next order never reaches the market, and no answer comes
         self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
+        self.trade_delay = 0.0  # seconds before an order reaches the market
+        self.ticks_down = False  # quote reads fail (a feed that stopped answering)
         self.sent: list[str] = []
 
     def _order(self, what: str, run: Any) -> Any:
@@ -78,6 +81,8 @@ class MarketBridge:
         return self.market.account()
 
     async def tick(self, symbol: str) -> Tick:
+        if self.ticks_down:
+            raise BridgeTimeout("quote read timed out (the test's feed is down)")
         if self.tick_delay:
             await asyncio.sleep(self.tick_delay)
         return self.market.tick(symbol)
@@ -140,6 +145,7 @@ class TradingKit:
         agent.positions = await bridge.positions()
         for symbol in agent.config.symbols:
             agent.ticks[symbol] = await bridge.tick(symbol)
+            agent.tick_read_at[symbol] = time.monotonic()
         agent.online = True
         agent.error = None
         await self.daily.observe(agent_id, agent.account.equity)
