@@ -27,6 +27,7 @@ import gc
 import logging
 import os
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -125,16 +126,19 @@ async def _hub(config_path: str) -> AsyncIterator[tuple[int, Publish, Subscriber
     from hub.bridge.models import Tick
     from hub.config import load_config
 
-    env = {**os.environ, "HUB_ADMIN_TOKEN": TOKEN}
-    app = create_app(load_config(config_path), env=env, tune_gc=True)  # as mt4hub run
-    hub = app.state.hub
-    tick = hub.publisher.tick
+    # A data dir of its own: the day records, kill switch and order log of one run must not
+    # carry over into the next (a halt is kept for the whole UTC day, by design).
+    with tempfile.TemporaryDirectory(prefix="mt4hub-bench-") as data_dir:
+        env = {**os.environ, "HUB_ADMIN_TOKEN": TOKEN, "HUB_DATA_DIR": data_dir}
+        app = create_app(load_config(config_path), env=env, tune_gc=True)  # as mt4hub run
+        hub = app.state.hub
+        tick = hub.publisher.tick
 
-    async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
-        await tick("agent_1", Tick(symbol=symbol, bid=bid, ask=ask, time=time_us))
+        async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
+            await tick("agent_1", Tick(symbol=symbol, bid=bid, ask=ask, time=time_us))
 
-    async with _run_uvicorn(app, like_hub=True) as port:
-        yield port, publish, lambda: int(hub.node.subscribers), hub
+        async with _run_uvicorn(app, like_hub=True) as port:
+            yield port, publish, lambda: int(hub.node.subscribers), hub
 
 
 @contextlib.asynccontextmanager

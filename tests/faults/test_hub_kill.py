@@ -93,9 +93,9 @@ async def test_kill_9_mid_traffic_spool_replayed_order_not_doubled_stop_kept(
         await bridge.post("/sim/fault", json={"mode": "slow", "delay_ms": SLOW_MS})
         received = (await bridge.get("/sim/state")).json()["orders_received"]
         in_flight = asyncio.create_task(trade(hub, "inflight-1", 2650.0))
-        await eventually(
+        await eventually(  # slow reads first: earlier orders, a fresh quote (2 s each)
             lambda: _state(bridge, "orders_filled", received + 1),
-            timeout=units(50),
+            timeout=units(150),
             interval=units(0.5),
             message="the order to fill",
         )
