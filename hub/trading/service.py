@@ -261,6 +261,21 @@ class TradingService:
             expires=expires,
         )
 
+    def _widening(self, agent: AgentRuntime, position: Position, sl: float) -> Reservation:
+        """The risk a wider stop adds, until the bridge confirms it: from the old stop to the
+        new one."""
+        expires = now_ms() + int(1000 * (3 * self.config.polling.trade_timeout + 30))
+        return Reservation(
+            id=secrets.token_hex(8),
+            agent_id=agent.id,
+            symbol=position.symbol,
+            action=position.action,
+            lots=position.lots,
+            sl=sl,
+            entry=position.sl or position.open_price,
+            expires=expires,
+        )
+
     async def _release(self, reservation: Reservation) -> None:
         try:
             await self.coord.release(reservation.id)
@@ -448,16 +463,30 @@ class TradingService:
                 tp=req.tp,
                 by=by,
             )
-            decision = check_modify(
-                self.risk.context(agent.id), agent.id, position, sl=req.sl, tp=req.tp
-            )
+            await self._fresh_quote(agent, position.symbol)
+            reservation: Reservation | None = None
+            async with self.coord.risk_lock():  # a wider stop adds risk: checked and reserved
+                ctx = self.risk.context(
+                    agent.id, await self.coord.reservations(), await self._others_positions(agent)
+                )
+                decision = check_modify(ctx, agent.id, position, sl=req.sl, tp=req.tp)
+                if decision.allowed and req.sl and _widens(position, req.sl):
+                    reservation = self._widening(agent, position, req.sl)
+                    await self.coord.reserve(reservation)
             if not decision.allowed:
                 await self._reject(base, decision)
+            # Omitted levels are sent as they are now: a bridge that reads null as 0 would
+            # otherwise remove them.
+            order = ModifyOrder(
+                ticket=req.ticket,
+                sl=position.sl if req.sl is None else req.sl,
+                tp=position.tp if req.tp is None else req.tp,
+            )
             try:
-                updated = await agent.client.modify(
-                    ModifyOrder(ticket=req.ticket, sl=req.sl, tp=req.tp)
-                )
+                updated = await agent.client.modify(order)
             except BridgeError as exc:
+                if reservation is not None:
+                    await self._release(reservation)
                 error = HubError(exc.code, f"{agent.id}: modify of {req.ticket}: {exc}")
                 await self.events.emit(
                     _with(base, event="failed", error=error.body()["error"]), "modify_failed"
@@ -466,6 +495,8 @@ class TradingService:
             await self._set_positions(
                 agent, [updated if p.ticket == updated.ticket else p for p in agent.positions]
             )
+            if reservation is not None:
+                await self._release(reservation)
             await self.events.emit(_with(base, sl=updated.sl, tp=updated.tp), "position_modified")
             return {
                 "ticket": updated.ticket,
@@ -508,3 +539,10 @@ def _same_order(found: Position, req: TradeRequest, tag: str) -> bool:
     sent = f"{tag} {req.comment}".strip()
     kept = found.comment[: len(sent)]
     return found.symbol == req.symbol and found.action == req.action and sent.startswith(kept)
+
+
+def _widens(position: Position, sl: float) -> bool:
+    """A new stop further from the price than the position's (no stop before: none wider)."""
+    if not position.sl:
+        return False
+    return sl < position.sl if position.action == "buy" else sl > position.sl
