@@ -44,7 +44,7 @@ _BATCH_ITEMS = 1024
 
 
 class Sink(Protocol):
-    """Where a direct outbox writes complete frame bytes (see :mod:`channels._fastws`)."""
+    """Where a direct outbox writes complete frame bytes (see :mod:`channels.uvicorn_ws`)."""
 
     on_writable: Callable[[], None] | None
 

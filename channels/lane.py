@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels._fastws import text_frame
 from channels.delivery import Outbox
+from channels.uvicorn_ws import text_frame
 
 __all__ = ["Lane"]
 

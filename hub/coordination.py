@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import msgspec
 from redis.exceptions import RedisError
 
-from channels import aio
+from channels import cancellation
 from hub.errors import HubError
 from hub.trading.emergency import EmergencyFile, EmergencyState
 from hub.trading.idempotency import IdempotencyCache, fingerprint
@@ -214,7 +214,7 @@ class RedisCoordination:
 
     async def _keep(self, key: str, token: str, ttl_ms: int) -> None:
         while True:
-            await aio.sleep(ttl_ms / 3000)
+            await cancellation.sleep(ttl_ms / 3000)
             try:
                 renewed = await self._renew(keys=[key], args=[token, ttl_ms])
             except RedisError as exc:

@@ -5,7 +5,7 @@ every subscriber: :func:`text_frame` builds them once and :class:`RawSocket` wri
 straight to the connection's transport, skipping the ASGI ``send`` chain (Starlette,
 uvicorn's ``await writable``, the sans-I/O framing) for every message of every connection.
 
-Run uvicorn with ``ws=FastWebSocketProtocol``: it is uvicorn's protocol plus a
+Run uvicorn with ``ws=PreframedWebSocketProtocol``: it is uvicorn's protocol plus a
 :class:`RawSocket` in ``scope["extensions"]["mt4hub.raw"]`` and a writability callback fed
 by the transport's ``pause_writing``/``resume_writing``. Everything else — the handshake,
 reads, pings, close frames and close codes — stays uvicorn's, sent through ASGI as usual.
@@ -23,7 +23,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
-__all__ = ["RAW_EXTENSION", "FastWebSocketProtocol", "RawSocket", "text_frame"]
+__all__ = ["RAW_EXTENSION", "PreframedWebSocketProtocol", "RawSocket", "text_frame"]
 
 RAW_EXTENSION = "mt4hub.raw"
 
@@ -46,7 +46,7 @@ class RawSocket:
 
     __slots__ = ("_proto", "on_writable")
 
-    def __init__(self, proto: FastWebSocketProtocol) -> None:
+    def __init__(self, proto: PreframedWebSocketProtocol) -> None:
         self._proto = proto
         self.on_writable: Callable[[], None] | None = None
 
@@ -137,7 +137,7 @@ class _Flag:
         return True
 
 
-class FastWebSocketProtocol(WebSocketsSansIOProtocol):
+class PreframedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol exposing a :class:`RawSocket` to the app.
 
     Its receive queue and ``writable`` event are the slim :class:`_Inbox` and
