@@ -1,8 +1,8 @@
 """Direct writes of pre-framed WebSocket messages under uvicorn's websockets-sansio protocol.
 
 Server-to-client frames are unmasked, so one text message has the same frame bytes for
-every subscriber: :func:`text_frame` builds them once and :class:`RawSocket` writes them
-straight to the connection's transport, skipping the ASGI ``send`` chain (Starlette,
+every subscriber: :class:`~channels.lane.Lane` builds them once and :class:`RawSocket` writes
+them straight to the connection's transport, skipping the ASGI ``send`` chain (Starlette,
 uvicorn's ``await writable``, the sans-I/O framing) for every message of every connection.
 
 Run uvicorn with ``ws=PreframedWebSocketProtocol``: it is uvicorn's protocol plus a
@@ -16,29 +16,15 @@ Without the extension (another server, the test client) the session falls back t
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
-__all__ = ["RAW_EXTENSION", "PreframedWebSocketProtocol", "RawSocket", "text_frame"]
+__all__ = ["RAW_EXTENSION", "PreframedWebSocketProtocol", "RawSocket"]
 
 RAW_EXTENSION = "mt4hub.raw"
-
-_SHORT = struct.Struct("!BBH")
-_LONG = struct.Struct("!BBQ")
-
-
-def text_frame(payload: bytes) -> bytes:
-    """One complete, unmasked, final WebSocket text frame carrying ``payload`` (UTF-8)."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 65536:
-        return _SHORT.pack(0x81, 126, size) + payload
-    return _LONG.pack(0x81, 127, size) + payload
 
 
 class RawSocket:

@@ -16,10 +16,11 @@ import websockets
 from websockets.frames import Frame, Opcode
 
 from channels.asgi import PreframedWebSocketProtocol
+from channels.lane import text_frame
 from channels.memory import MemoryBroker
 from channels.node import Node
 from channels.session import SessionLimits
-from channels.uvicorn_ws import _Flag, _Inbox, text_frame
+from channels.uvicorn_ws import _Flag, _Inbox
 from tests.channels.conftest import Hub, HubFactory, build_app, connect, dumps, recv_type
 from tests.channels.test_session import (  # noqa: F401  (collected again, over this fixture)
     test_a_first_message_other_than_auth_closes_4001,
