@@ -216,6 +216,7 @@ class RedisBroker:
     def status(self) -> dict[str, Any]:
         """For /api/status: the pub/sub connection's state and its history."""
         return {
+            "kind": "redis",
             "url": self.where,
             "prefix": self._prefix,
             "healthy": self.healthy,

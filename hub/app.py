@@ -148,13 +148,6 @@ class Hub:
             self._agent_changed(None)
         self.summary_leader = leader
 
-    def broker_status(self) -> dict[str, Any]:
-        status: dict[str, Any] = {"kind": "redis" if self.coordination.shared else "memory"}
-        details = getattr(self.broker, "status", None)
-        if callable(details):
-            status.update(details())
-        return status
-
     def store_status(self) -> dict[str, Any]:
         return msgspec.to_builtins(self.writer.health())  # type: ignore[no-any-return]
 
