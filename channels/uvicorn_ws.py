@@ -11,6 +11,11 @@ by the transport's ``pause_writing``/``resume_writing``. Everything else — the
 reads, pings, close frames and close codes — stays uvicorn's, sent through ASGI as usual.
 Without the extension (another server, the test client) the session falls back to
 ``send_text``.
+
+Needs uvicorn >= 0.52.1 (pinned in ``pyproject.toml``): the websockets-sansio protocol
+appeared in 0.35, its keepalive pings in 0.44, and only from 0.52.1 does it pause writing
+(``writable`` cleared by ``pause_writing``, which is what makes a full sink spill into
+the outbox) and flag a lost connection (``disconnected``, read by :attr:`RawSocket.closed`).
 """
 
 from __future__ import annotations
