@@ -3,7 +3,7 @@
 Kinds:
 
 - ``hub``: the real app (``hub.app.create_app``) under uvicorn with the settings of
-  ``mt4hub run`` (``ws=FastWebSocketProtocol``, ``tune_gc()`` after start-up); ticks go
+  ``mt4hub run`` (``ws=PreframedWebSocketProtocol``, ``tune_gc()`` after start-up); ticks go
   through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``.
 - ``broadcaster``: encode/broadcaster ``memory://`` + Starlette, one
   ``send_text`` per message per connection (the common tutorial approach).
@@ -37,7 +37,7 @@ import uvloop
 
 from bench._control import raise_fd_limit, serve_commands
 from bench._ticks import Publish, event_frame, inject
-from channels.asgi import FastWebSocketProtocol
+from channels.asgi import PreframedWebSocketProtocol
 
 __all__ = ["CHANNEL", "KINDS", "TOKEN", "main"]
 
@@ -85,7 +85,7 @@ def _bind() -> socket.socket:
 def _uvicorn(app: Any, *, like_hub: bool) -> uvicorn.Server:
     """uvicorn as ``mt4hub run`` configures it, or its defaults; permessage-deflate off."""
     hub_options: dict[str, Any] = (
-        {"ws": FastWebSocketProtocol, "ws_max_size": 4 * 65536, "proxy_headers": True}
+        {"ws": PreframedWebSocketProtocol, "ws_max_size": 4 * 65536, "proxy_headers": True}
         if like_hub
         else {}
     )

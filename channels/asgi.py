@@ -1,7 +1,7 @@
 """Starlette adapters: a :class:`~channels.session.Transport` over a Starlette WebSocket.
 
-Under uvicorn with ``ws=FastWebSocketProtocol`` (re-exported here) the transport also
-offers the connection's :class:`~channels._fastws.RawSocket` as ``raw``, and the session
+Under uvicorn with ``ws=PreframedWebSocketProtocol`` (re-exported here) the transport also
+offers the connection's :class:`~channels.uvicorn_ws.RawSocket` as ``raw``, and the session
 writes pre-framed messages directly; elsewhere ``raw`` is None and it uses ``send_text``.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 
 from starlette.websockets import WebSocket
 
-from channels._fastws import RAW_EXTENSION, FastWebSocketProtocol, RawSocket
+from channels.uvicorn_ws import RAW_EXTENSION, PreframedWebSocketProtocol, RawSocket
 
-__all__ = ["FastWebSocketProtocol", "StarletteTransport", "bearer_token", "wants_batch"]
+__all__ = ["PreframedWebSocketProtocol", "StarletteTransport", "bearer_token", "wants_batch"]
 
 
 class StarletteTransport:

@@ -12,7 +12,7 @@ ticks), then hands the publication to the one handler set by the local
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -45,7 +45,7 @@ def encode_data(data: object) -> msgspec.Raw:
 
 
 class Broker(Protocol):
-    """What the node needs from a broker backend (memory now, Redis in issue 7)."""
+    """What the node and the hub need from a broker backend (memory or Redis)."""
 
     async def connect(self) -> None:
         """Open connections; called once before use."""
@@ -82,6 +82,9 @@ class Broker(Protocol):
 
     def set_handler(self, handler: Handler) -> None:
         """The callback called (synchronously, in seq order) with every publication."""
+
+    def status(self) -> dict[str, Any]:
+        """For ``/api/status``: at least ``kind`` (``memory``/``redis``) and ``healthy``."""
 
 
 def create_broker(url: str | None, *, history_size: int = 1000, prefix: str = "mt4hub") -> Broker:

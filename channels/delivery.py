@@ -12,20 +12,22 @@ Two ways out, the same semantics:
 
 - **Direct** (:meth:`Outbox.attach` to a :class:`Sink` and the node's shared
   :class:`~channels.lane.Lane`): while the connection keeps up, ``put`` only appends to a
-  list; the lane writes every pending connection at the end of the loop iteration (one
-  frame per message) or, for ``batch`` connections under load, on its one shared timer
-  (all pending messages in one frame, one JSON object per line). No
-  task, no wake-up per message; the frame bytes are built once per group of connections
-  with the same pending messages. While the sink is paused (its buffer is full) messages
-  queue, conflate and overflow as above; the sink's ``on_writable`` drains the queue.
+  pending list and, once, asks the lane for a turn: at the end of the loop iteration (one
+  frame per message), or for ``batch`` connections under load on the lane's one shared
+  timer (all pending messages in one frame, one JSON object per line). No task, no wake-up
+  per message; the frame bytes come from the lane's memo, built once per group of
+  connections with the same pending messages. While the sink is paused (its buffer is
+  full) messages queue, conflate and overflow as above; the sink's ``on_writable`` drains
+  the queue.
 - **Writer task** (:meth:`Outbox.run`, any async ``send``): the queue is drained by a task,
   one message per frame, or with ``batch`` all that is queued packed into one frame.
 
 In both, a batched connection is *under load* when its last frame carried several
 messages, or when it already sent two frames within one ``flush_interval``; only then is
-its next message held, until ``flush_interval`` after the last frame. Otherwise every
-message goes out at once, so batching adds latency only under load. An idle connection
-gets ``heartbeat_frame()`` every ``heartbeat`` seconds.
+its next message held, until ``flush_interval`` after the last frame
+(:meth:`Outbox.batch_due`). Otherwise every message goes out at once, so batching adds
+latency only under load. An idle connection gets ``heartbeat_frame()`` every
+``heartbeat`` seconds.
 """
 
 from __future__ import annotations
@@ -33,18 +35,18 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from channels.lane import Lane
+from channels.lane import Flushed, Lane
 
 __all__ = ["Item", "Outbox", "Sink"]
 
 _BATCH_ITEMS = 1024
+_DRAIN_FRAMES = 64  # one-frame messages per write while draining a backlog
 
 
 class Sink(Protocol):
-    """Where a direct outbox writes complete frame bytes (see :mod:`channels._fastws`)."""
+    """Where a direct outbox writes complete frame bytes (see :mod:`channels.uvicorn_ws`)."""
 
     on_writable: Callable[[], None] | None
 
@@ -92,23 +94,29 @@ class Outbox:
         self._live = 0
         self._dead = 0
         self._ready: asyncio.Event | None = None
-        self.overflowed = False
+        self._overflowed = False
         self.conflated = 0
-        # direct mode (attach): frames waiting for the lane, in order, while nothing is queued
-        self.sink: Sink | None = None
-        self.pending: list[str] = []
-        self.scheduled = False
-        self.batch = False
-        self.flush_interval = 0.01
-        self.last_send = -1e9  # when the last frame left (or the heartbeat was armed)
-        self.last_count = 0  # messages in the last frame
+        # batching: when frames left
+        self._batch = False
+        self._flush_interval = 0.01
+        self._last_send = -1e9  # when the last frame left (or the heartbeat was armed)
+        self._last_count = 0  # messages in the last frame
         self._window = (-1e9, 0)  # (start, frames since): frames per flush_interval
+        # direct mode (attach): messages waiting for the lane's turn, while nothing is queued
+        self._sink: Sink | None = None
         self._lane: Lane | None = None
+        self._pending: list[str] = []
+        self._scheduled = False  # a turn is asked of the lane and has not come yet
         self._beat: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         """Messages queued and not yet handed to the writer."""
-        return self._live + len(self.pending)
+        return self._live + len(self._pending)
+
+    @property
+    def overflowed(self) -> bool:
+        """True once the outbox gave up on this consumer (see :meth:`overflow`)."""
+        return self._overflowed
 
     def put(
         self,
@@ -120,15 +128,17 @@ class Outbox:
         state: bool = False,
     ) -> None:
         """Queue one message; ``state=True`` lets a newer value replace it while behind."""
-        if self.overflowed:
+        if self._overflowed:
             return
-        if self._lane is not None and not self._live:
-            pending = self.pending
+        lane = self._lane
+        if lane is not None and not self._live:
+            pending = self._pending
             pending.append(frame)
-            if not self.scheduled:
-                self._lane.schedule(self)
+            if not self._scheduled:
+                self._schedule(lane)
             elif len(pending) >= self._soft:  # a burst: write now, queue if that fills the sink
-                self._lane.flush_now(self)
+                lane.flush_now(self)
+                self._scheduled = True  # the turn asked for is still to come
             return
         item = Item(frame, channel, seq, key)
         if state and channel is not None:
@@ -154,12 +164,12 @@ class Outbox:
 
     def overflow(self) -> None:
         """Give up on this consumer: drop everything, refuse more, tell the owner once."""
-        if self.overflowed:
+        if self._overflowed:
             return
-        self.overflowed = True
+        self._overflowed = True
         self._queue.clear()
         self._slots.clear()
-        self.pending = []
+        self._pending = []
         self._live = self._dead = 0
         if self._ready is not None:
             self._ready.set()
@@ -183,14 +193,17 @@ class Outbox:
             self._ready.clear()
         return out
 
-    def spill(self) -> None:
-        """Move pending frames to the queue (the sink is full): they queue, never conflate."""
-        pending, self.pending = self.pending, []
-        for frame in pending:
-            self._queue.append(Item(frame, None, 0, None))
-        self._live += len(pending)
-        if self._live > self._hard:
-            self.overflow()
+    def batch_due(self) -> float:
+        """When a batched connection's next frame may leave (see the module doc)."""
+        if self._last_count > 1 or self._window[1] > 1:
+            return self._last_send + self._flush_interval
+        return -1e9
+
+    def _sent(self, now: float, messages: int) -> None:
+        """Record a frame of ``messages`` messages written at ``now``."""
+        start, frames = self._window
+        self._window = (start, frames + 1) if now - start < self._flush_interval else (now, 1)
+        self._last_send, self._last_count = now, messages
 
     # -- direct mode -------------------------------------------------------------------------
 
@@ -205,83 +218,107 @@ class Outbox:
         heartbeat_frame: Callable[[], str] | None = None,
     ) -> None:
         """Write directly to ``sink`` through ``lane`` from now on (see the module doc)."""
-        self.sink = sink
+        self._sink = sink
         self._lane = lane
-        self.batch = batch
-        self.flush_interval = flush_interval
+        self._batch = batch
+        self._flush_interval = flush_interval
         sink.on_writable = self._drain
         queued = [i.frame for i in self.take(self._live) if i.frame is not None]
-        self.pending = queued + self.pending
-        if self.pending:
-            lane.schedule(self)
+        self._pending = queued + self._pending
+        if self._pending and not self._scheduled:
+            self._schedule(lane)
         if heartbeat is not None and heartbeat_frame is not None:
             self._arm(heartbeat, heartbeat_frame)
 
     def detach(self) -> None:
         """Stop direct writing; what is pending or queued is written now if the sink allows."""
-        sink, lane = self.sink, self._lane
+        sink, lane = self._sink, self._lane
         if self._beat is not None:
             self._beat.cancel()
             self._beat = None
         if sink is None or lane is None:
             return
         sink.on_writable = None
-        if not self.overflowed and not sink.closed:
+        if not self._overflowed and not sink.closed:
             texts = [i.frame for i in self.take(self._live) if i.frame is not None]
-            texts += self.pending
+            texts += self._pending
             if texts:
-                sink.write(lane.frames(texts, self.batch, shared=False))
-        self.pending = []
-        self.sink = None
+                sink.write(lane.frames(texts, self._batch, shared=False))
+        self._pending = []
+        self._sink = None
         self._lane = None
 
-    def sent(self, now: float, messages: int) -> None:
-        """Record a frame of ``messages`` messages written at ``now``."""
-        start, frames = self._window
-        self._window = (start, frames + 1) if now - start < self.flush_interval else (now, 1)
-        self.last_send, self.last_count = now, messages
+    def flush(self, now: float) -> Flushed:
+        """The lane's turn: write the pending messages as one write (or queue them if the
+        sink is full or a backlog is queued, so order holds)."""
+        self._scheduled = False
+        sink, lane, pending = self._sink, self._lane, self._pending
+        if sink is None or lane is None or self._overflowed or not pending:
+            return "idle"
+        self._pending = []
+        if sink.closed:
+            return "idle"  # the session ends through its reader
+        if self._live or not sink.writable:
+            self._spill(pending)
+            return "spilled"
+        sink.write(lane.frames(pending, self._batch))
+        self._sent(now, len(pending))
+        return "written"
 
-    def batch_due(self) -> float:
-        """When a batched connection's next frame may leave (see the module doc)."""
-        if self.last_count > 1 or self._window[1] > 1:
-            return self.last_send + self.flush_interval
-        return -1e9
+    def _schedule(self, lane: Lane) -> None:
+        """Ask ``lane`` for a turn: at once, or when a batched connection under load is due."""
+        self._scheduled = True
+        if self._batch:
+            due = self.batch_due()
+            if due > lane.now():
+                lane.at(self, due)
+                return
+        lane.soon(self)
+
+    def _spill(self, frames: list[str]) -> None:
+        """Queue ``frames`` behind the backlog (the sink is full): they queue, never conflate."""
+        queue = self._queue
+        for frame in frames:
+            queue.append(Item(frame, None, 0, None))
+        self._live += len(frames)
+        if self._live > self._hard:
+            self.overflow()
 
     def _drain(self) -> None:
         """The sink has room again: write the backlog (until it is full again)."""
-        sink, lane = self.sink, self._lane
+        sink, lane = self._sink, self._lane
         if sink is None or lane is None:
             return
+        limit = _BATCH_ITEMS if self._batch else _DRAIN_FRAMES
         while self._live and sink.writable:
-            limit = _BATCH_ITEMS if self.batch else 64
             texts = [i.frame for i in self.take(limit) if i.frame is not None]
             if texts:
-                sink.write(lane.frames(texts, self.batch, shared=False))
-                self.sent(lane.now(), len(texts))
-        if self.pending and not self.scheduled:
-            lane.schedule(self)
+                sink.write(lane.frames(texts, self._batch, shared=False))
+                self._sent(lane.now(), len(texts))
+        if self._pending and not self._scheduled:
+            self._schedule(lane)
 
     def _arm(self, heartbeat: float, heartbeat_frame: Callable[[], str]) -> None:
         loop = asyncio.get_running_loop()
 
         def beat() -> None:
             self._beat = None
-            if self.sink is None or self.sink.closed or self.overflowed:
+            if self._sink is None or self._sink.closed or self._overflowed:
                 return
-            idle = loop.time() - self.last_send
-            if idle >= heartbeat * 0.999 and not self.pending and not self._live:
+            idle = loop.time() - self._last_send
+            if idle >= heartbeat * 0.999 and not self._pending and not self._live:
                 self.put(heartbeat_frame())
                 idle = 0.0
             self._beat = loop.call_later(max(0.001, heartbeat - idle), beat)
 
-        self.last_send = loop.time()
+        self._last_send = loop.time()
         self._beat = loop.call_later(heartbeat, beat)
 
     # -- writer task -------------------------------------------------------------------------
 
     async def wait(self, within: float | None = None) -> bool:
         """Wait until something is queued (or the outbox overflowed); False on timeout."""
-        if self._live or self.overflowed:
+        if self._live or self._overflowed:
             return True
         if self._ready is None:
             self._ready = asyncio.Event()
@@ -303,14 +340,16 @@ class Outbox:
     ) -> None:
         """Drain the queue into ``send`` until the outbox overflows (then return)."""
         loop = asyncio.get_running_loop()
-        self.flush_interval = flush_interval
-        self.last_send = loop.time()
-        while not self.overflowed:
-            idle = None if heartbeat is None else max(0.0, self.last_send + heartbeat - loop.time())
+        self._flush_interval = flush_interval
+        self._last_send = loop.time()
+        while not self._overflowed:
+            idle = (
+                None if heartbeat is None else max(0.0, self._last_send + heartbeat - loop.time())
+            )
             if not await self.wait(idle):
                 if heartbeat_frame is not None:
                     await send(heartbeat_frame())
-                self.sent(loop.time(), 1)
+                self._sent(loop.time(), 1)
                 continue
             if batch:
                 pause = self.batch_due() - loop.time()
@@ -319,9 +358,9 @@ class Outbox:
                 items = self.take()
                 if items:
                     await send("\n".join([i.frame for i in items if i.frame is not None]))
-                self.sent(loop.time(), len(items))
+                self._sent(loop.time(), len(items))
             else:
-                for item in self.take(64):
+                for item in self.take(_DRAIN_FRAMES):
                     if item.frame is not None:
                         await send(item.frame)
-                self.sent(loop.time(), 1)
+                self._sent(loop.time(), 1)

@@ -2,10 +2,11 @@
 
 - :class:`ChannelsError` — base of everything raised here.
   - :class:`InvalidChannel` (also a ``ValueError``) — a name or pattern that is not a channel.
-  - :class:`ProtocolError` — a client frame the server refuses; carries an error ``code``
-    (``bad_request``, ``forbidden``, ``rate_limited``…), a message naming the field, and the
-    frame's ``id`` when it could be read. :func:`channels.protocol.decode_op` returns it
-    rather than raising, so the hot path needs no ``try``.
+  - :class:`ProtocolError` — a client frame the server refuses; carries an error ``code`` of
+    ``docs/protocol.md`` (``bad_request``, ``forbidden``, ``rate_limited``…), a message
+    naming the field, and the frame's ``id`` when it could be read.
+    :func:`channels.protocol.decode_op` returns it rather than raising, so the hot path
+    needs no ``try``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class ChannelsError(Exception):
 
 
 class InvalidChannel(ChannelsError, ValueError):
-    """A channel name or pattern that does not name any channel of :mod:`channels.names`."""
+    """A channel name or pattern that does not name any channel (see :mod:`channels.names`)."""
 
 
 class ProtocolError(ChannelsError):

@@ -1,49 +1,70 @@
 """The shared flush of direct outboxes: one per node, whatever the number of connections.
 
-An outbox in direct mode (:meth:`~channels.delivery.Outbox.attach`) only appends to its
-``pending`` list when a message arrives and asks the lane to :meth:`Lane.schedule` it once.
-The lane then writes it
+The lane owns two things and nothing else:
 
-- *soon* — at the end of the current event-loop iteration (one ``call_soon`` for every
-  outbox scheduled in that iteration): one-frame connections, and batched connections
-  not under load (:meth:`Outbox.batch_due` is past);
-- *later* — on one shared timer: batched connections under load (their last frame
-  carried several messages, or two frames left within one ``flush_interval``), so what
-  arrives meanwhile is packed into one frame.
+- **When** scheduled outboxes are flushed. An outbox in direct mode
+  (:meth:`~channels.delivery.Outbox.attach`) asks once per batch of messages to be flushed
+  :meth:`Lane.soon` — at the end of the current event-loop iteration, one ``call_soon`` for
+  every outbox scheduled in that iteration — or :meth:`Lane.at` a time, on one shared
+  timer (batched connections under load, so what arrives meanwhile is packed into one
+  frame). When its turn comes the lane calls the outbox's ``flush``; what to write, whether
+  to queue instead (a full sink) and the batching rule are the outbox's.
+- **The frame memo** (:meth:`Lane.frames`): connections that subscribe to the same channels
+  have the same pending messages (the same ``str`` objects, in the same order), so within
+  one pass their frame bytes are built once and the same ``bytes`` is written to each.
 
-Connections that subscribe to the same channels have the same pending messages (the
-same ``str`` objects, in the same order): their frame bytes are joined and framed once
-per flush and the same ``bytes`` is written to each. A connection whose sink is full
-(``pause_writing``) keeps its messages in its outbox queue, where they conflate and
-overflow as usual, until the sink's ``on_writable`` drains it.
+:func:`text_frame` builds one server-to-client text frame: unmasked, so the same bytes suit
+every subscriber.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+from typing import Literal, Protocol
 
-from channels._fastws import text_frame
-from channels.delivery import Outbox
-
-__all__ = ["Lane"]
+__all__ = ["Flushable", "Flushed", "Lane", "text_frame"]
 
 log = logging.getLogger(__name__)
 
+Flushed = Literal["written", "spilled", "idle"]
+"""What a flush did: wrote a frame, queued its messages (the sink was full), or nothing."""
+
+_SHORT = struct.Struct("!BBH")
+_LONG = struct.Struct("!BBQ")
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One complete, unmasked, final WebSocket text frame carrying ``payload`` (UTF-8)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return _SHORT.pack(0x81, 126, size) + payload
+    return _LONG.pack(0x81, 127, size) + payload
+
+
+class Flushable(Protocol):
+    """What the lane schedules (a direct :class:`~channels.delivery.Outbox`)."""
+
+    def flush(self, now: float) -> Flushed:
+        """Its turn: write what is pending, built with :meth:`Lane.frames`."""
+
 
 class Lane:
-    """Corked direct writes and the shared batch timer, for one event loop."""
+    """Corked direct writes, the shared batch timer and the frame memo, for one event loop."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._soon: list[Outbox] = []
-        self._later: list[Outbox] = []
+        self._soon: list[Flushable] = []
+        self._later: list[Flushable] = []
         self._timer: asyncio.TimerHandle | None = None
         self._memo: dict[tuple[int, ...], tuple[list[str], bytes]] = {}
         self.flushes = 0  # passes over scheduled outboxes
-        self.writes = 0  # direct writes made by passes
+        self.writes = 0  # direct writes made by flushes
         self.built = 0  # frame payloads built (the rest were shared)
-        self.spills = 0  # times a full sink sent pending messages to its outbox queue
+        self.spills = 0  # flushes that found the sink full and queued instead
 
     def now(self) -> float:
         return self._get_loop().time()
@@ -54,32 +75,29 @@ class Lane:
             loop = self._loop = asyncio.get_running_loop()
         return loop
 
-    def schedule(self, outbox: Outbox) -> None:
-        """Write ``outbox``'s pending messages soon (or on the shared timer when batched)."""
-        loop = self._get_loop()
-        outbox.scheduled = True
-        if outbox.batch:
-            wait = outbox.batch_due() - loop.time()
-            if wait > 0:
-                self._later.append(outbox)
-                if self._timer is None:
-                    self._timer = loop.call_later(wait, self._run_later)
-                return
-        self._soon.append(outbox)
-        if len(self._soon) == 1:
-            loop.call_soon(self._run_soon)
+    def soon(self, outbox: Flushable) -> None:
+        """Flush ``outbox`` once at the end of this event-loop iteration."""
+        soon = self._soon
+        soon.append(outbox)
+        if len(soon) == 1:
+            self._get_loop().call_soon(self._run_soon)
 
-    def flush_now(self, outbox: Outbox) -> None:
-        """Write ``outbox`` at once (a burst reached its soft limit); it stays scheduled."""
-        self._flush(outbox, self._get_loop().time())
-        outbox.scheduled = True
+    def at(self, outbox: Flushable, when: float) -> None:
+        """Flush ``outbox`` once on the shared timer (armed for ``when`` unless armed already)."""
+        self._later.append(outbox)
+        if self._timer is None:
+            self._timer = self._get_loop().call_at(when, self._run_later)
+
+    def flush_now(self, outbox: Flushable) -> None:
+        """Flush ``outbox`` at once, outside a pass (a burst); its scheduled turn still comes."""
+        self._count(outbox.flush(self._get_loop().time()))
         self._memo.clear()
 
     def frames(self, texts: list[str], batch: bool, *, shared: bool = True) -> bytes:
         """The wire bytes of ``texts``: one frame each, or one newline-joined frame if batched.
 
-        ``shared``: within a flush pass, remember them for other connections with the same
-        pending messages (outside a pass nothing would clear the memo).
+        ``shared``: within a flush, remember them for other connections with the same
+        pending messages (outside a flush nothing would clear the memo).
         """
         if not shared:
             if batch:
@@ -117,32 +135,28 @@ class Lane:
         todo, self._later = self._later, []
         self._pass(todo)
 
-    def _pass(self, todo: list[Outbox]) -> None:
+    def _pass(self, todo: list[Flushable]) -> None:
         now = self._get_loop().time()
+        writes = spills = 0
         try:
             for outbox in todo:
-                outbox.scheduled = False
                 try:
-                    self._flush(outbox, now)
+                    done = outbox.flush(now)
                 except Exception:
-                    log.exception("direct write failed; dropping that connection's pending frames")
-                    outbox.pending = []
+                    log.exception("direct write failed; that connection's pending frames are lost")
+                    continue
+                if done == "written":
+                    writes += 1
+                elif done == "spilled":
+                    spills += 1
         finally:
             self._memo.clear()
+            self.writes += writes
+            self.spills += spills
         self.flushes += 1
 
-    def _flush(self, outbox: Outbox, now: float) -> None:
-        sink = outbox.sink
-        if sink is None or outbox.overflowed or not outbox.pending:
-            return
-        if sink.closed:
-            outbox.pending = []  # the session ends through its reader
-            return
-        if not sink.writable or len(outbox) > len(outbox.pending):
-            outbox.spill()
+    def _count(self, done: Flushed) -> None:
+        if done == "written":
+            self.writes += 1
+        elif done == "spilled":
             self.spills += 1
-            return
-        texts, outbox.pending = outbox.pending, []
-        sink.write(self.frames(texts, outbox.batch))
-        outbox.sent(now, len(texts))
-        self.writes += 1

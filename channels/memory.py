@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
+from typing import Any
 
 from channels import names
 from channels.broker import Handler, Publication, encode_data
@@ -40,6 +41,10 @@ class MemoryBroker:
 
     def set_handler(self, handler: Handler) -> None:
         self._handler = handler
+
+    def status(self) -> dict[str, Any]:
+        """For /api/status: always healthy (nothing to lose a connection to)."""
+        return {"kind": "memory", "healthy": True, "channels": len(self._streams)}
 
     async def publish(self, channel: str, data: object, *, key: str | None = None) -> Publication:
         stream = self._streams.get(channel)

@@ -1,4 +1,4 @@
-"""Channel names: the only place they are built and parsed (docs/protocol.md, Channels).
+"""Channel names: the only place they are built and parsed (listed in ``docs/protocol.md``).
 
 | channel | kind |
 |---|---|

@@ -47,7 +47,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from channels import aio, names
+from channels import cancellation, names
 from channels.broker import Handler, Publication, encode_data
 from channels.errors import ChannelsError
 
@@ -216,6 +216,7 @@ class RedisBroker:
     def status(self) -> dict[str, Any]:
         """For /api/status: the pub/sub connection's state and its history."""
         return {
+            "kind": "redis",
             "url": self.where,
             "prefix": self._prefix,
             "healthy": self.healthy,
@@ -425,8 +426,8 @@ class RedisBroker:
                     log.exception("redis broker: listener failed; restarting it", exc_info=cause)
                 if was_ready:
                     delay = low
-            # Not aio.sleep: on 3.11 a failed TaskGroup leaves this task's cancelling() raised;
-            # close() sets _closed, which ends this loop.
+            # Not cancellation.sleep: on 3.11 a failed TaskGroup leaves this task's
+            # cancelling() raised; close() sets _closed, which ends this loop.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(high, delay * 2)
 
@@ -471,7 +472,7 @@ class RedisBroker:
     async def _read(self, conn: AbstractConnection) -> None:
         awaiting_pong = False
         while True:
-            aio.raise_if_cancelled()  # redis-py can lose a cancel during a read
+            cancellation.raise_if_cancelled()  # redis-py can lose a cancel during a read
             reply = await conn.read_response(timeout=self._ping_interval, push_request=True)
             if reply is None:
                 if awaiting_pong:
@@ -573,7 +574,7 @@ class RedisBroker:
                 break
             except RedisUnavailable as exc:
                 log.warning("redis broker: filling %s failed (%s); retrying", channel, exc)
-                await aio.sleep(delay * random.uniform(0.5, 1.0))
+                await cancellation.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(self._backoff[1], delay * 2)
             except Exception as exc:
                 log.exception("redis broker: filling %s failed; continuing with a gap", channel)

@@ -26,10 +26,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from channels import aio, gctune, names
+from channels import cancellation, names
 from channels.broker import Broker, create_broker
 from channels.node import Node
 from channels.session import Session
+from hub import gc_policy
 from hub.agents import AgentRuntime, Registry
 from hub.api import commands, openapi, read, records, stream
 from hub.api.common import json_response
@@ -171,7 +172,7 @@ class Hub:
                     await self.daily.refresh(agent_id)
             except HubError as exc:
                 log.warning("shared_state_refresh_failed error=%r", exc.message)
-            await aio.sleep(1.0)
+            await cancellation.sleep(1.0)
 
     def _polled_here(self, agent_id: str) -> bool:
         return agent_id in self.supervisor.running
@@ -180,13 +181,6 @@ class Hub:
         if leader and not self.summary_leader:
             self._agent_changed(None)
         self.summary_leader = leader
-
-    def broker_status(self) -> dict[str, Any]:
-        status: dict[str, Any] = {"kind": "redis" if self.coordination.shared else "memory"}
-        details = getattr(self.broker, "status", None)
-        if callable(details):
-            status.update(details())
-        return status
 
     def store_status(self) -> dict[str, Any]:
         return msgspec.to_builtins(self.writer.health())  # type: ignore[no-any-return]
@@ -334,7 +328,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.start(start_sims=start_sims)
         if tune_gc:
-            gctune.tune_gc()
+            gc_policy.tune_gc()
         try:
             yield
         finally:

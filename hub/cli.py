@@ -34,7 +34,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from channels.asgi import FastWebSocketProtocol
+    from channels.asgi import PreframedWebSocketProtocol
     from hub.app import create_app
 
     config = _load(args.config)
@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         log_config=None,
-        ws=FastWebSocketProtocol,  # websockets-sansio, plus direct writes of shared frames
+        ws=PreframedWebSocketProtocol,  # websockets-sansio, plus direct writes of shared frames
         ws_per_message_deflate=False,
         ws_ping_interval=config.server.heartbeat,
         ws_ping_timeout=config.server.heartbeat,

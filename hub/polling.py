@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from channels import aio
+from channels import cancellation
 from channels.clock import now_ms
 from hub.agents import AgentRuntime
 from hub.bridge.client import BridgeError
@@ -68,7 +68,7 @@ class AgentPoller:
                     error = str(exc)
                 except ConnectionError as exc:  # the broker (Redis) is away, not the bridge
                     log.warning("publish_failed agent=%s error=%r", self.agent.id, str(exc))
-                    await aio.sleep(backoff * (0.5 + random.random() / 2))
+                    await cancellation.sleep(backoff * (0.5 + random.random() / 2))
                     backoff = min(backoff * 2, self.cfg.backoff_max)
                     continue
                 except Exception as exc:  # a bug must not kill the loop: report it loudly
@@ -77,11 +77,11 @@ class AgentPoller:
                 else:
                     backoff = self.cfg.backoff_initial
                     elapsed = time.monotonic() - started
-                    await aio.sleep(max(0.0, self.cfg.tick_interval - elapsed))
+                    await cancellation.sleep(max(0.0, self.cfg.tick_interval - elapsed))
                     continue
                 await self._failed(error)
                 # Full jitter keeps many hubs from retrying a recovered bridge in lockstep.
-                await aio.sleep(backoff * (0.5 + random.random() / 2))
+                await cancellation.sleep(backoff * (0.5 + random.random() / 2))
                 backoff = min(backoff * 2, self.cfg.backoff_max)
         finally:
             stats.running = False

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from channels import aio, names
+from channels import cancellation, names
 from channels.broker import Publication
 from channels.node import Node
 from hub.agents import AgentRuntime, AgentStatus, Registry
@@ -56,7 +56,7 @@ class PollSupervisor:
                 await asyncio.Event().wait()
             while True:
                 await self._tick()
-                await aio.sleep(self.lease_ttl / 3)
+                await cancellation.sleep(self.lease_ttl / 3)
         finally:
             await self.stop()
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from channels.asgi import FastWebSocketProtocol
+from channels.asgi import PreframedWebSocketProtocol
 from hub.app import Hub, create_app
 from hub.config import HubConfig, parse_config
 from tests.timing import eventually, units
@@ -135,7 +135,7 @@ async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[Ru
             port=port,
             log_config=None,
             lifespan="on",
-            ws=FastWebSocketProtocol,
+            ws=PreframedWebSocketProtocol,
             ws_per_message_deflate=False,
             access_log=False,  # as `mt4hub run`: the hub's own access log redacts tokens
             ws_max_size=4 * config.server.max_frame_bytes,

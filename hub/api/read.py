@@ -61,7 +61,7 @@ async def status(request: Request) -> Response:
             "polling": hub.supervisor.polled,
             "coordination": hub.coordination.status(),
             "uptime_s": round(now - hub.started, 1),
-            "broker": hub.broker_status(),
+            "broker": hub.broker.status(),
             "store": hub.store_status(),
             "connections": hub.connection_count(),
             "agents": {

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import msgspec
 from redis.exceptions import RedisError
 
-from channels import aio
+from channels import cancellation
 from channels.clock import now_ms
 from hub.errors import HubError
 from hub.trading._files import read_json, write_json
@@ -334,7 +334,7 @@ class RedisCoordination:
 
     async def _keep(self, key: str, token: str, ttl_ms: int) -> None:
         while True:
-            await aio.sleep(ttl_ms / 3000)
+            await cancellation.sleep(ttl_ms / 3000)
             try:
                 renewed = await self._renew(keys=[key], args=[token, ttl_ms])
             except RedisError as exc:

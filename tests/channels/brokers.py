@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from channels.broker import Broker, Handler, Publication
 from channels.memory import MemoryBroker
@@ -27,6 +28,9 @@ class YieldingBroker:
 
     def set_handler(self, handler: Handler) -> None:
         self.inner.set_handler(handler)
+
+    def status(self) -> dict[str, Any]:
+        return self.inner.status()
 
     async def publish(self, channel: str, data: object, *, key: str | None = None) -> Publication:
         return await self.inner.publish(channel, data, key=key)

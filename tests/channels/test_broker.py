@@ -47,6 +47,12 @@ async def test_bytes_are_taken_as_encoded_json(broker: Broker) -> None:
     assert bytes(pub.data) == b'{"total":1}'
 
 
+async def test_status_names_the_backend_and_its_health(broker: Broker) -> None:
+    status = broker.status()
+    assert status["kind"] == ("redis" if isinstance(broker, RedisBroker) else "memory")
+    assert status["healthy"] is True
+
+
 async def test_handler_gets_every_publication_in_order(broker: Broker) -> None:
     seen: list[Publication] = []
     broker.set_handler(seen.append)

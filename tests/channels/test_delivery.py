@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 
 from channels.delivery import Outbox
 from channels.feed import Feed
+from channels.lane import Lane
 from channels.memory import MemoryBroker
 from channels.node import Node
 from tests.timing import units
@@ -159,3 +161,113 @@ async def test_an_idle_writer_sends_heartbeats() -> None:
     )
     assert await asyncio.wait_for(sent.get(), units(20)) == "hb"
     writer.cancel()
+
+
+class FakeSink:
+    """A direct sink that records every write; ``writable`` is set by the test."""
+
+    def __init__(self) -> None:
+        self.on_writable: Callable[[], None] | None = None
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.writable = True
+
+    def write(self, data: bytes) -> bool:
+        self.writes.append(data)
+        return True
+
+    def messages(self) -> list[str]:
+        """The text of every frame written (one-frame mode, payloads under 126 bytes)."""
+        out: list[str] = []
+        for data in self.writes:
+            while data:
+                size = data[1]
+                out.append(data[2 : 2 + size].decode())
+                data = data[2 + size :]
+        return out
+
+
+async def test_a_direct_outbox_writes_what_one_loop_iteration_queued_in_one_write() -> None:
+    lane, sink, outbox = Lane(), FakeSink(), Outbox()
+    outbox.attach(sink, lane)
+    for n in range(3):
+        outbox.put(f"m{n}")
+    assert sink.writes == [], "nothing is written before the end of the iteration"
+    await asyncio.sleep(0)
+    assert sink.messages() == ["m0", "m1", "m2"]
+    assert (len(sink.writes), lane.writes, lane.flushes) == (1, 1, 1)
+
+
+async def test_direct_outboxes_with_the_same_messages_share_one_built_frame() -> None:
+    lane = Lane()
+    sinks = [FakeSink() for _ in range(3)]
+    outboxes = [Outbox() for _ in sinks]
+    for outbox, sink in zip(outboxes, sinks, strict=True):
+        outbox.attach(sink, lane)
+    for text in ["a", "b"]:
+        for outbox in outboxes:
+            outbox.put(text)
+    await asyncio.sleep(0)
+    assert lane.built == 1
+    assert sinks[0].writes[0] is sinks[1].writes[0] is sinks[2].writes[0]
+
+
+async def test_a_full_sink_queues_in_the_outbox_and_drains_in_order_when_writable() -> None:
+    lane, sink, outbox = Lane(), FakeSink(), Outbox(soft_limit=4, hard_limit=100)
+    outbox.attach(sink, lane)
+    sink.writable = False
+    for n in range(10):
+        outbox.put(f"m{n}")
+        await asyncio.sleep(0)
+    assert sink.writes == []
+    assert lane.spills > 0
+    assert len(outbox) == 10
+    sink.writable = True
+    assert sink.on_writable is not None
+    sink.on_writable()
+    await asyncio.sleep(0)
+    assert sink.messages() == [f"m{n}" for n in range(10)]
+    assert len(outbox) == 0
+
+
+async def test_a_burst_reaching_the_soft_limit_is_written_at_once() -> None:
+    lane, sink, outbox = Lane(), FakeSink(), Outbox(soft_limit=4, hard_limit=100)
+    outbox.attach(sink, lane)
+    for n in range(6):
+        outbox.put(f"m{n}")
+    assert sink.messages() == ["m0", "m1", "m2", "m3"], "written at the soft limit"
+    await asyncio.sleep(0)
+    assert sink.messages() == [f"m{n}" for n in range(6)], "the rest at its turn"
+    assert lane.writes == 2
+
+
+async def test_a_batched_direct_outbox_under_load_waits_for_the_shared_timer() -> None:
+    lane, sink, outbox = Lane(), FakeSink(), Outbox()
+    outbox.attach(sink, lane, batch=True, flush_interval=units(2))
+    outbox.put("a")
+    outbox.put("b")
+    await asyncio.sleep(0)
+    assert sink.writes[-1].endswith(b"a\nb"), "not under load: at once, in one frame"
+    outbox.put("c")  # the last frame carried two messages: under load
+    await asyncio.sleep(0)
+    assert len(sink.writes) == 1
+    await asyncio.sleep(units(3))
+    assert len(sink.writes) == 2 and sink.writes[1].endswith(b"c")
+
+
+async def test_detach_writes_what_is_left_and_overflow_stops_direct_writes() -> None:
+    lane, sink, outbox = Lane(), FakeSink(), Outbox(soft_limit=2, hard_limit=4)
+    outbox.attach(sink, lane)
+    outbox.put("last")
+    outbox.detach()
+    assert sink.messages() == ["last"]
+    await asyncio.sleep(0)
+    assert lane.writes == 0, "its scheduled turn found nothing to write"
+    overflowing = Outbox(soft_limit=2, hard_limit=4)
+    overflowing.attach(sink, lane)
+    sink.writable = False
+    for n in range(10):
+        overflowing.put(f"e{n}")
+        await asyncio.sleep(0)
+    assert overflowing.overflowed
+    assert len(overflowing) == 0

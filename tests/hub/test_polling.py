@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from channels import aio
+from channels import cancellation
 from hub.app import Hub
 from hub.bridge.sim_server import start_sim
 from hub.config import SymbolSpec, parse_config
@@ -96,7 +96,7 @@ async def test_sleep_honours_a_cancel_that_an_await_swallowed() -> None:
                 await asyncio.sleep(10)  # stands for a library call that loses the cancel
             except asyncio.CancelledError:
                 swallowed.set()
-            await aio.sleep(0)
+            await cancellation.sleep(0)
 
     task = asyncio.create_task(loop())
     await asyncio.sleep(0)

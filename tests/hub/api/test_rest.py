@@ -27,6 +27,7 @@ async def test_health_and_status_are_open() -> None:
         assert loop["polls"] >= 1 and loop["running"] is True
         assert body["agents"]["agent_1"]["status"]["status"] == "online"
         assert {"version", "uptime_s", "broker", "store", "connections"} <= body.keys()
+        assert body["broker"]["kind"] == "memory" and body["broker"]["healthy"] is True
 
 
 async def test_no_token_is_401_and_bad_token_is_401() -> None:

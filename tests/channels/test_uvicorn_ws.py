@@ -1,4 +1,4 @@
-"""The direct-write path (uvicorn ``ws=FastWebSocketProtocol``): same protocol, shared flushes.
+"""The direct-write path (uvicorn ``ws=PreframedWebSocketProtocol``): same protocol, shared flushes.
 
 Every /ws session test of ``test_session`` runs again here over the direct path (the
 ``make_hub`` fixture below replaces the conftest's), then the direct path's own cases:
@@ -8,7 +8,6 @@ exact frame bytes, backpressure without loss, one shared build of a batch frame.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from collections.abc import AsyncIterator
 
@@ -16,12 +15,12 @@ import pytest
 import websockets
 from websockets.frames import Frame, Opcode
 
-from channels._fastws import _Flag, _Inbox, text_frame
-from channels.asgi import FastWebSocketProtocol
-from channels.gctune import tune_gc
+from channels.asgi import PreframedWebSocketProtocol
+from channels.lane import text_frame
 from channels.memory import MemoryBroker
 from channels.node import Node
 from channels.session import SessionLimits
+from channels.uvicorn_ws import _Flag, _Inbox
 from tests.channels.conftest import Hub, HubFactory, build_app, connect, dumps, recv_type
 from tests.channels.test_session import (  # noqa: F401  (collected again, over this fixture)
     test_a_first_message_other_than_auth_closes_4001,
@@ -63,7 +62,7 @@ async def make_hub() -> AsyncIterator[HubFactory]:
             host="127.0.0.1",
             port=0,
             log_level="warning",
-            ws=FastWebSocketProtocol,
+            ws=PreframedWebSocketProtocol,
             ws_per_message_deflate=False,
             lifespan="off",
         )
@@ -198,18 +197,6 @@ async def test_batching_holds_messages_only_under_load(make_hub: HubFactory) -> 
         assert await frame(units(10)) == held
     finally:
         await ws.close()
-
-
-def test_tune_gc_freezes_and_raises_the_gen0_threshold() -> None:
-    previous = tune_gc(40_000, 15, 50)
-    try:
-        assert gc.get_threshold() == (40_000, 15, 50)
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*previous)
-    with pytest.raises(ValueError, match="gc thresholds"):
-        tune_gc(0)
 
 
 async def test_the_slim_receive_queue_keeps_order_and_survives_a_cancelled_get() -> None:

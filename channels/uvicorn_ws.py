@@ -1,44 +1,35 @@
 """Direct writes of pre-framed WebSocket messages under uvicorn's websockets-sansio protocol.
 
 Server-to-client frames are unmasked, so one text message has the same frame bytes for
-every subscriber: :func:`text_frame` builds them once and :class:`RawSocket` writes them
-straight to the connection's transport, skipping the ASGI ``send`` chain (Starlette,
+every subscriber: :class:`~channels.lane.Lane` builds them once and :class:`RawSocket` writes
+them straight to the connection's transport, skipping the ASGI ``send`` chain (Starlette,
 uvicorn's ``await writable``, the sans-I/O framing) for every message of every connection.
 
-Run uvicorn with ``ws=FastWebSocketProtocol``: it is uvicorn's protocol plus a
+Run uvicorn with ``ws=PreframedWebSocketProtocol``: it is uvicorn's protocol plus a
 :class:`RawSocket` in ``scope["extensions"]["mt4hub.raw"]`` and a writability callback fed
 by the transport's ``pause_writing``/``resume_writing``. Everything else — the handshake,
 reads, pings, close frames and close codes — stays uvicorn's, sent through ASGI as usual.
 Without the extension (another server, the test client) the session falls back to
 ``send_text``.
+
+Needs uvicorn >= 0.52.1 (pinned in ``pyproject.toml``): the websockets-sansio protocol
+appeared in 0.35, its keepalive pings in 0.44, and only from 0.52.1 does it pause writing
+(``writable`` cleared by ``pause_writing``, which is what makes a full sink spill into
+the outbox) and flag a lost connection (``disconnected``, read by :attr:`RawSocket.closed`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
-__all__ = ["RAW_EXTENSION", "FastWebSocketProtocol", "RawSocket", "text_frame"]
+__all__ = ["RAW_EXTENSION", "PreframedWebSocketProtocol", "RawSocket"]
 
 RAW_EXTENSION = "mt4hub.raw"
-
-_SHORT = struct.Struct("!BBH")
-_LONG = struct.Struct("!BBQ")
-
-
-def text_frame(payload: bytes) -> bytes:
-    """One complete, unmasked, final WebSocket text frame carrying ``payload`` (UTF-8)."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 65536:
-        return _SHORT.pack(0x81, 126, size) + payload
-    return _LONG.pack(0x81, 127, size) + payload
 
 
 class RawSocket:
@@ -46,7 +37,7 @@ class RawSocket:
 
     __slots__ = ("_proto", "on_writable")
 
-    def __init__(self, proto: FastWebSocketProtocol) -> None:
+    def __init__(self, proto: PreframedWebSocketProtocol) -> None:
         self._proto = proto
         self.on_writable: Callable[[], None] | None = None
 
@@ -137,7 +128,7 @@ class _Flag:
         return True
 
 
-class FastWebSocketProtocol(WebSocketsSansIOProtocol):
+class PreframedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol exposing a :class:`RawSocket` to the app.
 
     Its receive queue and ``writable`` event are the slim :class:`_Inbox` and

@@ -1,4 +1,4 @@
-"""Garbage-collector settings for a long-running fan-out process.
+"""Garbage-collector policy for the hub process (long-running, fanning out to many sockets).
 
 A full collection walks every tracked object and stalls the event loop — every
 subscriber — for tens of ms on a hub with thousands of connections. :func:`tune_gc`,
