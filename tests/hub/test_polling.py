@@ -84,6 +84,7 @@ async def test_a_cancel_landing_in_a_redis_publish_stops_the_poller(
             await cancel_repeatedly(hub, 150, (0.0, 0.01))
         finally:
             await hub.broker.close()
+            await hub.coordination.close()  # the poller records the day's start through it
             await hub.registry.close()
 
 
