@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from hub.agents import Registry
+from hub.bridge.models import TradeOrder
 from hub.risk import (
     AgentBook,
+    PendingOrder,
     ReturnsWindow,
     RiskContext,
     TradingState,
@@ -34,19 +36,27 @@ class RiskInputs:
         self._emergency_stopped = emergency_stopped
         self.daily = daily
         self.returns = ReturnsWindow(self.config.global_risk.correlation_window)
-        self._in_flight = dict.fromkeys(registry.agents, 0)
+        self._pending: dict[str, list[PendingOrder]] = {
+            agent_id: [] for agent_id in registry.agents
+        }
 
-    def observe_tick(self, symbol: str, bid: float, ask: float, ts: int) -> None:
-        self.returns.observe(symbol, bid, ask, ts)
+    def observe_tick(self, agent_id: str, symbol: str, bid: float, ask: float, ts: int) -> None:
+        """A quote read from ``agent_id``'s bridge (correlation is measured per bridge)."""
+        self.returns.observe(agent_id, symbol, bid, ask, ts)
 
     @contextlib.contextmanager
-    def in_flight(self, agent_id: str) -> Iterator[None]:
-        """An order sent to ``agent_id``'s bridge and not answered yet counts as a position."""
-        self._in_flight[agent_id] += 1
+    def in_flight(self, agent_id: str, order: TradeOrder) -> Iterator[None]:
+        """An order sent to ``agent_id``'s bridge and not answered yet counts as a position,
+        risking from its entry (the current ask for a buy, bid for a sell) to its SL."""
+        tick = self.registry.agents[agent_id].ticks.get(order.symbol)
+        entry = (tick.ask if order.action == "buy" else tick.bid) if tick is not None else 0.0
+        sl = order.sl if tick is not None else None  # no price: counted at the budget
+        pending = PendingOrder(order.symbol, order.action, order.lots, sl, entry)
+        self._pending[agent_id].append(pending)
         try:
             yield
         finally:
-            self._in_flight[agent_id] -= 1
+            self._pending[agent_id].remove(pending)
 
     def context(self, agent_id: str | None = None) -> RiskContext:
         """The risk engine's view now; prices are ``agent_id``'s own bridge quotes first
@@ -67,7 +77,7 @@ class RiskInputs:
                 equity=equity,
                 start_of_day_equity=self.daily.start_equity(book_id, equity),
                 positions=list(agent.positions),
-                in_flight=self._in_flight[book_id],
+                pending=list(self._pending[book_id]),
                 halted=self.daily.halted(book_id),
             )
         return RiskContext(

@@ -144,7 +144,7 @@ class TradingService:
             risk = {"check": "all", "risk": decision.risk, "risk_pct": decision.risk_pct}
             await self.events.emit(_with(base, event="accepted"), "order_accepted", risk)
             try:
-                with self.risk.in_flight(agent.id):
+                with self.risk.in_flight(agent.id, order):
                     if self.emergency.stopped:  # the stop landed while this order waited
                         raise HubError(
                             "emergency_stop", "emergency stop is active: trading is halted"
