@@ -146,17 +146,9 @@ def position_risk(
         return None
     quote = prices.get(position.symbol)
     start = exit_price(position.action, quote) if quote is not None else position.open_price
-    return risk_to_stop(
-        position.symbol,
-        position.action,
-        position.lots,
-        spec,
-        start,
-        sl,
-        currency,
-        prices,
-        position.open_price,
-    )
+    # risk_to_stop, inlined: this runs for every position of every agent on every check.
+    loss = max(0.0, loss_in_quote(position.action, position.lots, spec, start, sl))
+    return to_account(loss, position.symbol, spec, currency, prices, position.open_price)
 
 
 def pending_risk(

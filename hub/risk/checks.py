@@ -13,11 +13,11 @@ decision carries them as ``lots``, the quantity to send.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import msgspec
 
-from hub.bridge.models import Action, TradeOrder
+from hub.bridge.models import Position, TradeOrder
 from hub.config import SymbolSpec
 from hub.risk._money import (
     EPS,
@@ -38,7 +38,7 @@ from hub.risk._rules import (
     sl_side_denial,
     tp_side_denial,
 )
-from hub.risk.context import AgentBook, Quote, RiskContext
+from hub.risk.context import AgentBook, PendingOrder, Quote, RiskContext
 from hub.risk.decision import RiskDecision, allow, deny
 
 # The two gates are re-exported: the trading service answers them even for an offline agent.
@@ -80,6 +80,7 @@ class _Priced(msgspec.Struct, frozen=True, kw_only=True):
     sl: float | None
     tp: float | None
     risk: float  # account currency; a trade without SL counts its per-trade budget
+    what: str  # "buy 0.01 XAUUSD", for messages
     held: dict[str, tuple[float, float]]  # agent id -> (open, pending) risk, filled lazily
 
 
@@ -229,7 +230,10 @@ def _price(o: _Order) -> _Priced | RiskDecision:
             f"no current price to convert {spec.quote_currency} risk on {symbol} "
             f"to {o.book.config.currency}",
         )
-    return _Priced(o=o, spec=spec, quote=quote, entry=entry, sl=sl, tp=tp, risk=risk, held={})
+    what = f"{order.action} {o.lots} {symbol}"
+    return _Priced(
+        o=o, spec=spec, quote=quote, entry=entry, sl=sl, tp=tp, risk=risk, what=what, held={}
+    )
 
 
 def _held(p: _Priced, agent_id: str) -> tuple[float, float]:
@@ -241,11 +245,6 @@ def _held(p: _Priced, agent_id: str) -> tuple[float, float]:
     return held
 
 
-def _what(p: _Priced) -> str:
-    order = p.o.order
-    return f"{order.action} {p.o.lots} {order.symbol}"
-
-
 def _sl_side(p: _Priced) -> RiskDecision | None:
     return sl_side_denial(p.o.order.action, p.sl, p.quote, p.spec.digits)
 
@@ -255,7 +254,7 @@ def _tp_side(p: _Priced) -> RiskDecision | None:
 
 
 def _max_risk_per_trade(p: _Priced) -> RiskDecision | None:
-    return max_risk_denial(p.risk, p.o.book, _what(p))
+    return max_risk_denial(p.risk, p.o.book, p.what)
 
 
 def _max_positions(p: _Priced) -> RiskDecision | None:
@@ -280,51 +279,54 @@ def _daily_loss(p: _Priced) -> RiskDecision | None:
         return denial
     held, flying = _held(p, p.o.agent_id)
     return daily_headroom_denial(
-        p.o.book, _what(p), open_risk=held, pending_risk=flying, added=p.risk
+        p.o.book, p.what, open_risk=held, pending_risk=flying, added=p.risk
     )
 
 
 def _max_total_exposure(p: _Priced) -> RiskDecision | None:
     held = sum(sum(_held(p, agent_id)) for agent_id in p.o.ctx.agents)
-    return exposure_denial(p.o.ctx, held, p.risk, _what(p))
+    return exposure_denial(p.o.ctx, held, p.risk, p.what)
 
 
 def _correlation_limit(p: _Priced) -> RiskDecision | None:
     """Positions and pending orders of every agent in another symbol: refused when the
-    correlation (on the trader's bridge if it trades both symbols, else on the other
-    agent's) is beyond the limit and the new order adds risk the same economic way."""
-    ctx, order = p.o.ctx, p.o.order
-    lookup = ctx.correlation
+    correlation (on the trader's bridge if it trades both symbols, else on the holder's)
+    is beyond the limit and the new order adds risk the same economic way."""
+    lookup = p.o.ctx.correlation
     if lookup is None:
         return None
-    limit = ctx.global_risk.correlation_limit
-    traded = p.o.book.config.symbols
-    for agent_id, book in ctx.agents.items():
-        for symbol, action, what in _holdings(book):
-            if symbol == order.symbol:
+    symbol, action = p.o.order.symbol, p.o.order.action
+    trader, traded = p.o.agent_id, p.o.book.config.symbols
+    bound = p.o.ctx.global_risk.correlation_limit + EPS
+    for holder, book in p.o.ctx.agents.items():
+        holdings: tuple[Position | PendingOrder, ...] = (*book.positions, *book.pending)
+        for held in holdings:
+            if held.symbol == symbol:
                 continue  # stacking one symbol is max_positions' and exposure's business
-            bridge = p.o.agent_id if symbol in traded else agent_id
-            corr = lookup(bridge, order.symbol, symbol)
-            if corr is None or abs(corr) <= limit + EPS:
-                continue
-            if (action == order.action) == (corr > 0):
-                shown = math.copysign(math.ceil(abs(corr) * 10_000 - 0.5 * EPS) / 10_000, corr)
-                return deny(
-                    "correlation_limit",
-                    f"{order.action} {order.symbol} adds to {agent_id}'s {what}, "
-                    f"correlated {shown:+.4f} on {bridge}'s quotes beyond the limit {limit:g}",
-                    limit=limit,
-                    value=shown,
-                )
+            bridge = trader if held.symbol in traded else holder
+            corr = lookup(bridge, symbol, held.symbol)
+            if corr is not None and abs(corr) > bound and (held.action == action) == (corr > 0):
+                return _correlation_denial(p, holder, held, bridge, corr)
     return None
 
 
-def _holdings(book: AgentBook) -> Iterator[tuple[str, Action, str]]:
-    """``(symbol, action, description)`` of each open position and pending order."""
-    for pos in book.positions:
-        yield pos.symbol, pos.action, f"open {pos.action} {pos.symbol} (ticket {pos.ticket})"
-    for pending in book.pending:
-        yield pending.symbol, pending.action, f"in-flight {pending.action} {pending.symbol}"
+def _correlation_denial(
+    p: _Priced, holder: str, held: Position | PendingOrder, bridge: str, corr: float
+) -> RiskDecision:
+    order, limit = p.o.order, p.o.ctx.global_risk.correlation_limit
+    # Shown rounded away from zero to 4 decimals: beyond the limit never reads as at it.
+    shown = math.copysign(math.ceil(abs(corr) * 10_000 - 0.5 * EPS) / 10_000, corr)
+    if isinstance(held, Position):
+        what = f"open {held.action} {held.symbol} (ticket {held.ticket})"
+    else:
+        what = f"in-flight {held.action} {held.symbol}"
+    return deny(
+        "correlation_limit",
+        f"{order.action} {order.symbol} adds to {holder}'s {what}, correlated "
+        f"{shown:+.4f} on {bridge}'s quotes beyond the limit {limit:g}",
+        limit=limit,
+        value=shown,
+    )
 
 
 _PRICED_CHECKS: tuple[Callable[[_Priced], RiskDecision | None], ...] = (

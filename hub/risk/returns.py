@@ -56,16 +56,27 @@ class _Series:
         self.version += 1
 
 
+class _Bridge:
+    """One bridge's series by symbol, and its correlations cached per pair with the two
+    series' versions they were computed at."""
+
+    __slots__ = ("cache", "series")
+
+    def __init__(self) -> None:
+        self.series: dict[str, _Series] = {}
+        self.cache: dict[tuple[str, str], tuple[int, int, float | None]] = {}
+
+
 class ReturnsWindow:
     """Mid prices sampled on a grid of ``bucket_ms`` buckets (last value per bucket).
 
-    Series are keyed by (agent id, symbol): each agent's bridge has its own. Each keeps its
-    last ``size + 1`` bucket prices (``size`` log returns);
-    buckets without a tick repeat the previous price. Ticks older than a symbol's
-    latest bucket are ignored. :meth:`correlation` is the Pearson correlation of two
-    symbols' log returns, on one bridge, over the buckets both cover; it is None until at least
-    ``min_samples`` common returns exist or while either series is flat, and the
-    risk engine lets a trade pass while it is None.
+    Series are per agent (bridge) and symbol: a bridge's quotes only ever enter its own.
+    Each keeps its last ``size + 1`` bucket prices (``size`` log returns); buckets without
+    a tick repeat the previous price. Ticks older than a series' latest bucket are
+    ignored. :meth:`correlation` is the Pearson correlation of two symbols' log returns on
+    one bridge over the buckets both cover; it is None until at least ``min_samples``
+    common returns exist or while either series is flat, and the risk engine lets a trade
+    pass while it is None.
     """
 
     def __init__(self, size: int, *, bucket_ms: int = 1000, min_samples: int = 10) -> None:
@@ -78,8 +89,7 @@ class ReturnsWindow:
         self._size = size
         self._bucket_ms = bucket_ms
         self._min_samples = min_samples
-        self._series: dict[tuple[str, str], _Series] = {}
-        self._cache: dict[tuple[str, str, str], tuple[int, int, float | None]] = {}
+        self._bridges: dict[str, _Bridge] = {}  # agent id -> its series and cached pairs
 
     def observe(self, agent_id: str, symbol: str, bid: float, ask: float, now_ms: int) -> None:
         """A quote of ``symbol`` read from ``agent_id``'s bridge at ``now_ms``."""
@@ -89,10 +99,12 @@ class ReturnsWindow:
                 f"bid/ask: must be positive prices, got {bid}/{ask} for {symbol} of {agent_id}"
             )
         bucket = now_ms // self._bucket_ms
-        key = (agent_id, symbol)
-        series = self._series.get(key)
+        bridge = self._bridges.get(agent_id)
+        if bridge is None:
+            bridge = self._bridges[agent_id] = _Bridge()
+        series = bridge.series.get(symbol)
         if series is None:
-            self._series[key] = _Series(bucket, mid, self._size)
+            bridge.series[symbol] = _Series(bucket, mid, self._size)
             return
         gap = bucket - series.last_bucket
         if gap < 0:
@@ -105,22 +117,28 @@ class ReturnsWindow:
     def correlation(self, agent_id: str, a: str, b: str) -> float | None:
         """Correlation of ``a`` and ``b`` as quoted by ``agent_id``'s bridge; None while
         unknown (either series missing, too few common returns, or flat)."""
-        sa, sb = self._series.get((agent_id, a)), self._series.get((agent_id, b))
+        bridge = self._bridges.get(agent_id)
+        if bridge is None:
+            return None
+        sa, sb = bridge.series.get(a), bridge.series.get(b)
         if sa is None or sb is None:
             return None
-        key = (agent_id, a, b)
-        cached = self._cache.get(key)
+        cache = bridge.cache
+        cached = cache.get((a, b))
         if cached is not None and cached[0] == sa.version and cached[1] == sb.version:
             return cached[2]
         value = self.recompute(agent_id, a, b)
-        if len(self._cache) > 4096:  # agents and symbols are few; a bound all the same
-            self._cache.clear()
-        self._cache[key] = (sa.version, sb.version, value)
+        if len(cache) > 4096:  # symbols are few; a bound all the same
+            cache.clear()
+        cache[(a, b)] = (sa.version, sb.version, value)
         return value
 
     def recompute(self, agent_id: str, a: str, b: str) -> float | None:
         """:meth:`correlation` without the cache (tests compare the two)."""
-        sa, sb = self._series.get((agent_id, a)), self._series.get((agent_id, b))
+        bridge = self._bridges.get(agent_id)
+        if bridge is None:
+            return None
+        sa, sb = bridge.series.get(a), bridge.series.get(b)
         if sa is None or sb is None:
             return None
         start = max(sa.first_bucket, sb.first_bucket)
