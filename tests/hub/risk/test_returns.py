@@ -205,14 +205,16 @@ def test_quotes_of_one_symbol_from_another_bridge_never_enter_this_bridges_serie
     data = walks(200)
     alone, shared = ReturnsWindow(120), ReturnsWindow(120)
     feed(alone, data)
-    feed(shared, data)
-    noise = random.Random(5)  # agent_2 quotes EURUSD too, at its own (unrelated) prices
-    for i in range(200):
-        price = 1.08 * math.exp(noise.gauss(0, 0.001))
-        shared.observe("agent_2", "EURUSD", price, price, i * 1000 + 500)
-    assert shared.correlation(BRIDGE, "EURUSD", "GBPUSD") == alone.correlation(
-        BRIDGE, "EURUSD", "GBPUSD"
-    )
+    noise = random.Random(5)
+    for i in range(200):  # agent_2 quotes EURUSD too, later in each second, at its own prices
+        for symbol in ("EURUSD", "GBPUSD"):
+            price = data[symbol][i]
+            shared.observe(BRIDGE, symbol, price, price + 0.0001, i * 1000 + 123)
+        other = 1.08 * math.exp(noise.gauss(0, 0.001))
+        shared.observe("agent_2", "EURUSD", other, other, i * 1000 + 500)
+    mine = shared.correlation(BRIDGE, "EURUSD", "GBPUSD")
+    assert mine is not None and mine > 0.8
+    assert mine == alone.correlation(BRIDGE, "EURUSD", "GBPUSD")
     assert shared.correlation("agent_2", "EURUSD", "GBPUSD") is None  # agent_2 has no GBPUSD
 
 
