@@ -26,8 +26,9 @@ class _Quote(msgspec.Struct, frozen=True):
     ask: float
 
 
-def _returns(seed: int = 7, steps: int = 200) -> ReturnsWindow:
-    """Two minutes of 1 s mids: EURUSD and GBPUSD strongly correlated, the rest not."""
+def _returns(agents: dict[str, list[str]], seed: int = 7, steps: int = 200) -> ReturnsWindow:
+    """Two minutes of 1 s mids: EURUSD and GBPUSD strongly correlated, the rest not; each
+    agent's bridge quotes the symbols it trades."""
     rng = random.Random(seed)
     window = ReturnsWindow(120)
     mids = {s: (b + a) / 2 for s, (b, a) in _QUOTES.items()}
@@ -36,7 +37,10 @@ def _returns(seed: int = 7, steps: int = 200) -> ReturnsWindow:
         for symbol in mids:
             shock = common if symbol in ("EURUSD", "GBPUSD") else rng.gauss(0, 1)
             mids[symbol] *= math.exp(0.0002 * (0.8 * shock + 0.2 * rng.gauss(0, 1)))
-            window.observe(symbol, mids[symbol], mids[symbol], 1_700_000_000_000 + step * 1000)
+            for agent_id, symbols in agents.items():
+                if symbol in symbols:
+                    ts = 1_700_000_000_000 + step * 1000
+                    window.observe(agent_id, symbol, mids[symbol], mids[symbol], ts)
     return window
 
 
@@ -84,7 +88,6 @@ def realistic_context() -> tuple[RiskContext, str, TradeOrder]:
                 _position(3001, "USDJPY", "sell", 0.01, 151.200, 151.900),
                 _position(3002, "GBPUSD", "buy", 0.01, 1.26900, 1.26500),
             ],
-            in_flight=0,
         ),
     }
     ctx = RiskContext(
@@ -92,7 +95,7 @@ def realistic_context() -> tuple[RiskContext, str, TradeOrder]:
         specs=config.symbols,
         prices={s: _Quote(b, a) for s, (b, a) in _QUOTES.items()},
         global_risk=config.global_risk,
-        correlation=_returns().correlation,
+        correlation=_returns({a: c.symbols for a, c in agents.items()}).correlation,
     )
     order = TradeOrder(symbol="XAUUSD", action="buy", lots=0.01, sl=2635.0, tp=2680.0)
     return ctx, "agent_3", order

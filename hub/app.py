@@ -151,7 +151,7 @@ class Hub:
         if isinstance(data, OrderEvent):
             self.metrics.order_events.labels(agent_id, data.event).inc()
         elif isinstance(data, Tick):
-            self.risk.observe_tick(data.symbol, data.bid, data.ask, data.time)
+            self.risk.observe_tick(agent_id, data.symbol, data.bid, data.ask, data.time)
         elif names.kind_of(channel) == "positions":
             self._agent_changed(None)  # the summary counts positions
 

@@ -51,6 +51,7 @@ _PERCENT_KEYS = {
     "max_risk_per_trade",
     "max_daily_loss",
     "max_total_exposure",
+    "slippage_tolerance",
 }
 
 
@@ -107,8 +108,11 @@ class AgentRisk(_Base, frozen=True, kw_only=True):
     max_positions: Annotated[int, Meta(ge=1)]
     require_sl: bool = True
     min_confidence: Fraction = 0.0
-    max_quote_age_ms: Annotated[int, Meta(ge=1)] | None = None  # None: two tick intervals
+    # How old a quote may be when a trade is checked; None: two ``polling.tick_interval``.
+    max_quote_age_ms: Annotated[int, Meta(ge=1)] | None = None
+    # After a fill, risk above the per-trade limit by more than this fraction is a breach ...
     slippage_tolerance: Fraction = 0.10
+    # ... and this is what the hub does about it (docs/risk.md, "After a fill").
     on_breach: Literal["tighten", "close", "alert"] = "tighten"
 
 

@@ -2,8 +2,8 @@
 
 HubError
 ├── (code chosen per instance from ``STATUS``: bad_request, unauthorized, forbidden, not_found,
-│    duplicate, risk_rejected, agent_disabled, emergency_stop, rate_limited, bridge_error,
-│    agent_offline, bridge_timeout, service_unavailable)
+│    duplicate, risk_rejected, agent_disabled, not_supported, emergency_stop, rate_limited,
+│    bridge_error, agent_offline, stale_quote, bridge_timeout, service_unavailable)
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ STATUS: dict[str, int] = {
     "duplicate": 409,
     "risk_rejected": 422,
     "agent_disabled": 422,
+    # The bridge (its profile) cannot do this operation, e.g. close or modify.
+    "not_supported": 422,
     "emergency_stop": 423,
     "rate_limited": 429,
     "bridge_error": 502,
     "agent_offline": 503,
-    "bridge_timeout": 504,
+    # No quote read from the bridge recently enough to check a trade against.
     "stale_quote": 503,
-    "not_supported": 422,
+    "bridge_timeout": 504,
     # The records database, or Redis shared state, cannot answer right now.
     "service_unavailable": 503,
 }

@@ -1,4 +1,5 @@
-"""Money math shared by the checks and the summaries: prices, conversion, risk to a stop.
+"""Money math shared by the checks and the summaries: lots, prices, conversion, risk to a
+stop, and how money is shown.
 
 Stops follow MT4: ``None`` or ``0`` means "no stop". Risk is converted from the
 symbol's quote currency to the account currency with current mid prices: a quote
@@ -9,14 +10,20 @@ otherwise a ``{account}{quote}`` pair divides and a ``{quote}{account}`` pair mu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 from hub.bridge.models import Action, Position
 from hub.config import SymbolSpec
-from hub.risk.context import Quote
+from hub.risk.context import AgentBook, PendingOrder, Quote
 
 EPS = 1e-6
 """Tolerance for money and lot comparisons: exactly at a limit passes, a cent over fails."""
+
+_SHOWN_EPS = EPS / 2
+"""Float-noise tolerance of :func:`limit_cents` and :func:`value_cents`: half of ``EPS``
+each, so that together they never exceed the comparison's tolerance (a refused value is
+always shown above its limit)."""
 
 
 def exceeds(value: float, limit: float) -> bool:
@@ -25,6 +32,29 @@ def exceeds(value: float, limit: float) -> bool:
 
 def cents(amount: float) -> float:
     return round(amount, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def limit_cents(amount: float) -> float:
+    """A limit as shown: floored to cents (1.797 -> 1.79), so it never reads higher than it is."""
+    return math.floor((amount + _SHOWN_EPS) * 100) / 100 + 0.0
+
+
+def value_cents(amount: float) -> float:
+    """A value as shown: ceiled to cents (1.801 -> 1.81), so it never reads lower than it is."""
+    return math.ceil((amount - _SHOWN_EPS) * 100) / 100 + 0.0
+
+
+def normalise_lots(lots: float, spec: SymbolSpec) -> float:
+    """``lots`` snapped to the nearest multiple of ``spec.lot_step`` (rounded to 8 decimals)
+    when within 1e-6 of it, measured in steps (0.0100000001 -> 0.01); otherwise unchanged,
+    and the ``lot_step`` check refuses it."""
+    if not math.isfinite(lots):
+        return lots
+    steps = lots / spec.lot_step
+    nearest = round(steps)
+    if abs(steps - nearest) > EPS:
+        return lots
+    return round(nearest * spec.lot_step, 8) + 0.0
 
 
 def stop_level(level: float | None) -> float | None:
@@ -82,6 +112,23 @@ def to_account(
     return None
 
 
+def risk_to_stop(
+    symbol: str,
+    action: Action,
+    lots: float,
+    spec: SymbolSpec,
+    from_price: float,
+    sl: float,
+    currency: str,
+    prices: Mapping[str, Quote],
+    own_rate: float | None = None,
+) -> float | None:
+    """Money lost (account currency) if price moves from ``from_price`` to ``sl``, never
+    below 0 (an SL beyond ``from_price`` in profit risks nothing); None without a rate."""
+    loss = max(0.0, loss_in_quote(action, lots, spec, from_price, sl))
+    return to_account(loss, symbol, spec, currency, prices, own_rate)
+
+
 def position_risk(
     position: Position,
     prices: Mapping[str, Quote],
@@ -99,8 +146,25 @@ def position_risk(
         return None
     quote = prices.get(position.symbol)
     start = exit_price(position.action, quote) if quote is not None else position.open_price
+    # risk_to_stop, inlined: this runs for every position of every agent on every check.
     loss = max(0.0, loss_in_quote(position.action, position.lots, spec, start, sl))
     return to_account(loss, position.symbol, spec, currency, prices, position.open_price)
+
+
+def pending_risk(
+    order: PendingOrder,
+    prices: Mapping[str, Quote],
+    specs: Mapping[str, SymbolSpec],
+    currency: str,
+) -> float | None:
+    """Money lost from a pending order's ``entry`` to its SL; None as for a position."""
+    spec = specs.get(order.symbol)
+    sl = stop_level(order.sl)
+    if spec is None or sl is None:
+        return None
+    return risk_to_stop(
+        order.symbol, order.action, order.lots, spec, order.entry, sl, currency, prices, order.entry
+    )
 
 
 def open_risk(
@@ -121,3 +185,27 @@ def open_risk(
         risk = position_risk(position, prices, specs, currency)
         total += no_sl_risk if risk is None else risk
     return total
+
+
+def book_risk(
+    book: AgentBook,
+    prices: Mapping[str, Quote],
+    specs: Mapping[str, SymbolSpec],
+    positions: Iterable[Position] | None = None,
+) -> tuple[float, float]:
+    """``(open, pending)``: the open risk of ``book``'s positions (or of ``positions`` in
+    their place) and the risk of its pending orders, each unknown one (no SL, no spec, no
+    rate) at the agent's per-trade budget."""
+    budget, currency = book.per_trade_budget, book.config.currency
+    held = open_risk(
+        book.positions if positions is None else positions,
+        prices,
+        specs,
+        no_sl_risk=budget,
+        currency=currency,
+    )
+    flying = 0.0
+    for order in book.pending:
+        risk = pending_risk(order, prices, specs, currency)
+        flying += budget if risk is None else risk
+    return held, flying

@@ -1,9 +1,14 @@
-"""Denials shared by the open, modify and sizing checks, and the daily-loss arithmetic."""
+"""Denials shared by the open, modify and sizing checks, and the daily-loss arithmetic.
+
+Money in a denial's ``limit``, ``value`` and message is shown honestly: a limit floored
+to cents, a value ceiled to cents (``hub.risk._money.limit_cents``/``value_cents``), so a
+refused value never reads as equal to (or below) its limit.
+"""
 
 from __future__ import annotations
 
 from hub.bridge.models import Action
-from hub.risk._money import EPS, cents, exceeds
+from hub.risk._money import EPS, exceeds, limit_cents, value_cents
 from hub.risk.context import AgentBook, Quote, RiskContext
 from hub.risk.decision import RiskDecision, deny
 
@@ -99,10 +104,78 @@ def max_risk_denial(risk: float, book: AgentBook, what: str) -> RiskDecision | N
     if not exceeds(risk, limit):
         return None
     ccy, pct = book.config.currency, book.config.risk.max_risk_per_trade * 100
+    shown_limit, shown_risk = limit_cents(limit), value_cents(risk)
     return deny(
         "max_risk_per_trade",
-        f"{what} risks {risk:.2f} {ccy}, above the per-trade limit {limit:.2f} {ccy} "
-        f"({pct:g}% of balance {book.balance:.2f})",
-        limit=cents(limit),
-        value=cents(risk),
+        f"{what} risks {shown_risk:.2f} {ccy}, above the per-trade limit {shown_limit:.2f} "
+        f"{ccy} ({pct:g}% of balance {book.balance:.2f})",
+        limit=shown_limit,
+        value=shown_risk,
+    )
+
+
+def halted_denial(agent_id: str, book: AgentBook) -> RiskDecision | None:
+    """No new risk while halted: the durable halt of the day, or the loss has reached the
+    daily limit right now."""
+    if not is_halted(book):
+        return None
+    ccy, limit, used = book.config.currency, daily_loss_limit(book), daily_loss_used(book)
+    shown_limit, shown_used = limit_cents(limit), value_cents(used)
+    why = "halted until 00:00 UTC" if book.halted else "halted for the day"
+    return deny(
+        "daily_loss",
+        f"{agent_id} is {why}: lost {shown_used:.2f} {ccy} of the {shown_limit:.2f} {ccy} "
+        f"daily limit (start-of-day equity {book.start_of_day_equity:.2f})",
+        limit=shown_limit,
+        value=shown_used,
+    )
+
+
+def daily_headroom_denial(
+    book: AgentBook, what: str, *, open_risk: float, pending_risk: float, added: float
+) -> RiskDecision | None:
+    """``loss_today + open_risk + pending_risk + added`` must be <= the daily limit.
+
+    ``open_risk``/``pending_risk`` are the agent's positions' and pending orders' risk;
+    ``added`` is a new order's risk (0 for a modify, whose new SL is in ``open_risk``).
+    """
+    limit, used = daily_loss_limit(book), daily_loss_used(book)
+    total = used + open_risk + pending_risk + added
+    if not exceeds(total, limit):
+        return None
+    ccy = book.config.currency
+    shown_limit, shown_total = limit_cents(limit), value_cents(total)
+    parts = (
+        f"lost {value_cents(used):.2f}, open risk {value_cents(open_risk):.2f}, "
+        f"in flight {value_cents(pending_risk):.2f}"
+    )
+    if added:
+        parts += f", this trade {value_cents(added):.2f}"
+    headroom = limit_cents(max(0.0, limit - used - open_risk - pending_risk))
+    return deny(
+        "daily_loss",
+        f"{what} would bring the day's loss and risk to {shown_total:.2f} {ccy} ({parts}), "
+        f"past the daily limit {shown_limit:.2f} {ccy} ({headroom:.2f} {ccy} left)",
+        limit=shown_limit,
+        value=shown_total,
+    )
+
+
+def exposure_denial(ctx: RiskContext, held: float, added: float, what: str) -> RiskDecision | None:
+    """``held`` (open + pending risk of every agent) + ``added`` must be <=
+    ``max_total_exposure`` x total equity."""
+    equity = sum(book.equity for book in ctx.agents.values())
+    fraction = ctx.global_risk.max_total_exposure
+    limit = fraction * max(equity, 0.0)
+    if not exceeds(held + added, limit):
+        return None
+    shown_limit, shown_total = limit_cents(limit), value_cents(held + added)
+    extra = f" plus {value_cents(added):.2f}" if added else ""
+    return deny(
+        "max_total_exposure",
+        f"{what}: open and in-flight risk of every agent {value_cents(held):.2f}{extra} "
+        f"= {shown_total:.2f} exceeds the total exposure limit {shown_limit:.2f} "
+        f"({fraction * 100:g}% of total equity {equity:.2f})",
+        limit=shown_limit,
+        value=shown_total,
     )

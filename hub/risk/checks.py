@@ -4,6 +4,10 @@ Order (the first denial wins): ``emergency_stop``, ``enabled``, ``allowed_symbol
 ``lots``, ``lot_step``, ``min_lots``, ``max_lots``, ``sl_required``, ``price`` (no
 current quote or conversion rate), ``sl_side``, ``tp_side``, ``max_risk_per_trade``,
 ``max_positions``, ``daily_loss``, ``max_total_exposure``, ``correlation_limit``.
+
+The lots are normalised to the symbol's lot step once its spec is known
+(:func:`~hub.risk._money.normalise_lots`); every later check uses them, and an allowed
+decision carries them as ``lots``, the quantity to send.
 """
 
 from __future__ import annotations
@@ -13,29 +17,28 @@ from collections.abc import Callable
 
 import msgspec
 
-from hub.bridge.models import TradeOrder
+from hub.bridge.models import Position, TradeOrder
 from hub.config import SymbolSpec
 from hub.risk._money import (
     EPS,
+    book_risk,
     cents,
     entry_price,
-    exceeds,
-    loss_in_quote,
-    open_risk,
+    normalise_lots,
+    risk_to_stop,
     stop_level,
-    to_account,
 )
 from hub.risk._rules import (
-    daily_loss_limit,
-    daily_loss_used,
+    daily_headroom_denial,
     emergency_denial,
     enabled_denial,
-    is_halted,
+    exposure_denial,
+    halted_denial,
     max_risk_denial,
     sl_side_denial,
     tp_side_denial,
 )
-from hub.risk.context import AgentBook, Quote, RiskContext
+from hub.risk.context import AgentBook, PendingOrder, Quote, RiskContext
 from hub.risk.decision import RiskDecision, allow, deny
 
 # The two gates are re-exported: the trading service answers them even for an offline agent.
@@ -66,6 +69,7 @@ class _Order(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: str
     book: AgentBook
     order: TradeOrder
+    lots: float  # normalised to the lot step when the symbol has a spec
 
 
 class _Priced(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,11 +80,18 @@ class _Priced(msgspec.Struct, frozen=True, kw_only=True):
     sl: float | None
     tp: float | None
     risk: float  # account currency; a trade without SL counts its per-trade budget
+    what: str  # "buy 0.01 XAUUSD", for messages
+    held: dict[str, tuple[float, float]]  # agent id -> (open, pending) risk, filled lazily
 
 
 def check_open(ctx: RiskContext, agent_id: str, order: TradeOrder) -> RiskDecision:
-    """Run every check on a new position for ``agent_id``; the first denial wins."""
-    o = _Order(ctx=ctx, agent_id=agent_id, book=ctx.book(agent_id), order=order)
+    """Run every check on a new position for ``agent_id``; the first denial wins.
+
+    An allowed decision carries ``risk``, ``risk_pct`` and the normalised ``lots``.
+    """
+    spec = ctx.specs.get(order.symbol)
+    lots = order.lots if spec is None else normalise_lots(order.lots, spec)
+    o = _Order(ctx=ctx, agent_id=agent_id, book=ctx.book(agent_id), order=order, lots=lots)
     for gate in _GATES:
         denial = gate(o)
         if denial is not None:
@@ -98,6 +109,7 @@ def check_open(ctx: RiskContext, agent_id: str, order: TradeOrder) -> RiskDecisi
         f"risk {priced.risk:.2f} {ccy} ({risk_pct}% of balance) within every limit",
         risk=cents(priced.risk),
         risk_pct=risk_pct,
+        lots=o.lots,
     )
 
 
@@ -132,14 +144,14 @@ def _allowed_symbols(o: _Order) -> RiskDecision | None:
 
 
 def _lots(o: _Order) -> RiskDecision | None:
-    lots = o.order.lots
+    lots = o.lots
     if lots > 0 and math.isfinite(lots):
         return None
     return deny("lots", f"lots must be a positive number, got {lots}", limit=0.0, value=lots)
 
 
 def _lot_step(o: _Order) -> RiskDecision | None:
-    lots, step = o.order.lots, o.ctx.specs[o.order.symbol].lot_step
+    lots, step = o.lots, o.ctx.specs[o.order.symbol].lot_step
     steps = lots / step
     if abs(steps - round(steps)) <= EPS:
         return None
@@ -152,7 +164,7 @@ def _lot_step(o: _Order) -> RiskDecision | None:
 
 
 def _min_lots(o: _Order) -> RiskDecision | None:
-    lots, least = o.order.lots, o.ctx.specs[o.order.symbol].min_lots
+    lots, least = o.lots, o.ctx.specs[o.order.symbol].min_lots
     if lots >= least - EPS:
         return None
     return deny(
@@ -164,7 +176,7 @@ def _min_lots(o: _Order) -> RiskDecision | None:
 
 
 def _max_lots(o: _Order) -> RiskDecision | None:
-    lots, most = o.order.lots, o.ctx.specs[o.order.symbol].max_lots
+    lots, most = o.lots, o.ctx.specs[o.order.symbol].max_lots
     if lots <= most + EPS:
         return None
     return deny(
@@ -210,15 +222,27 @@ def _price(o: _Order) -> _Priced | RiskDecision:
     sl, tp = stop_level(order.sl), stop_level(order.tp)
     risk: float | None = o.book.per_trade_budget
     if sl is not None:
-        loss = max(0.0, loss_in_quote(order.action, order.lots, spec, entry, sl))
-        risk = to_account(loss, symbol, spec, o.book.config.currency, o.ctx.prices)
+        currency = o.book.config.currency
+        risk = risk_to_stop(symbol, order.action, o.lots, spec, entry, sl, currency, o.ctx.prices)
     if risk is None or not math.isfinite(risk):
         return deny(
             "price",
             f"no current price to convert {spec.quote_currency} risk on {symbol} "
             f"to {o.book.config.currency}",
         )
-    return _Priced(o=o, spec=spec, quote=quote, entry=entry, sl=sl, tp=tp, risk=risk)
+    what = f"{order.action} {o.lots} {symbol}"
+    return _Priced(
+        o=o, spec=spec, quote=quote, entry=entry, sl=sl, tp=tp, risk=risk, what=what, held={}
+    )
+
+
+def _held(p: _Priced, agent_id: str) -> tuple[float, float]:
+    """``(open, pending)`` risk of ``agent_id``, computed once per check."""
+    held = p.held.get(agent_id)
+    if held is None:
+        ctx = p.o.ctx
+        held = p.held[agent_id] = book_risk(ctx.agents[agent_id], ctx.prices, ctx.specs)
+    return held
 
 
 def _sl_side(p: _Priced) -> RiskDecision | None:
@@ -230,8 +254,7 @@ def _tp_side(p: _Priced) -> RiskDecision | None:
 
 
 def _max_risk_per_trade(p: _Priced) -> RiskDecision | None:
-    order = p.o.order
-    return max_risk_denial(p.risk, p.o.book, f"{order.action} {order.lots} {order.symbol}")
+    return max_risk_denial(p.risk, p.o.book, p.what)
 
 
 def _max_positions(p: _Priced) -> RiskDecision | None:
@@ -250,76 +273,60 @@ def _max_positions(p: _Priced) -> RiskDecision | None:
 
 
 def _daily_loss(p: _Priced) -> RiskDecision | None:
-    book, ccy = p.o.book, p.o.book.config.currency
-    limit, used = daily_loss_limit(book), daily_loss_used(book)
-    if is_halted(book):
-        return deny(
-            "daily_loss",
-            f"{p.o.agent_id} is halted for the day: lost {used:.2f} {ccy} of the "
-            f"{limit:.2f} {ccy} daily limit (start-of-day equity {book.start_of_day_equity:.2f})",
-            limit=cents(limit),
-            value=cents(used),
-        )
-    if not exceeds(used + p.risk, limit):
-        return None
-    return deny(
-        "daily_loss",
-        f"risk {p.risk:.2f} {ccy} would take the day's loss to {used + p.risk:.2f} {ccy}, "
-        f"past the daily limit {limit:.2f} {ccy} ({limit - used:.2f} left)",
-        limit=cents(limit),
-        value=cents(used + p.risk),
+    """Halted, or ``loss_today + open + pending + this risk > max_daily_loss x start``."""
+    denial = halted_denial(p.o.agent_id, p.o.book)
+    if denial is not None:
+        return denial
+    held, flying = _held(p, p.o.agent_id)
+    return daily_headroom_denial(
+        p.o.book, p.what, open_risk=held, pending_risk=flying, added=p.risk
     )
 
 
 def _max_total_exposure(p: _Priced) -> RiskDecision | None:
-    ctx = p.o.ctx
-    held = sum(
-        open_risk(
-            book.positions,
-            ctx.prices,
-            ctx.specs,
-            no_sl_risk=book.per_trade_budget,
-            currency=book.config.currency,
-        )
-        for book in ctx.agents.values()
-    )
-    equity = sum(book.equity for book in ctx.agents.values())
-    fraction = ctx.global_risk.max_total_exposure
-    limit = fraction * max(equity, 0.0)
-    if not exceeds(held + p.risk, limit):
-        return None
-    return deny(
-        "max_total_exposure",
-        f"open risk {held:.2f} plus this trade's {p.risk:.2f} exceeds the total exposure "
-        f"limit {limit:.2f} ({fraction * 100:g}% of total equity {equity:.2f})",
-        limit=cents(limit),
-        value=cents(held + p.risk),
-    )
+    held = sum(sum(_held(p, agent_id)) for agent_id in p.o.ctx.agents)
+    return exposure_denial(p.o.ctx, held, p.risk, p.what)
 
 
 def _correlation_limit(p: _Priced) -> RiskDecision | None:
-    ctx, order = p.o.ctx, p.o.order
-    if ctx.correlation is None:
+    """Positions and pending orders of every agent in another symbol: refused when the
+    correlation (on the trader's bridge if it trades both symbols, else on the holder's)
+    is beyond the limit and the new order adds risk the same economic way."""
+    lookup = p.o.ctx.correlation
+    if lookup is None:
         return None
-    limit = ctx.global_risk.correlation_limit
-    for agent_id, book in ctx.agents.items():
-        for pos in book.positions:
-            if pos.symbol == order.symbol:
+    symbol, action = p.o.order.symbol, p.o.order.action
+    trader, traded = p.o.agent_id, p.o.book.config.symbols
+    bound = p.o.ctx.global_risk.correlation_limit + EPS
+    for holder, book in p.o.ctx.agents.items():
+        holdings: tuple[Position | PendingOrder, ...] = (*book.positions, *book.pending)
+        for held in holdings:
+            if held.symbol == symbol:
                 continue  # stacking one symbol is max_positions' and exposure's business
-            corr = ctx.correlation(order.symbol, pos.symbol)
-            if corr is None or abs(corr) <= limit + EPS:
-                continue
-            same_way = (pos.action == order.action) == (corr > 0)
-            if same_way:
-                return deny(
-                    "correlation_limit",
-                    f"{order.action} {order.symbol} adds to {agent_id}'s open {pos.action} "
-                    f"{pos.symbol} (ticket {pos.ticket}), correlated {corr:+.2f} beyond "
-                    f"the limit {limit:g}",
-                    limit=limit,
-                    value=round(corr, 4),
-                )
+            bridge = trader if held.symbol in traded else holder
+            corr = lookup(bridge, symbol, held.symbol)
+            if corr is not None and abs(corr) > bound and (held.action == action) == (corr > 0):
+                return _correlation_denial(p, holder, held, bridge, corr)
     return None
+
+
+def _correlation_denial(
+    p: _Priced, holder: str, held: Position | PendingOrder, bridge: str, corr: float
+) -> RiskDecision:
+    order, limit = p.o.order, p.o.ctx.global_risk.correlation_limit
+    # Shown rounded away from zero to 4 decimals: beyond the limit never reads as at it.
+    shown = math.copysign(math.ceil(abs(corr) * 10_000 - 0.5 * EPS) / 10_000, corr)
+    if isinstance(held, Position):
+        what = f"open {held.action} {held.symbol} (ticket {held.ticket})"
+    else:
+        what = f"in-flight {held.action} {held.symbol}"
+    return deny(
+        "correlation_limit",
+        f"{order.action} {order.symbol} adds to {holder}'s {what}, correlated "
+        f"{shown:+.4f} on {bridge}'s quotes beyond the limit {limit:g}",
+        limit=limit,
+        value=shown,
+    )
 
 
 _PRICED_CHECKS: tuple[Callable[[_Priced], RiskDecision | None], ...] = (

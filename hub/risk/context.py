@@ -1,9 +1,9 @@
 """What the risk engine is told: one frozen snapshot of the hub, built by the caller.
 
 The trading service builds a :class:`RiskContext` per command from its live state
-(polled accounts and positions, last ticks, the emergency flag, the daily baselines
-and the returns window) and hands it to the pure checks; nothing here reads a clock
-or does I/O.
+(polled accounts and positions, orders reserved or in flight, fresh quotes, the
+emergency flag, the durable start-of-day equity and halt, and the returns window) and
+hands it to the pure checks; nothing here reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from typing import Protocol
 
 import msgspec
 
-from hub.bridge.models import Position
+from hub.bridge.models import Action, Position
 from hub.config import AgentConfig, GlobalRisk, SymbolSpec
 
-__all__ = ["AgentBook", "CorrelationLookup", "Quote", "RiskContext"]
+__all__ = ["AgentBook", "CorrelationLookup", "PendingOrder", "Quote", "RiskContext"]
 
-CorrelationLookup = Callable[[str, str], float | None]
-"""``correlation(a, b)``: rolling return correlation of two symbols, None while unknown."""
+CorrelationLookup = Callable[[str, str, str], float | None]
+"""``correlation(bridge_agent_id, a, b)``: rolling return correlation of symbols ``a`` and
+``b`` measured on that one agent's bridge quotes; None while unknown."""
 
 
 class Quote(Protocol):
@@ -32,12 +33,28 @@ class Quote(Protocol):
     def ask(self) -> float: ...
 
 
+class PendingOrder(msgspec.Struct, frozen=True):
+    """An order reserved or in flight to the bridge, not yet among the positions.
+
+    It counts as a position for ``max_positions`` and, like one, for the daily headroom,
+    the total exposure and correlation; its risk runs from ``entry`` (the price it was
+    checked at: ask for a buy, bid for a sell) to ``sl`` (None or 0: no SL, which counts
+    the agent's per-trade budget).
+    """
+
+    symbol: str
+    action: Action
+    lots: float
+    sl: float | None
+    entry: float
+
+
 class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
     """One agent as the risk engine sees it right now.
 
     ``start_of_day_equity`` is the day's durable baseline and ``halted`` the day's durable
-    halt (``hub/trading/daily.py``); ``in_flight`` counts orders sent to the bridge and
-    not yet answered (they count as positions).
+    halt (``hub/trading/daily.py``); ``pending`` lists the orders reserved or sent to the
+    bridge and not yet answered (they count as positions).
     """
 
     config: AgentConfig
@@ -45,8 +62,13 @@ class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
     equity: float
     start_of_day_equity: float
     positions: list[Position] = []
-    in_flight: int = 0
+    pending: list[PendingOrder] = []
     halted: bool = False
+
+    @property
+    def in_flight(self) -> int:
+        """How many orders are pending (reserved or in flight)."""
+        return len(self.pending)
 
     @property
     def per_trade_budget(self) -> float:
@@ -60,7 +82,8 @@ class RiskContext(msgspec.Struct, frozen=True, kw_only=True):
     ``agents`` holds EVERY agent (the global checks sum over all of them), keyed by
     agent id. ``prices`` maps symbol -> current quote. ``emergency_stop`` is the live
     kill-switch flag (``GlobalRisk.emergency_stop_all`` is only its value at start).
-    ``correlation`` is usually ``ReturnsWindow.correlation``; None skips that check.
+    ``correlation`` is usually ``ReturnsWindow.correlation`` (per bridge); None skips that
+    check.
     """
 
     agents: Mapping[str, AgentBook]

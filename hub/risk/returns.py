@@ -1,10 +1,13 @@
-"""Rolling returns per symbol on a fixed time grid, and their correlation.
+"""Rolling returns per bridge and symbol on a fixed time grid, and their correlation.
 
-Each series keeps its log returns next to its prices, updated as buckets close (one
-``math.log`` per bucket, plus the still-open last bucket's return on every tick), and
-:meth:`ReturnsWindow.correlation` memoises its answer per pair, keyed by both series'
-version (bumped on every observed change). A risk check between ticks therefore costs a
-dict lookup; after a tick, one Pearson pass over the ready-made returns.
+A series belongs to one agent's bridge: quotes of one symbol from two bridges (brokers
+differ, and so do their clocks) are never mixed, and a correlation is measured between
+two series of the same bridge. Each series keeps its log returns next to its prices,
+updated as buckets close (one ``math.log`` per bucket, plus the still-open last bucket's
+return on every tick), and :meth:`ReturnsWindow.correlation` memoises its answer per
+bridge and pair, keyed by both series' version (bumped on every observed change). A risk
+check between ticks therefore costs a dict lookup; after a tick, one Pearson pass over
+the ready-made returns.
 """
 
 from __future__ import annotations
@@ -53,15 +56,27 @@ class _Series:
         self.version += 1
 
 
+class _Bridge:
+    """One bridge's series by symbol, and its correlations cached per pair with the two
+    series' versions they were computed at."""
+
+    __slots__ = ("cache", "series")
+
+    def __init__(self) -> None:
+        self.series: dict[str, _Series] = {}
+        self.cache: dict[tuple[str, str], tuple[int, int, float | None]] = {}
+
+
 class ReturnsWindow:
     """Mid prices sampled on a grid of ``bucket_ms`` buckets (last value per bucket).
 
-    Each symbol keeps its last ``size + 1`` bucket prices (``size`` log returns);
-    buckets without a tick repeat the previous price. Ticks older than a symbol's
-    latest bucket are ignored. :meth:`correlation` is the Pearson correlation of two
-    symbols' log returns over the buckets both cover; it is None until at least
-    ``min_samples`` common returns exist or while either series is flat, and the
-    risk engine lets a trade pass while it is None.
+    Series are per agent (bridge) and symbol: a bridge's quotes only ever enter its own.
+    Each keeps its last ``size + 1`` bucket prices (``size`` log returns); buckets without
+    a tick repeat the previous price. Ticks older than a series' latest bucket are
+    ignored. :meth:`correlation` is the Pearson correlation of two symbols' log returns on
+    one bridge over the buckets both cover; it is None until at least ``min_samples``
+    common returns exist or while either series is flat, and the risk engine lets a trade
+    pass while it is None.
     """
 
     def __init__(self, size: int, *, bucket_ms: int = 1000, min_samples: int = 10) -> None:
@@ -74,17 +89,22 @@ class ReturnsWindow:
         self._size = size
         self._bucket_ms = bucket_ms
         self._min_samples = min_samples
-        self._series: dict[str, _Series] = {}
-        self._cache: dict[tuple[str, str], tuple[int, int, float | None]] = {}
+        self._bridges: dict[str, _Bridge] = {}  # agent id -> its series and cached pairs
 
-    def observe(self, symbol: str, bid: float, ask: float, now_ms: int) -> None:
+    def observe(self, agent_id: str, symbol: str, bid: float, ask: float, now_ms: int) -> None:
+        """A quote of ``symbol`` read from ``agent_id``'s bridge at ``now_ms``."""
         mid = (bid + ask) / 2
         if not (math.isfinite(mid) and mid > 0):
-            raise ValueError(f"bid/ask: must be positive prices, got {bid}/{ask} for {symbol}")
+            raise ValueError(
+                f"bid/ask: must be positive prices, got {bid}/{ask} for {symbol} of {agent_id}"
+            )
         bucket = now_ms // self._bucket_ms
-        series = self._series.get(symbol)
+        bridge = self._bridges.get(agent_id)
+        if bridge is None:
+            bridge = self._bridges[agent_id] = _Bridge()
+        series = bridge.series.get(symbol)
         if series is None:
-            self._series[symbol] = _Series(bucket, mid, self._size)
+            bridge.series[symbol] = _Series(bucket, mid, self._size)
             return
         gap = bucket - series.last_bucket
         if gap < 0:
@@ -94,22 +114,31 @@ class ReturnsWindow:
         else:
             series.close_buckets(gap, mid, self._size)
 
-    def correlation(self, a: str, b: str) -> float | None:
-        sa, sb = self._series.get(a), self._series.get(b)
+    def correlation(self, agent_id: str, a: str, b: str) -> float | None:
+        """Correlation of ``a`` and ``b`` as quoted by ``agent_id``'s bridge; None while
+        unknown (either series missing, too few common returns, or flat)."""
+        bridge = self._bridges.get(agent_id)
+        if bridge is None:
+            return None
+        sa, sb = bridge.series.get(a), bridge.series.get(b)
         if sa is None or sb is None:
             return None
-        cached = self._cache.get((a, b))
+        cache = bridge.cache
+        cached = cache.get((a, b))
         if cached is not None and cached[0] == sa.version and cached[1] == sb.version:
             return cached[2]
-        value = self.recompute(a, b)
-        if len(self._cache) > 4096:  # symbols are few; a bound all the same
-            self._cache.clear()
-        self._cache[(a, b)] = (sa.version, sb.version, value)
+        value = self.recompute(agent_id, a, b)
+        if len(cache) > 4096:  # symbols are few; a bound all the same
+            cache.clear()
+        cache[(a, b)] = (sa.version, sb.version, value)
         return value
 
-    def recompute(self, a: str, b: str) -> float | None:
+    def recompute(self, agent_id: str, a: str, b: str) -> float | None:
         """:meth:`correlation` without the cache (tests compare the two)."""
-        sa, sb = self._series.get(a), self._series.get(b)
+        bridge = self._bridges.get(agent_id)
+        if bridge is None:
+            return None
+        sa, sb = bridge.series.get(a), bridge.series.get(b)
         if sa is None or sb is None:
             return None
         start = max(sa.first_bucket, sb.first_bucket)

@@ -1,4 +1,8 @@
-"""Read-only views for ``GET /api/risk`` and status: trading state, per-agent and global numbers."""
+"""Read-only views for ``GET /api/risk`` and status: trading state, per-agent and global numbers.
+
+Money is shown as the checks show it: limits and headroom floored to cents, amounts used
+or at risk ceiled to cents, so a view never promises a cent the checks would refuse.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ from typing import Literal
 
 import msgspec
 
-from hub.risk._money import cents, open_risk
+from hub.risk._money import book_risk, cents, limit_cents, value_cents
 from hub.risk._rules import daily_loss_limit, daily_loss_used, is_halted
-from hub.risk.context import AgentBook, RiskContext
+from hub.risk.context import RiskContext
 
 __all__ = [
     "AgentRiskSummary",
@@ -25,18 +29,22 @@ TradingState = Literal["active", "halted", "disabled", "stopped"]
 class AgentRiskSummary(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: str
     state: TradingState
+    halted: bool  # the durable halt of the day (until 00:00 UTC or an admin lifts it)
     balance: float
     equity: float
     start_of_day_equity: float
-    daily_loss_used: float  # money lost since the start of the UTC day (0 on a winning day)
+    daily_loss_used: float  # loss_today: max(0, start-of-day equity - equity)
     daily_loss_limit: float  # money
-    open_risk: float  # money to the SLs of the agent's open positions
+    open_risk: float  # money from current prices to the SLs of the agent's open positions
+    pending_risk: float  # money from entry to SL of its orders reserved or in flight
+    daily_headroom: float  # limit - loss_today - open - pending, never below 0
     positions_used: int  # open + in flight
     positions_limit: int
 
 
 class ExposureSummary(msgspec.Struct, frozen=True, kw_only=True):
-    open_risk: float  # money to the SLs over all agents
+    open_risk: float  # money to the SLs over all agents' open positions
+    pending_risk: float  # money to the SLs over all agents' pending orders
     total_equity: float
     limit: float  # max_total_exposure x total equity, money
     max_total_exposure: float  # the configured fraction
@@ -55,27 +63,22 @@ def trading_state(ctx: RiskContext, agent_id: str) -> TradingState:
     return "active"
 
 
-def _book_risk(ctx: RiskContext, book: AgentBook) -> float:
-    return open_risk(
-        book.positions,
-        ctx.prices,
-        ctx.specs,
-        no_sl_risk=book.per_trade_budget,
-        currency=book.config.currency,
-    )
-
-
 def agent_risk_summary(ctx: RiskContext, agent_id: str) -> AgentRiskSummary:
     book = ctx.book(agent_id)
+    held, flying = book_risk(book, ctx.prices, ctx.specs)
+    limit, used = daily_loss_limit(book), daily_loss_used(book)
     return AgentRiskSummary(
         agent_id=agent_id,
         state=trading_state(ctx, agent_id),
+        halted=book.halted,
         balance=cents(book.balance),
         equity=cents(book.equity),
         start_of_day_equity=cents(book.start_of_day_equity),
-        daily_loss_used=cents(max(0.0, daily_loss_used(book))),
-        daily_loss_limit=cents(daily_loss_limit(book)),
-        open_risk=cents(_book_risk(ctx, book)),
+        daily_loss_used=value_cents(used),
+        daily_loss_limit=limit_cents(limit),
+        open_risk=value_cents(held),
+        pending_risk=value_cents(flying),
+        daily_headroom=limit_cents(max(0.0, limit - used - held - flying)),
         positions_used=len(book.positions) + book.in_flight,
         positions_limit=book.config.risk.max_positions,
     )
@@ -84,10 +87,12 @@ def agent_risk_summary(ctx: RiskContext, agent_id: str) -> AgentRiskSummary:
 def exposure_summary(ctx: RiskContext) -> ExposureSummary:
     equity = sum(book.equity for book in ctx.agents.values())
     fraction = ctx.global_risk.max_total_exposure
+    risks = [book_risk(book, ctx.prices, ctx.specs) for book in ctx.agents.values()]
     return ExposureSummary(
-        open_risk=cents(sum(_book_risk(ctx, book) for book in ctx.agents.values())),
+        open_risk=value_cents(sum(held for held, _ in risks)),
+        pending_risk=value_cents(sum(flying for _, flying in risks)),
         total_equity=cents(equity),
-        limit=cents(fraction * max(equity, 0.0)),
+        limit=limit_cents(fraction * max(equity, 0.0)),
         max_total_exposure=fraction,
         emergency_stop=ctx.emergency_stop,
     )

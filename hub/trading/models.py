@@ -101,7 +101,7 @@ class Reservation(msgspec.Struct, frozen=True, kw_only=True):
 class OrderEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Payload of ``agent:{id}:orders``."""
 
-    event: Literal["accepted", "rejected", "filled", "closed", "modified", "failed"]
+    event: Literal["accepted", "rejected", "filled", "closed", "modified", "failed", "risk_breach"]
     agent_id: str
     command: str
     client_order_id: str | None = None

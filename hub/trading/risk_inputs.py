@@ -15,6 +15,7 @@ from hub.agents import Registry
 from hub.bridge.models import Position
 from hub.risk import (
     AgentBook,
+    PendingOrder,
     ReturnsWindow,
     RiskContext,
     TradingState,
@@ -36,8 +37,9 @@ class RiskInputs:
         self.daily = daily
         self.returns = ReturnsWindow(self.config.global_risk.correlation_window)
 
-    def observe_tick(self, symbol: str, bid: float, ask: float, ts: int) -> None:
-        self.returns.observe(symbol, bid, ask, ts)
+    def observe_tick(self, agent_id: str, symbol: str, bid: float, ask: float, ts: int) -> None:
+        """A quote read from ``agent_id``'s bridge (correlation is measured per bridge)."""
+        self.returns.observe(agent_id, symbol, bid, ask, ts)
 
     def context(
         self,
@@ -69,7 +71,10 @@ class RiskInputs:
                 equity=equity,
                 start_of_day_equity=self.daily.start_equity(book_id, equity),
                 positions=list((positions or {}).get(book_id, agent.positions)),
-                in_flight=len(pending.get(book_id, ())),
+                pending=[
+                    PendingOrder(r.symbol, r.action, r.lots, r.sl, r.entry)
+                    for r in pending.get(book_id, ())
+                ],
                 halted=self.daily.halted(book_id),
             )
         return RiskContext(

@@ -15,6 +15,7 @@ agree on (:mod:`hub.trading.coordination`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -23,13 +24,13 @@ from typing import Any
 import msgspec
 
 from channels.clock import now_ms
-from channels.names import agent_channel
+from channels.names import SYSTEM, agent_channel
 from hub.agents import AgentRuntime, Registry
 from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
 from hub.bridge.models import CloseOrder, ModifyOrder, Position, PositionList, TradeOrder
 from hub.errors import HubError
 from hub.publisher import Publisher
-from hub.risk import RiskDecision, check_modify, check_open
+from hub.risk import FillBreach, RiskDecision, check_fill, check_modify, check_open
 from hub.risk.checks import emergency_denial, enabled_denial
 from hub.trading.coordination import Coordination
 from hub.trading.emergency import EmergencyControl
@@ -155,6 +156,8 @@ class TradingService:
                     decision = await self._check_open(agent, req)
                     if isinstance(decision, HubError):
                         raise decision
+                    if decision.lots is not None:  # normalised to the lot step: what is sent
+                        req = msgspec.structs.replace(req, lots=decision.lots)
                     reservation = self._reservation(agent, req) if decision.allowed else None
                     if reservation is not None:
                         await self.coord.reserve(reservation)
@@ -167,12 +170,26 @@ class TradingService:
             if not decision.allowed:
                 await self._reject(base, decision)
             assert reservation is not None
-            risk = {"check": "all", "risk": decision.risk, "risk_pct": decision.risk_pct}
+            risk: dict[str, Any] = {
+                "check": "all",
+                "risk": decision.risk,
+                "risk_pct": decision.risk_pct,
+            }
             try:
                 position = await self._send(agent, req, coid, base, risk)
             finally:  # after the fill is in the positions every check reads
                 await self._release(reservation)
             self.closed.opened(agent.id, position.ticket, coid)
+            with contextlib.suppress(HubError):  # judged on the freshest quote there is
+                await self._fresh_quote(agent, req.symbol, force=True)
+            breach = check_fill(
+                self.risk.context(agent.id),
+                agent.id,
+                position,
+                agent.config.risk.slippage_tolerance,
+            )
+            if breach is not None:
+                risk = {**risk, "risk_breach": await self._breach(agent, position, breach, base)}
         return self._result(agent, position, req, signal_id, risk)
 
     @staticmethod
@@ -261,6 +278,66 @@ class TradingService:
             expires=expires,
         )
 
+    async def _breach(
+        self, agent: AgentRuntime, position: Position, breach: FillBreach, base: OrderEvent
+    ) -> dict[str, Any]:
+        """The fill risks more than the per-trade limit allows (slippage, or a bridge whose
+        feed froze): a ``risk_breach`` event on the agent's orders and on ``system``, then
+        ``risk.on_breach``: ``tighten`` the SL to the limit (close when the bridge refuses
+        or no such SL is valid now), ``close``, or ``alert`` only."""
+        policy = agent.config.risk.on_breach
+        action = policy
+        if policy == "tighten" and breach.tightened_sl is not None:
+            try:
+                updated = await agent.client.modify(
+                    ModifyOrder(ticket=position.ticket, sl=breach.tightened_sl, tp=position.tp)
+                )
+                await self._set_positions(
+                    agent, [updated if p.ticket == updated.ticket else p for p in agent.positions]
+                )
+            except BridgeError as exc:
+                log.error("breach_tighten_refused agent=%s ticket=%s error=%r",
+                          agent.id, position.ticket, str(exc))  # fmt: skip
+                action = "close"
+        elif policy == "tighten":
+            action = "close"
+        outcome: dict[str, Any] = {
+            "risk": breach.risk,
+            "limit": breach.limit,
+            "action": action,
+            "sl": breach.tightened_sl if action == "tighten" else None,
+        }
+        if action == "close":
+            try:
+                closed = await self._close(agent, CloseRequest(ticket=position.ticket), "risk")
+                outcome["closed"] = {"price": closed["close_price"], "profit": closed["profit"]}
+            except HubError as exc:
+                outcome["error"] = exc.body()["error"]
+        event = _with(
+            base,
+            event="risk_breach",
+            ticket=position.ticket,
+            price=position.open_price,
+            sl=outcome["sl"] or position.sl,
+            reason=action,
+            error={"code": "risk_breach", "message": breach.message, "details": outcome},
+        )
+        await self.events.emit(event, "risk_breach", outcome)
+        await self.publisher.event(
+            SYSTEM,
+            {
+                "event": "risk_breach",
+                "agent_id": agent.id,
+                "ticket": position.ticket,
+                "message": breach.message,
+                **outcome,
+                "ts": now_ms(),
+            },
+        )
+        log.warning("risk_breach agent=%s ticket=%s risk=%.4f limit=%.4f action=%s",
+                    agent.id, position.ticket, breach.risk, breach.limit, action)  # fmt: skip
+        return outcome
+
     def _widening(self, agent: AgentRuntime, position: Position, sl: float) -> Reservation:
         """The risk a wider stop adds, until the bridge confirms it: from the old stop to the
         new one."""
@@ -294,7 +371,7 @@ class TradingService:
                     out[other] = msgspec.json.decode(pub.data, type=PositionList).positions
         return out
 
-    async def _fresh_quote(self, agent: AgentRuntime, symbol: str) -> None:
+    async def _fresh_quote(self, agent: AgentRuntime, symbol: str, force: bool = False) -> None:
         """The trade is checked against a quote the hub read from the bridge no longer than
         ``max_quote_age_ms`` ago (by the hub's clock: a quiet market's tick time stands
         still); an older one is read again first."""
@@ -303,7 +380,7 @@ class TradingService:
         limit = agent.config.risk.max_quote_age_ms
         max_age = limit / 1000 if limit is not None else 2 * self.config.polling.tick_interval
         read = agent.tick_read_at.get(symbol)
-        if read is not None and time.monotonic() - read <= max_age:
+        if not force and read is not None and time.monotonic() - read <= max_age:
             return
         try:
             tick = await agent.client.tick(symbol)

@@ -126,6 +126,37 @@ def test_bad_values_name_file_and_key_path(old: str, new: str, expected: str) ->
     assert any(p.startswith(expected) for p in found), found
 
 
+def test_new_risk_keys_default_to_two_tick_intervals_ten_percent_and_tighten() -> None:
+    risk = parse_config(GOOD, "f.yml").agents["agent_1"].risk
+    assert (risk.max_quote_age_ms, risk.slippage_tolerance, risk.on_breach) == (
+        None,
+        0.10,
+        "tighten",
+    )
+
+
+def test_new_risk_keys_parse_when_valid() -> None:
+    extra = "max_positions: 1, max_quote_age_ms: 1, slippage_tolerance: 5%, on_breach: close"
+    risk = parse_config(GOOD.replace("max_positions: 1", extra, 1), "f.yml").agents["agent_1"].risk
+    assert (risk.max_quote_age_ms, risk.slippage_tolerance, risk.on_breach) == (1, 0.05, "close")
+
+
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        ("max_quote_age_ms: 0", "agents.agent_1.risk.max_quote_age_ms: must be >= 1"),
+        ("max_quote_age_ms: 1.5", "agents.agent_1.risk.max_quote_age_ms: expected int"),
+        ("slippage_tolerance: -1%", "agents.agent_1.risk.slippage_tolerance: must be >= 0"),
+        ("slippage_tolerance: 2", "agents.agent_1.risk.slippage_tolerance: must be <= 1"),
+        ("on_breach: ignore", "agents.agent_1.risk.on_breach: invalid value 'ignore'"),
+        ("on_breech: close", "agents.agent_1.risk.on_breech: unknown key"),
+    ],
+)
+def test_new_risk_keys_report_bad_values_with_their_path(new: str, expected: str) -> None:
+    found = problems(GOOD.replace("max_positions: 1", f"max_positions: 1, {new}", 1))
+    assert any(p.startswith(f"f.yml: {expected}") for p in found), found
+
+
 def test_every_bad_section_is_reported_at_once() -> None:
     text = GOOD + "server: {port: 0}\npolling: {tick_interval: -1}\n"
     found = problems(text)

@@ -7,7 +7,14 @@ import random
 
 from hub.bridge.models import Action, Position, Tick, TradeOrder
 from hub.config import AgentConfig, AgentRisk, GlobalRisk, SymbolSpec
-from hub.risk import AgentBook, CorrelationLookup, ReturnsWindow, RiskContext, RiskDecision
+from hub.risk import (
+    AgentBook,
+    CorrelationLookup,
+    PendingOrder,
+    ReturnsWindow,
+    RiskContext,
+    RiskDecision,
+)
 
 __all__ = [
     "ATLAS",
@@ -21,6 +28,7 @@ __all__ = [
     "context",
     "feed",
     "order",
+    "pending",
     "position",
     "tick",
     "walks",
@@ -83,7 +91,8 @@ def book(
     equity: float | None = None,
     start: float | None = None,
     positions: list[Position] | None = None,
-    in_flight: int = 0,
+    pending: list[PendingOrder] | None = None,
+    halted: bool = False,
 ) -> AgentBook:
     return AgentBook(
         config=config,
@@ -91,7 +100,8 @@ def book(
         equity=balance if equity is None else equity,
         start_of_day_equity=balance if start is None else start,
         positions=positions or [],
-        in_flight=in_flight,
+        pending=pending or [],
+        halted=halted,
     )
 
 
@@ -101,6 +111,12 @@ def position(
     return Position(
         ticket=ticket, symbol=symbol, action=action, lots=lots, open_price=open_price, sl=sl
     )
+
+
+def pending(
+    symbol: str, action: Action, lots: float, sl: float | None, entry: float
+) -> PendingOrder:
+    return PendingOrder(symbol=symbol, action=action, lots=lots, sl=sl, entry=entry)
 
 
 def context(
@@ -141,11 +157,17 @@ def assert_outcome(decision: RiskDecision, check: str | None) -> None:
         assert_denied(decision, check)
 
 
-def feed(window: ReturnsWindow, series: dict[str, list[float]], bucket_ms: int = 1000) -> None:
-    """One tick per symbol per bucket, prices from ``series``."""
+def feed(
+    window: ReturnsWindow,
+    series: dict[str, list[float]],
+    *,
+    agent_id: str = "agent_1",
+    bucket_ms: int = 1000,
+) -> None:
+    """One tick per symbol per bucket from ``agent_id``'s bridge, prices from ``series``."""
     for i in range(len(next(iter(series.values())))):
         for symbol, prices in series.items():
-            window.observe(symbol, prices[i], prices[i] + 0.0001, i * bucket_ms + 123)
+            window.observe(agent_id, symbol, prices[i], prices[i] + 0.0001, i * bucket_ms + 123)
 
 
 def walks(n: int, seed: int = 7) -> dict[str, list[float]]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
+import msgspec
 import pytest
 
 from hub.bridge.models import Action, Position, Tick, TradeOrder
@@ -30,6 +31,7 @@ from tests.hub.risk.builders import (
     context,
     feed,
     order,
+    pending,
     position,
     tick,
     walks,
@@ -86,6 +88,32 @@ def test_lots_must_be_a_positive_number(trade: TradeOrder, check: str | None) ->
 )
 def test_lots_must_be_a_multiple_of_the_lot_step(trade: TradeOrder, check: str | None) -> None:
     assert_outcome(check_open(WHALE_CTX, "whale", trade), check)
+
+
+@pytest.mark.parametrize(
+    ("lots", "sent", "check"),
+    [
+        (0.0100000001, 0.01, None),  # float noise from a client: sent as 0.01
+        (0.0099999999, 0.01, None),
+        (0.07, 0.07, None),  # 0.07 / 0.01 = 7.000000000000001
+        (0.0100000099, 0.01, None),  # 0.99e-6 of a step off: snapped
+        (0.0100000101, None, "lot_step"),  # 1.01e-6 of a step off: refused as sent
+        (50.0000000001, 50.0, None),  # max_lots 50 sees the normalised lots
+    ],
+)
+def test_lots_are_normalised_to_the_step_and_the_decision_carries_them(
+    lots: float, sent: float | None, check: str | None
+) -> None:
+    decision = check_open(WHALE_CTX, "whale", order("XAUUSD", "buy", lots, 2640.0))
+    assert_outcome(decision, check)
+    assert decision.lots == sent
+    if check is not None:
+        assert decision.details() == {"check": "lot_step", "limit": 0.01, "value": lots}
+
+
+def test_the_risk_is_computed_on_the_normalised_lots() -> None:
+    decision = check_open(context(), "agent_1", order("XAUUSD", "buy", 0.0100000001, 2648.50))
+    assert (decision.allowed, decision.lots, decision.risk) == (True, 0.01, 1.8)
 
 
 @pytest.mark.parametrize(("lots", "check"), [(0.02, None), (0.01, "min_lots")])
@@ -176,6 +204,16 @@ def test_max_risk_per_trade_boundary(action: Action, sl: float, value: float | N
         assert decision.details() == {"check": "max_risk_per_trade", "limit": 2.0, "value": value}
 
 
+def test_a_breach_never_reads_as_equal_to_its_limit() -> None:
+    """Balance 179.70 x 1% = 1.797: a 1.80 risk is over it, and must read so."""
+    decision = check_open(
+        context(("agent_1", book(ATLAS, 179.70))), "agent_1", order("XAUUSD", "buy", 0.01, 2648.50)
+    )
+    assert_denied(decision, "max_risk_per_trade")
+    assert "risks 1.80 USD, above the per-trade limit 1.79 USD" in decision.message
+    assert decision.details() == {"check": "max_risk_per_trade", "limit": 1.79, "value": 1.8}
+
+
 def test_usdjpy_risk_is_converted_to_usd_with_the_current_price() -> None:
     # 0.1 x 100000 x 0.300 = 3000 JPY at USDJPY 150 = 20.00 USD = 2% of 1000: at the limit.
     ctx = context()
@@ -229,7 +267,8 @@ def test_max_positions_counts_open_and_in_flight(
     held: int, in_flight: int, config: AgentConfig, check: str | None
 ) -> None:
     positions = [position("XAUUSD", "buy", 0.01, 2650.0, 2649.0, ticket=i) for i in range(held)]
-    ctx = context(("a", book(config, 200, positions=positions, in_flight=in_flight)))
+    flying = [pending("XAUUSD", "buy", 0.01, 2649.0, 2650.30)] * in_flight
+    ctx = context(("a", book(config, 200, positions=positions, pending=flying)))
     decision = check_open(ctx, "a", order("XAUUSD", "buy", 0.01, 2649.0))
     assert_outcome(decision, check)
     if check is not None:
@@ -272,6 +311,69 @@ def test_daily_loss_limits_the_new_trades_risk(sl: float, value: float | None) -
         assert decision.details() == {"check": "daily_loss", "limit": 50.0, "value": value}
 
 
+def test_a_durable_halt_refuses_even_when_equity_recovered() -> None:
+    ctx = context(("agent_3", book(NOVA, 1000, equity=1010, start=1000, halted=True)))
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2649.30))
+    assert_denied(decision, "daily_loss")
+    assert decision.details() == {"check": "daily_loss", "limit": 50.0, "value": 0.0}
+    assert "halted until 00:00 UTC" in decision.message
+
+
+# Each of these opens (or reserves) 0.15 lot XAUUSD risking 19.50: from the bid 2650.00 to
+# 2648.70 once open, from the ask 2650.30 to 2649.00 while in flight.
+OPEN_19_50 = position("XAUUSD", "buy", 0.15, 2650.30, 2648.70)
+FLYING_19_50 = pending("XAUUSD", "buy", 0.15, 2649.00, 2650.30)
+
+NEW_19_50 = order("XAUUSD", "buy", 0.15, 2649.00)  # from the ask 2650.30: 19.50
+
+
+def gold(sl: float) -> TradeOrder:
+    """0.01 lot XAUUSD from the ask 2650.30: risks 2650.30 - sl."""
+    return order("XAUUSD", "buy", 0.01, sl)
+
+
+HEADROOM_CASES: list[tuple[str, float, list[Position], int, TradeOrder, float | None]] = [
+    # name, equity (start 1000, limit 50), open, orders in flight, new order, denied value
+    ("review: third 19.50 after two open", 1000, [OPEN_19_50] * 2, 0, NEW_19_50, 58.5),
+    ("third 19.50 after two in flight", 1000, [], 2, NEW_19_50, 58.5),
+    ("third 19.50 after one open, one in flight", 1000, [OPEN_19_50], 1, NEW_19_50, 58.5),
+    ("39.00 open + 11.00: exactly at the limit", 1000, [OPEN_19_50] * 2, 0, gold(2639.30), None),
+    ("39.00 open + 11.01: a cent over", 1000, [OPEN_19_50] * 2, 0, gold(2639.29), 50.01),
+    ("lost 10 + 19.50 open + 19.50 in flight + 1.00", 990, [OPEN_19_50], 1, gold(2649.30), None),
+    ("lost 10 + 19.50 open + 19.50 in flight + 1.01", 990, [OPEN_19_50], 1, gold(2649.29), 50.01),
+    ("a winning day adds no headroom", 1100, [OPEN_19_50] * 2, 0, gold(2639.29), 50.01),
+]
+
+
+@pytest.mark.parametrize(
+    ("equity", "held", "flying", "trade", "value"),
+    [c[1:] for c in HEADROOM_CASES],
+    ids=[c[0] for c in HEADROOM_CASES],
+)
+def test_daily_loss_counts_loss_open_and_pending_risk_and_this_trade(
+    equity: float, held: list[Position], flying: int, trade: TradeOrder, value: float | None
+) -> None:
+    positions = [msgspec.structs.replace(p, ticket=i) for i, p in enumerate(held)]
+    agent_book = book(
+        NOVA, 1000, equity=equity, start=1000, positions=positions, pending=[FLYING_19_50] * flying
+    )
+    decision = check_open(context(("agent_3", agent_book)), "agent_3", trade)
+    if value is None:
+        assert decision.allowed, decision.message
+    else:
+        assert_denied(decision, "daily_loss")
+        assert decision.details() == {"check": "daily_loss", "limit": 50.0, "value": value}
+
+
+def test_daily_loss_shows_a_floored_limit_and_a_ceiled_total() -> None:
+    """Start 1000.10 x 5% = 50.005; lost 35.00, a 15.01 risk makes 50.01: refused, and
+    shown as 50.01 above 50.00 (rounding would show 50.01 against 50.01)."""
+    ctx = context(("agent_3", book(NOVA, 1000, equity=965.10, start=1000.10)))
+    assert check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2635.30)).allowed
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2635.29))
+    assert decision.details() == {"check": "daily_loss", "limit": 50.0, "value": 50.01}
+
+
 def test_halted_message_says_halted() -> None:
     ctx = context(("agent_3", book(NOVA, 1000, equity=950, start=1000)))
     decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2649.30))
@@ -309,8 +411,41 @@ def test_total_exposure_sums_open_risk_across_agents(
         assert decision.details() == {"check": "max_total_exposure", "limit": 120.0, "value": value}
 
 
+@pytest.mark.parametrize(
+    ("new_sl", "value"),
+    [
+        (2630.30, None),  # 100.00 in flight for agent_1 + 20.00 = 120: at the limit
+        (2630.29, 120.01),
+    ],
+)
+def test_total_exposure_counts_other_agents_orders_in_flight(
+    new_sl: float, value: float | None
+) -> None:
+    flying = pending("XAUUSD", "buy", 0.1, 2640.30, 2650.30)  # 0.1 x 100 x 10.00 = 100.00
+    ctx = context(
+        ("agent_1", book(ATLAS, 200, pending=[flying])), ("agent_3", book(BIG_NOVA, 1000))
+    )
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, new_sl))
+    if value is None:
+        assert decision.allowed, decision.message
+    else:
+        assert_denied(decision, "max_total_exposure")
+        assert decision.details() == {"check": "max_total_exposure", "limit": 120.0, "value": value}
+
+
+def test_total_exposure_shows_a_floored_limit() -> None:
+    """Total equity 1200.05 x 10% = 120.005; 100.00 held + 20.01 = 120.01 is over it."""
+    held = position("XAUUSD", "buy", 0.1, 2645.0, 2640.00)
+    ctx = context(
+        ("agent_1", book(ATLAS, 200, positions=[held])),
+        ("agent_3", book(BIG_NOVA, 1000, equity=1000.05)),
+    )
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2630.29))
+    assert decision.details() == {"check": "max_total_exposure", "limit": 120.0, "value": 120.01}
+
+
 def fixed_correlation(value: float | None) -> CorrelationLookup:
-    def lookup(a: str, b: str) -> float | None:
+    def lookup(_bridge: str, a: str, b: str) -> float | None:
         assert a != b, "the same symbol is never looked up"
         return value if {a, b} == {"EURUSD", "GBPUSD"} else None
 
@@ -351,6 +486,76 @@ def test_correlation_limit_against_other_agents(
         assert decision.allowed, decision.message
 
 
+def test_correlation_beyond_the_limit_never_reads_as_at_it() -> None:
+    eur = position("EURUSD", "buy", 0.1, 1.08, 1.07, ticket=7)
+    ctx = context(
+        ("agent_2", book(ORION, 500, positions=[eur])),
+        ("agent_3", book(NOVA, 1000)),
+        correlation=fixed_correlation(0.50004),
+    )
+    decision = check_open(ctx, "agent_3", order("GBPUSD", "buy", 0.01, 1.26010))
+    assert decision.details() == {"check": "correlation_limit", "limit": 0.5, "value": 0.5001}
+
+
+def per_bridge(values: dict[str, float]) -> tuple[CorrelationLookup, list[str]]:
+    """A lookup answering ``values[bridge]`` for any two symbols, and the bridges it was asked."""
+    asked: list[str] = []
+
+    def lookup(bridge: str, a: str, b: str) -> float | None:
+        assert a != b, "the same symbol is never looked up"
+        asked.append(bridge)
+        return values.get(bridge)
+
+    return lookup, asked
+
+
+EUR_BUY = position("EURUSD", "buy", 0.1, 1.08, 1.07, ticket=7)
+EUR_FLYING = pending("EURUSD", "buy", 0.1, 1.07, 1.0801)
+
+BRIDGE_CASES: list[tuple[str, str, str, dict[str, float], str | None]] = [
+    # name, trader, its order's symbol, correlation per bridge, the bridge expected asked
+    # agent_3 (Nova) trades EURUSD too: its own quotes decide, not agent_2's.
+    ("trader trades both: its bridge", "agent_3", "GBPUSD", {"agent_3": 0.9}, "agent_3"),
+    ("trader trades both: other bridge ignored", "agent_3", "GBPUSD", {"agent_2": 0.9}, None),
+    # agent_1 (Atlas) trades only XAUUSD: EURUSD is measured on the holder's bridge.
+    ("trader lacks the symbol: holder's bridge", "agent_1", "XAUUSD", {"agent_2": 0.9}, "agent_2"),
+    ("holder's bridge does not know: skipped", "agent_1", "XAUUSD", {"agent_1": 0.9}, None),
+]
+
+
+@pytest.mark.parametrize("held", ["open", "in flight"])
+@pytest.mark.parametrize(
+    ("trader", "symbol", "values", "denied_on"),
+    [c[1:] for c in BRIDGE_CASES],
+    ids=[c[0] for c in BRIDGE_CASES],
+)
+def test_correlation_is_measured_on_one_bridge_against_open_and_pending_orders(
+    held: str, trader: str, symbol: str, values: dict[str, float], denied_on: str | None
+) -> None:
+    lookup, asked = per_bridge(values)
+    holder = (
+        book(ORION, 500, positions=[EUR_BUY])
+        if held == "open"
+        else book(ORION, 500, pending=[EUR_FLYING])
+    )
+    ctx = context(
+        ("agent_1", book(ATLAS, 200)),
+        ("agent_2", holder),
+        ("agent_3", book(NOVA, 1000)),
+        correlation=lookup,
+    )
+    sl = 2648.50 if symbol == "XAUUSD" else 1.26010
+    decision = check_open(ctx, trader, order(symbol, "buy", 0.01, sl))
+    expected_bridge = "agent_3" if trader == "agent_3" else "agent_2"
+    assert asked == [expected_bridge]
+    if denied_on is None:
+        assert decision.allowed, decision.message
+    else:
+        assert_denied(decision, "correlation_limit")
+        assert f"{denied_on}'s quotes" in decision.message
+        assert ("in-flight" in decision.message) == (held == "in flight")
+
+
 def test_same_symbol_is_not_a_correlation() -> None:
     held = position("XAUUSD", "buy", 0.01, 2650.0, 2649.0)
     ctx = context(
@@ -362,7 +567,7 @@ def test_same_symbol_is_not_a_correlation() -> None:
 def window_context() -> RiskContext:
     """agent_2 holds a EURUSD buy; the correlation comes from a ReturnsWindow of walks."""
     window = ReturnsWindow(120)
-    feed(window, walks(200))
+    feed(window, walks(200), agent_id="agent_3")  # the trader's bridge: NOVA trades both
     eur = position("EURUSD", "buy", 0.1, 1.08, 1.07)
     return context(
         ("agent_2", book(ORION, 500, positions=[eur])),
@@ -490,7 +695,7 @@ class Setup:
             prices=self.prices,
             specs=self.specs,
             emergency=self.emergency,
-            correlation=None if corr is None else (lambda _a, _b: corr),
+            correlation=None if corr is None else (lambda _bridge, _a, _b: corr),
         )
         return check_open(ctx, "a", order(self.symbol, "buy", self.lots, self.sl, self.tp))
 

@@ -61,6 +61,7 @@ class MarketBridge:
         self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
         self.trade_delay = 0.0  # seconds before an order reaches the market
         self.ticks_down = False  # quote reads fail (a feed that stopped answering)
+        self.frozen: Tick | None = None  # quote reads answer this (a feed that froze)
         self.sent: list[str] = []
 
     def _order(self, what: str, run: Any) -> Any:
@@ -83,6 +84,8 @@ class MarketBridge:
     async def tick(self, symbol: str) -> Tick:
         if self.ticks_down:
             raise BridgeTimeout("quote read timed out (the test's feed is down)")
+        if self.frozen is not None and self.frozen.symbol == symbol:
+            return self.frozen
         if self.tick_delay:
             await asyncio.sleep(self.tick_delay)
         return self.market.tick(symbol)
@@ -94,6 +97,8 @@ class MarketBridge:
         return self.market.history(since_ms)
 
     async def trade(self, order: TradeOrder) -> Position:
+        if self.trade_delay:
+            await asyncio.sleep(self.trade_delay)
         m = self.market
         return self._order(  # type: ignore[no-any-return]
             "trade",

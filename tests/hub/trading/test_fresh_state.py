@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hub.errors import HubError
 from hub.trading.models import TradeRequest
 from tests.hub.trading.kit import trading_kit
+from tests.hubkit import hub_config
 
 
 def buy(symbol: str, lots: float, sl: float, dry_run: bool = False) -> TradeRequest:
@@ -37,6 +40,28 @@ async def test_no_fresh_quote_is_stale_quote_and_nothing_is_sent() -> None:
         assert kit.bridge("agent_1").sent == []
 
 
+EXPOSURE = "global_risk: {max_total_exposure: 1%, correlation_limit: 1.0}"  # 1 % of 1700 = 17
+
+
+async def test_concurrent_trades_on_two_agents_cannot_jointly_cross_the_total_exposure() -> None:
+    async with trading_kit(hub_config(EXPOSURE)) as kit:
+        for agent_id in ("agent_1", "agent_3"):
+            kit.market(agent_id).pin("XAUUSD", 2650.0, 2650.3)
+            kit.bridge(agent_id).trade_delay = 0.05  # both orders in flight at once
+            await kit.poll(agent_id)
+        results = await asyncio.gather(
+            kit.trading.open("agent_3", buy("XAUUSD", 0.1, 2648.7), by="t"),  # risks 16.00
+            kit.trading.open("agent_1", buy("XAUUSD", 0.01, 2648.5), by="t"),  # risks 1.80
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, HubError)]
+        assert len(refused) == 1, results
+        assert refused[0].details is not None
+        assert refused[0].details["check"] == "max_total_exposure"
+        filled = kit.market("agent_1").orders_filled + kit.market("agent_3").orders_filled
+        assert filled == 1
+
+
 async def test_a_dry_run_answers_like_the_trade_and_sends_nothing() -> None:
     async with trading_kit() as kit:
         kit.market("agent_1").pin("XAUUSD", 2650.0, 2650.3)
@@ -53,3 +78,41 @@ async def test_a_dry_run_answers_like_the_trade_and_sends_nothing() -> None:
         assert kit.bridge("agent_1").sent == []
         assert await kit.orders("agent_1") == []
         assert await kit.trading.coord.reservations() == []
+
+
+async def test_slippage_past_the_limit_is_a_risk_breach_and_the_sl_is_tightened() -> None:
+    async with trading_kit() as kit:
+        market = kit.market("agent_1")
+        market.pin("XAUUSD", 2650.0, 2650.3)
+        await kit.poll("agent_1")
+        kit.bridge("agent_1").trade_delay = 0.05
+
+        async def jump() -> None:  # the market moves while the order travels
+            await asyncio.sleep(0.01)
+            market.pin("XAUUSD", 2660.0, 2660.3)
+
+        mover = asyncio.create_task(jump())
+        filled = await kit.trading.open("agent_1", buy("XAUUSD", 0.01, 2648.5), by="t")
+        await mover
+        # Checked at 2650.30 (risk 1.80), filled at 2660.30: 11.80 against a 2.00 limit.
+        breach = filled["risk"]["risk_breach"]
+        assert breach["action"] == "tighten" and breach["limit"] == pytest.approx(2.0)
+        assert breach["risk"] == pytest.approx(11.8)
+        (position,) = market.positions()
+        assert position.sl == pytest.approx(2658.3)  # 0.01 x 100 x (2660.30 - 2658.30) = 2.00
+        events = [e["event"] for e in await kit.orders("agent_1")]
+        assert events == ["accepted", "filled", "risk_breach"]
+
+
+async def test_a_fill_off_a_frozen_feed_that_cannot_be_tightened_is_closed() -> None:
+    async with trading_kit() as kit:
+        market = kit.market("agent_1")
+        market.pin("XAUUSD", 2650.0, 2650.3)
+        await kit.poll("agent_1")
+        kit.bridge("agent_1").frozen = kit.registry.agents["agent_1"].ticks["XAUUSD"]
+        market.pin("XAUUSD", 2660.0, 2660.3)  # the market moved; the bridge's feed did not
+        filled = await kit.trading.open("agent_1", buy("XAUUSD", 0.01, 2648.5), by="t")
+        assert filled["risk"]["risk_breach"]["action"] == "close"
+        assert market.positions() == []
+        system = await kit.broker.history("system", 0)
+        assert any(b'"risk_breach"' in bytes(p.data) for p in system or [])
