@@ -27,7 +27,7 @@ from channels.clock import now_ms
 from channels.names import SYSTEM, agent_channel
 from hub.agents import AgentRuntime, Registry
 from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
-from hub.bridge.models import CloseOrder, ModifyOrder, Position, PositionList, TradeOrder
+from hub.bridge.models import Action, CloseOrder, ModifyOrder, Position, PositionList, TradeOrder
 from hub.errors import HubError
 from hub.publisher import Publisher
 from hub.risk import FillBreach, RiskDecision, check_fill, check_modify, check_open
@@ -266,15 +266,29 @@ class TradingService:
 
     def _reservation(self, agent: AgentRuntime, req: TradeRequest) -> Reservation:
         quote = agent.ticks[req.symbol]
+        entry = quote.ask if req.action == "buy" else quote.bid
+        return self._reserve(agent.id, req.symbol, req.action, req.lots, req.sl, entry)
+
+    def _reserve(
+        self,
+        agent_id: str,
+        symbol: str,
+        action: Action,
+        lots: float,
+        sl: float | None,
+        entry: float,
+    ) -> Reservation:
+        """Risk from ``entry`` to ``sl``, counted by every check until released (or expired
+        should this instance die: 3 x trade_timeout + 30 s)."""
         expires = now_ms() + int(1000 * (3 * self.config.polling.trade_timeout + 30))
         return Reservation(
             id=secrets.token_hex(8),
-            agent_id=agent.id,
-            symbol=req.symbol,
-            action=req.action,
-            lots=req.lots,
-            sl=req.sl,
-            entry=quote.ask if req.action == "buy" else quote.bid,
+            agent_id=agent_id,
+            symbol=symbol,
+            action=action,
+            lots=lots,
+            sl=sl,
+            entry=entry,
             expires=expires,
         )
 
@@ -341,17 +355,8 @@ class TradingService:
     def _widening(self, agent: AgentRuntime, position: Position, sl: float) -> Reservation:
         """The risk a wider stop adds, until the bridge confirms it: from the old stop to the
         new one."""
-        expires = now_ms() + int(1000 * (3 * self.config.polling.trade_timeout + 30))
-        return Reservation(
-            id=secrets.token_hex(8),
-            agent_id=agent.id,
-            symbol=position.symbol,
-            action=position.action,
-            lots=position.lots,
-            sl=sl,
-            entry=position.sl or position.open_price,
-            expires=expires,
-        )
+        entry = position.sl or position.open_price
+        return self._reserve(agent.id, position.symbol, position.action, position.lots, sl, entry)
 
     async def _release(self, reservation: Reservation) -> None:
         try:
