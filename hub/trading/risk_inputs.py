@@ -1,18 +1,24 @@
-"""What the risk engine is given: the agents' books, prices, baselines, in-flight orders.
+"""What the risk engine is given: the agents' books, prices, day records, pending orders.
 
 The pure engine (:mod:`hub.risk`) decides from a :class:`~hub.risk.RiskContext`; this
 module builds one from the live state: polled accounts and positions, each agent's own
-quotes, the start-of-day equity baselines, orders sent and not answered yet, the kill
-switch and the returns series that correlation is measured on.
+quotes (read again when older than ``risk.max_quote_age_ms``), the durable start-of-day
+equity and halt, the reservations of orders checked and not yet filled, the kill switch
+and the returns series (per bridge) that correlation is measured on.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from hub.agents import Registry
-from hub.bridge.models import Position
+from channels.clock import now_ms
+from hub.agents import AgentRuntime, Registry
+from hub.bridge.client import BridgeError
+from hub.bridge.models import Action, Position
+from hub.errors import HubError
 from hub.risk import (
     AgentBook,
     PendingOrder,
@@ -22,7 +28,7 @@ from hub.risk import (
     trading_state,
 )
 from hub.trading.daily import DailyLimits
-from hub.trading.models import Reservation
+from hub.trading.models import Reservation, TradeRequest
 
 __all__ = ["RiskInputs"]
 
@@ -85,6 +91,63 @@ class RiskInputs:
             emergency_stop=self._emergency_stopped(),
             correlation=self.returns.correlation,
         )
+
+    def reservation(self, agent: AgentRuntime, req: TradeRequest) -> Reservation:
+        quote = agent.ticks[req.symbol]
+        entry = quote.ask if req.action == "buy" else quote.bid
+        return self.reserve(agent.id, req.symbol, req.action, req.lots, req.sl, entry)
+
+    def reserve(
+        self,
+        agent_id: str,
+        symbol: str,
+        action: Action,
+        lots: float,
+        sl: float | None,
+        entry: float,
+    ) -> Reservation:
+        """Risk from ``entry`` to ``sl``, counted by every check until released (or expired
+        should this instance die: 3 x trade_timeout + 30 s)."""
+        expires = now_ms() + int(1000 * (3 * self.config.polling.trade_timeout + 30))
+        return Reservation(
+            id=secrets.token_hex(8),
+            agent_id=agent_id,
+            symbol=symbol,
+            action=action,
+            lots=lots,
+            sl=sl,
+            entry=entry,
+            expires=expires,
+        )
+
+    def widening(self, agent: AgentRuntime, position: Position, sl: float) -> Reservation:
+        """The risk a wider stop adds, until the bridge confirms it: from the old stop to the
+        new one."""
+        entry = position.sl or position.open_price
+        return self.reserve(agent.id, position.symbol, position.action, position.lots, sl, entry)
+
+    async def fresh_quote(self, agent: AgentRuntime, symbol: str, force: bool = False) -> None:
+        """The trade is checked against a quote the hub read from the bridge no longer than
+        ``max_quote_age_ms`` ago (by the hub's clock: a quiet market's tick time stands
+        still); an older one is read again first."""
+        if symbol not in agent.config.symbols or not agent.online:
+            return  # refused by the checks (allowed_symbols) or as offline
+        limit = agent.config.risk.max_quote_age_ms
+        max_age = limit / 1000 if limit is not None else 2 * self.config.polling.tick_interval
+        read = agent.tick_read_at.get(symbol)
+        if not force and read is not None and time.monotonic() - read <= max_age:
+            return
+        try:
+            tick = await agent.client.tick(symbol)
+        except BridgeError as exc:
+            raise HubError(
+                "stale_quote",
+                f"{agent.id}: no {symbol} quote newer than {max_age * 1000:.0f} ms and the "
+                f"bridge cannot give one: {exc}",
+                {"symbol": symbol, "max_quote_age_ms": round(max_age * 1000)},
+            ) from None
+        agent.ticks[symbol] = tick
+        agent.tick_read_at[symbol] = time.monotonic()
 
     def state_of(self, agent_id: str) -> TradingState:
         """``stopped`` | ``disabled`` | ``halted`` | ``active`` for the status channel."""

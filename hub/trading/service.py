@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import time
 from typing import Any
 
 import msgspec
@@ -27,7 +26,7 @@ from channels.clock import now_ms
 from channels.names import SYSTEM, agent_channel
 from hub.agents import AgentRuntime, Registry
 from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
-from hub.bridge.models import Action, CloseOrder, ModifyOrder, Position, PositionList, TradeOrder
+from hub.bridge.models import CloseOrder, ModifyOrder, Position, PositionList, TradeOrder
 from hub.errors import HubError
 from hub.publisher import Publisher
 from hub.risk import FillBreach, RiskDecision, check_fill, check_modify, check_open
@@ -113,7 +112,7 @@ class TradingService:
         nothing sent, reserved, published or recorded (the ticket's risk preview)."""
         async with self.coord.lock(agent.id):
             await self._fresh_state(agent)
-            await self._fresh_quote(agent, req.symbol)
+            await self.risk.fresh_quote(agent, req.symbol)
             decision = await self._check_open(agent, req)
         if isinstance(decision, HubError):
             raise decision
@@ -151,14 +150,14 @@ class TradingService:
                         if not _same_order(earlier, req, order_tag(coid)):
                             raise duplicate((agent.id, coid))
                         return self._result(agent, earlier, req, signal_id, {"risk": None})
-                await self._fresh_quote(agent, req.symbol)
+                await self.risk.fresh_quote(agent, req.symbol)
                 async with self.coord.risk_lock():  # checked and reserved as one step
                     decision = await self._check_open(agent, req)
                     if isinstance(decision, HubError):
                         raise decision
                     if decision.lots is not None:  # normalised to the lot step: what is sent
                         req = msgspec.structs.replace(req, lots=decision.lots)
-                    reservation = self._reservation(agent, req) if decision.allowed else None
+                    reservation = self.risk.reservation(agent, req) if decision.allowed else None
                     if reservation is not None:
                         await self.coord.reserve(reservation)
             except HubError as exc:
@@ -181,7 +180,7 @@ class TradingService:
                 await self._release(reservation)
             self.closed.opened(agent.id, position.ticket, coid)
             with contextlib.suppress(HubError):  # judged on the freshest quote there is
-                await self._fresh_quote(agent, req.symbol, force=True)
+                await self.risk.fresh_quote(agent, req.symbol, force=True)
             breach = check_fill(
                 self.risk.context(agent.id),
                 agent.id,
@@ -264,34 +263,6 @@ class TradingService:
         await self.events.emit(filled, "order_filled", risk)
         return position
 
-    def _reservation(self, agent: AgentRuntime, req: TradeRequest) -> Reservation:
-        quote = agent.ticks[req.symbol]
-        entry = quote.ask if req.action == "buy" else quote.bid
-        return self._reserve(agent.id, req.symbol, req.action, req.lots, req.sl, entry)
-
-    def _reserve(
-        self,
-        agent_id: str,
-        symbol: str,
-        action: Action,
-        lots: float,
-        sl: float | None,
-        entry: float,
-    ) -> Reservation:
-        """Risk from ``entry`` to ``sl``, counted by every check until released (or expired
-        should this instance die: 3 x trade_timeout + 30 s)."""
-        expires = now_ms() + int(1000 * (3 * self.config.polling.trade_timeout + 30))
-        return Reservation(
-            id=secrets.token_hex(8),
-            agent_id=agent_id,
-            symbol=symbol,
-            action=action,
-            lots=lots,
-            sl=sl,
-            entry=entry,
-            expires=expires,
-        )
-
     async def _breach(
         self, agent: AgentRuntime, position: Position, breach: FillBreach, base: OrderEvent
     ) -> dict[str, Any]:
@@ -352,12 +323,6 @@ class TradingService:
                     agent.id, position.ticket, breach.risk, breach.limit, action)  # fmt: skip
         return outcome
 
-    def _widening(self, agent: AgentRuntime, position: Position, sl: float) -> Reservation:
-        """The risk a wider stop adds, until the bridge confirms it: from the old stop to the
-        new one."""
-        entry = position.sl or position.open_price
-        return self._reserve(agent.id, position.symbol, position.action, position.lots, sl, entry)
-
     async def _release(self, reservation: Reservation) -> None:
         try:
             await self.coord.release(reservation.id)
@@ -375,29 +340,6 @@ class TradingService:
                 for pub in await self.publisher.broker.last(agent_channel(other, "positions")):
                     out[other] = msgspec.json.decode(pub.data, type=PositionList).positions
         return out
-
-    async def _fresh_quote(self, agent: AgentRuntime, symbol: str, force: bool = False) -> None:
-        """The trade is checked against a quote the hub read from the bridge no longer than
-        ``max_quote_age_ms`` ago (by the hub's clock: a quiet market's tick time stands
-        still); an older one is read again first."""
-        if symbol not in agent.config.symbols or not agent.online:
-            return  # refused by the checks (allowed_symbols) or as offline
-        limit = agent.config.risk.max_quote_age_ms
-        max_age = limit / 1000 if limit is not None else 2 * self.config.polling.tick_interval
-        read = agent.tick_read_at.get(symbol)
-        if not force and read is not None and time.monotonic() - read <= max_age:
-            return
-        try:
-            tick = await agent.client.tick(symbol)
-        except BridgeError as exc:
-            raise HubError(
-                "stale_quote",
-                f"{agent.id}: no {symbol} quote newer than {max_age * 1000:.0f} ms and the "
-                f"bridge cannot give one: {exc}",
-                {"symbol": symbol, "max_quote_age_ms": round(max_age * 1000)},
-            ) from None
-        agent.ticks[symbol] = tick
-        agent.tick_read_at[symbol] = time.monotonic()
 
     async def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
         ctx = self.risk.context(
@@ -545,7 +487,7 @@ class TradingService:
                 tp=req.tp,
                 by=by,
             )
-            await self._fresh_quote(agent, position.symbol)
+            await self.risk.fresh_quote(agent, position.symbol)
             reservation: Reservation | None = None
             async with self.coord.risk_lock():  # a wider stop adds risk: checked and reserved
                 ctx = self.risk.context(
@@ -553,7 +495,7 @@ class TradingService:
                 )
                 decision = check_modify(ctx, agent.id, position, sl=req.sl, tp=req.tp)
                 if decision.allowed and req.sl and _widens(position, req.sl):
-                    reservation = self._widening(agent, position, req.sl)
+                    reservation = self.risk.widening(agent, position, req.sl)
                     await self.coord.reserve(reservation)
             if not decision.allowed:
                 await self._reject(base, decision)
