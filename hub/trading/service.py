@@ -15,7 +15,6 @@ agree on (:mod:`hub.trading.coordination`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 from typing import Any
@@ -179,14 +178,13 @@ class TradingService:
             finally:  # after the fill is in the positions every check reads
                 await self._release(reservation)
             self.closed.opened(agent.id, position.ticket, coid)
-            with contextlib.suppress(HubError):  # judged on the freshest quote there is
-                await self.risk.fresh_quote(agent, req.symbol, force=True)
-            breach = check_fill(
-                self.risk.context(agent.id),
-                agent.id,
-                position,
-                agent.config.risk.slippage_tolerance,
-            )
+            breach = self._fill_breach(agent, position)
+            if breach is not None:  # confirmed on the freshest quote there is
+                try:
+                    await self.risk.fresh_quote(agent, req.symbol, force=True)
+                except HubError as exc:
+                    log.warning("breach_quote_unread agent=%s error=%r", agent.id, exc.message)
+                breach = self._fill_breach(agent, position)
             if breach is not None:
                 risk = {**risk, "risk_breach": await self._breach(agent, position, breach, base)}
         return self._result(agent, position, req, signal_id, risk)
@@ -262,6 +260,10 @@ class TradingService:
         )
         await self.events.emit(filled, "order_filled", risk)
         return position
+
+    def _fill_breach(self, agent: AgentRuntime, position: Position) -> FillBreach | None:
+        tolerance = agent.config.risk.slippage_tolerance
+        return check_fill(self.risk.context(agent.id), agent.id, position, tolerance)
 
     async def _breach(
         self, agent: AgentRuntime, position: Position, breach: FillBreach, base: OrderEvent
