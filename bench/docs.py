@@ -141,7 +141,10 @@ machine during the run shows as noise (see the load average above).
 some and replaces only their sections of `bench/results/latest.json` (noted at the
 top), then renders this file again; `tests/bench/` runs a ~5 s smoke version of each in
 the test suite. `python -m bench.profile` runs one fan-out point (default: batched,
-N=2000, 1M msg/s) with the hub's event loop under cProfile and prints where the time goes.{errors}
+N=2000, 1M msg/s) with the hub's event loop under cProfile and prints where the time goes.
+`python -m bench.delivery_cost` measures the CPU per message per connection of the delivery
+path alone, in one process without sockets: the figure to compare across a change to
+`channels/` on a shared machine, where the socket sweep moves with other jobs.{errors}
 
 ## Targets (issue 4)
 

@@ -14,6 +14,7 @@ import pytest
 
 from bench._stats import percentile, summarize
 from bench._ticks import event_frame, inject, tick_fields
+from bench.delivery_cost import measure
 from bench.fanout import SERIES, Point
 from bench.records import EngineRecords, RecordsResult, RecordsRun
 from bench.report import targets
@@ -277,3 +278,8 @@ def test_profile_prints_the_fan_out_path(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out.exists()
     assert "feed.py" in proc.stdout and "on_publication" in proc.stdout
+
+
+@pytest.mark.parametrize("mode", ["one-frame", "batch"])
+async def test_delivery_cost_measures_the_in_process_path(mode: str) -> None:
+    assert await measure(10, 20, mode) > 0
