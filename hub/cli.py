@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or int(os.environ.get("PORT") or 0) or config.server.port
     setup_logging()
-    app = create_app(config, tune_gc=True)
+    app = create_app(config, tune_gc=True, port=port)
     hub = app.state.hub
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
