@@ -23,4 +23,5 @@ cluster-stop:   ## stop what `make cluster` started
 	@deploy/cluster.sh stop
 
 clean:
+	@[ ! -d .cluster ] || deploy/cluster.sh stop
 	rm -rf .venv .services .cluster data .pytest_cache .mypy_cache .ruff_cache

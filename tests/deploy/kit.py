@@ -1,12 +1,11 @@
-"""What the deploy tests need from this machine: nginx (installed with apt when missing, as
-``scripts/services.sh`` does for Redis), and the operator's files with their system paths
-moved into a test folder."""
+"""What the deploy tests need from this machine: nginx (``scripts/test`` installs it with apt
+when missing, as ``scripts/services.sh`` does Redis), and the operator's files with their
+system paths moved into a test folder."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,11 @@ DEPLOY = ROOT / "deploy"
 
 
 def require_nginx() -> str:
-    """The nginx binary; installs it with apt when missing (as root), else skips (fails
-    under CI=true)."""
+    """The nginx binary (``scripts/test`` installs it); skips without it (fails under
+    CI=true)."""
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if found is None and os.geteuid() == 0:
-        subprocess.run([str(ROOT / "scripts" / "apt-install.sh"), "nginx"], check=False)
-        found = shutil.which("nginx", path="/usr/sbin:/usr/bin")
     if found is None:
-        why = "nginx is not installed (apt-get install nginx, as root)"
+        why = "nginx is not installed (scripts/apt-install.sh nginx, as root)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{why}: CI must run the deploy tests")
         pytest.skip(why)
