@@ -246,14 +246,15 @@ def _entries(raw: dict[str, Any], key: str, typ: Any) -> dict[str, Any]:
 def _cross_checks(raw: dict[str, Any]) -> Iterator[str]:
     """Rules between keys, over every entry that is valid by itself (a bad entry was
     reported already; the rest are still checked, so one run shows every problem)."""
-    symbol_names = set(raw["symbols"]) if isinstance(raw.get("symbols"), dict) else set()
-    agent_names = set(raw["agents"]) if isinstance(raw.get("agents"), dict) else set()
+    # Names are checked against a section only when it is a mapping (else that was reported).
+    symbol_names = set(raw["symbols"]) if isinstance(raw.get("symbols"), dict) else None
+    agent_names = set(raw["agents"]) if isinstance(raw.get("agents"), dict) else None
     symbols: dict[str, SymbolSpec] = _entries(raw, "symbols", SymbolSpec)
     agents: dict[str, AgentConfig] = _entries(raw, "agents", AgentConfig)
     ports: dict[tuple[str, int], str] = {}
     for agent_id, agent in agents.items():
         for i, sym_name in enumerate(agent.symbols):
-            if sym_name not in symbol_names:
+            if symbol_names is not None and sym_name not in symbol_names:
                 yield (
                     f"agents.{agent_id}.symbols[{i}]: unknown symbol {sym_name!r} "
                     "(add it under `symbols:` with its contract spec)"
@@ -285,7 +286,7 @@ def _cross_checks(raw: dict[str, Any]) -> Iterator[str]:
     for i, item in enumerate(tokens if isinstance(tokens, list) else []):
         tok = _valid(item, TokenConfig)
         for scoped in (tok.agents or []) if tok is not None else []:
-            if scoped not in agent_names:
+            if agent_names is not None and scoped not in agent_names:
                 yield f"auth.tokens[{i}].agents: unknown agent {scoped!r}"
 
 
