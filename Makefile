@@ -1,5 +1,5 @@
 # One way to run things, shared by developers and CI (scripts/ hold the logic).
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench soak cluster cluster-stop clean
 
 run:            ## set up and run the hub with three simulated EA Bridges
 	@scripts/run
@@ -16,5 +16,12 @@ bench:          ## benchmarks (BENCHMARKS.md)
 soak:           ## 30-minute soak: subscribers, trading, a bridge fault a minute (docs/reliability.md)
 	@scripts/setup && .venv/bin/python -m bench.soak --duration 1800 --subscribers 200
 
+cluster:        ## docs/deploy.md on this machine: Redis, Postgres, 3 simulated bridges, 2 hubs, nginx (TLS)
+	@deploy/cluster.sh start
+
+cluster-stop:   ## stop what `make cluster` started
+	@deploy/cluster.sh stop
+
 clean:
-	rm -rf .venv .services data .pytest_cache .mypy_cache .ruff_cache
+	@[ ! -d .cluster ] || deploy/cluster.sh stop
+	rm -rf .venv .services .cluster data .pytest_cache .mypy_cache .ruff_cache

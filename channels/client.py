@@ -10,11 +10,17 @@ It reconnects with exponential backoff and jitter and resubscribes with ``since`
 channel, also for ticks), dropping anything at or below what it already delivered.
 When the server cannot recover (``recovered: false``) a snapshot follows instead.
 :meth:`HubClient.request` sends an op and waits for the ``result``/``error`` with its id.
+
+A refused token is not retried: entering the client (or iterating it, if the hub refuses
+later) raises :class:`HubRefused`. With ``connect_timeout`` set, entering raises
+:class:`HubUnreachable` when no connection succeeded within that many seconds (by default
+it waits as long as it takes, like the reconnects).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -24,13 +30,30 @@ from types import TracebackType
 from typing import Any
 
 import websockets
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-__all__ = ["HubClient"]
+__all__ = ["HubClient", "HubRefused", "HubUnreachable"]
 
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+
+
+class HubRefused(ConnectionError):
+    """The hub answered the login with an error (a wrong or expired token): ``code``,
+    ``message`` as it sent them."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class HubUnreachable(ConnectionError):
+    """No connection to the hub within ``connect_timeout``; the last error is the cause."""
+
+
+_FAILED: Message = {"type": "_failed"}  # queued when the client stops for good
 
 
 class HubClient:
@@ -46,11 +69,15 @@ class HubClient:
         backoff_max: float = 10.0,
         queue_size: int = 10_000,
         request_timeout: float = 10.0,
+        connect_timeout: float | None = None,
     ) -> None:
         self._url = url + ("&" if "?" in url else "?") + "batch=1" if batch else url
         self._token = token
         self._backoff = (backoff_min, backoff_max)
         self._request_timeout = request_timeout
+        self._connect_timeout = connect_timeout
+        self._last_error: BaseException | None = None
+        self._failure: HubRefused | None = None
         self._channels: list[str] = []
         self._seq: dict[str, int] = {}
         self._epoch: dict[str, str] = {}
@@ -64,8 +91,24 @@ class HubClient:
 
     async def __aenter__(self) -> HubClient:
         self._task = asyncio.create_task(self._run())
-        await self._connected.wait()
-        return self
+        connected = asyncio.create_task(self._connected.wait())
+        try:
+            await asyncio.wait(
+                [connected, self._task],
+                timeout=self._connect_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            connected.cancel()
+        if self._connected.is_set():
+            return self
+        task, self._task = self._task, None
+        if task.done():
+            task.result()  # a refusal, or a bug in the loop
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        reason = self._last_error or f"no answer within {self._connect_timeout:g} s"
+        raise HubUnreachable(str(reason)) from self._last_error
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -104,7 +147,11 @@ class HubClient:
 
     async def _messages(self) -> AsyncIterator[Message]:
         while True:
-            yield await self._inbox.get()
+            message = await self._inbox.get()
+            if message is _FAILED:
+                assert self._failure is not None
+                raise self._failure
+            yield message
 
     def _since(self) -> dict[str, Any]:
         since = {
@@ -126,6 +173,9 @@ class HubClient:
                 ) as ws:
                     async with asyncio.timeout(10):
                         welcome = json.loads(await ws.recv())
+                    if welcome.get("type") == "error":
+                        error = welcome.get("error") or {}
+                        raise HubRefused(str(error.get("code")), str(error.get("message")))
                     if welcome.get("type") != "welcome":
                         raise ConnectionError(f"hub refused: {welcome}")
                     self._ws, attempt = ws, 0
@@ -136,8 +186,12 @@ class HubClient:
                     async for frame in ws:
                         for line in str(frame).split("\n"):
                             await self._handle(json.loads(line))
-            except (OSError, ConnectionClosed, TimeoutError, ConnectionError) as exc:
+            except HubRefused as exc:
+                self._fail(exc)
+                raise
+            except (OSError, ConnectionClosed, TimeoutError, ConnectionError, InvalidStatus) as exc:
                 log.info("hub connection lost (%r); reconnecting", exc)
+                self._last_error = exc
             self._connected.clear()
             self._ws = None
             for future in self._pending.values():
@@ -148,6 +202,17 @@ class HubClient:
             low, high = self._backoff
             delay = min(high, low * 2 ** min(attempt, 16))
             await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    def _fail(self, exc: HubRefused) -> None:
+        """Stop for good: pending requests and the iterator get ``exc``."""
+        self._failure = exc
+        self._connected.clear()
+        self._ws = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(exc)
+        with contextlib.suppress(asyncio.QueueFull):
+            self._inbox.put_nowait(_FAILED)
 
     async def _handle(self, message: Message) -> None:
         kind = message.get("type")

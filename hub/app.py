@@ -44,7 +44,7 @@ from hub.errors import STATUS, HubError
 from hub.metrics import Metrics
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
-from hub.records import RecordWriter, Spool, open_store
+from hub.records import RecordWriter, Spool, SpoolInUse, open_store
 from hub.supervisor import Mirror, PollSupervisor
 from hub.trading.coordination import open_coordination
 from hub.trading.daily import DailyLimits
@@ -57,17 +57,28 @@ from hub.trading.risk_inputs import RiskInputs
 from hub.trading.service import TradingService
 from hub.trading.signals import SignalRouter
 
-__all__ = ["Hub", "create_app"]
+__all__ = ["Hub", "create_app", "data_dir_for"]
 
 log = logging.getLogger("mt4hub.app")
 
 STOP_TIMEOUT = 5.0  # seconds the background tasks get to stop on shutdown
 
 
+def data_dir_for(env: Mapping[str, str], port: int | None = None) -> Path:
+    """Where an instance keeps its files (record spool, SQLite, emergency and day state):
+    ``$HUB_DATA_DIR``, else ``data/$HUB_INSTANCE_ID``, else ``data/<port>``, so two
+    instances on one machine never share a spool by accident; ``data`` with neither."""
+    if env.get("HUB_DATA_DIR"):
+        return Path(env["HUB_DATA_DIR"])
+    if env.get("HUB_INSTANCE_ID"):
+        return Path("data") / env["HUB_INSTANCE_ID"]
+    return Path("data") / str(port) if port else Path("data")
+
+
 class Hub:
     """Every long-lived service of one hub instance, built in the lifespan."""
 
-    def __init__(self, config: HubConfig, env: Mapping[str, str]) -> None:
+    def __init__(self, config: HubConfig, env: Mapping[str, str], port: int | None = None) -> None:
         self.config = config
         self.env = env
         self.instance_id = env.get("HUB_INSTANCE_ID") or secrets.token_hex(4)
@@ -84,7 +95,7 @@ class Hub:
         self.sims: list[SimServer] = []
         self.sessions: set[Session] = set()
         self.connections_by_token: Counter[str] = Counter()
-        data_dir = Path(env.get("HUB_DATA_DIR") or "data")
+        self.data_dir = data_dir = data_dir_for(env, port)
         self.coordination = open_coordination(
             env.get("REDIS_URL") or None, self.instance_id, data_dir, prefix
         )
@@ -191,7 +202,15 @@ class Hub:
     async def start(self, *, start_sims: bool = True) -> None:
         if start_sims:
             await self._start_sims()
-        await self.writer.start()
+        log.info("data_dir instance=%s path=%s", self.instance_id, self.data_dir)
+        try:
+            await self.writer.start()
+        except SpoolInUse as exc:
+            raise SpoolInUse(
+                f"{exc}: another hub instance uses the data dir {self.data_dir}; give each "
+                "instance its own HUB_DATA_DIR (or HUB_INSTANCE_ID, which picks "
+                "data/<instance id>)"
+            ) from exc
         self.journal.log(
             None,
             "config_loaded",
@@ -309,13 +328,16 @@ def create_app(
     env: Mapping[str, str] | None = None,
     start_sims: bool = True,
     tune_gc: bool = False,
+    port: int | None = None,
 ) -> Starlette:
     """A hub for ``config``; ``env`` defaults to ``os.environ`` (tests pass their own).
+    ``port`` (the one it will listen on) names its data dir when the env does not
+    (:func:`data_dir_for`).
 
     ``tune_gc`` (for the one hub of a process, as ``mt4hub run``): after start-up, freeze
     what exists and collect less often, so GC pauses stay out of the fan-out's latency.
     """
-    hub = Hub(config, dict(os.environ if env is None else env))
+    hub = Hub(config, dict(os.environ if env is None else env), port)
     web_dir = shipped_path("web")
 
     async def _dashboard(request: Request) -> Response:

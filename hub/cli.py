@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or int(os.environ.get("PORT") or 0) or config.server.port
     setup_logging()
-    app = create_app(config, tune_gc=True)
+    app = create_app(config, tune_gc=True, port=port)
     hub = app.state.hub
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
@@ -106,9 +106,18 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if not token:
         print("mt4hub tail: give --token or set HUB_TOKEN", file=sys.stderr)
         return 1
+    code = 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(tail(args.url, token, args.channels, snapshots=not args.no_snapshots))
-    return 0
+        code = asyncio.run(
+            tail(
+                args.url,
+                token,
+                args.channels,
+                snapshots=not args.no_snapshots,
+                connect_timeout=args.connect_timeout,
+            )
+        )
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--url", default="ws://127.0.0.1:8090/ws")
     tail.add_argument("--token", help="token (default: $HUB_TOKEN, then $HUB_ADMIN_TOKEN)")
     tail.add_argument("--no-snapshots", action="store_true", help="print live events only")
+    tail.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="give up when no connection succeeded within S seconds (default 5)",
+    )
     tail.set_defaults(func=cmd_tail)
     return parser
 

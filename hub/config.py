@@ -15,14 +15,14 @@ import os
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 import msgspec
 import yaml
 from msgspec import Meta
 
-from channels.validation import describe
+from channels.validation import describe, join_path
 
 __all__ = [
     "AgentConfig",
@@ -179,6 +179,49 @@ def _convert(raw: Any, typ: Any, path: str, problems: list[str]) -> Any:
         return None
 
 
+def _struct_of(typ: Any) -> Any:
+    """The Struct class ``typ`` is (through ``Annotated``), else None."""
+    if get_origin(typ) is Annotated:
+        typ = get_args(typ)[0]
+    return typ if isinstance(typ, type) and issubclass(typ, msgspec.Struct) else None
+
+
+def _check(raw: Any, typ: Any, path: str, problems: list[str]) -> None:
+    """Every problem of ``raw`` read as ``typ``: msgspec stops at the first one of a
+    struct, so structs (and lists or mappings of structs) are walked key by key and
+    only the leaves are converted."""
+    base = get_args(typ)[0] if get_origin(typ) is Annotated else typ
+    struct, origin, args = _struct_of(base), get_origin(base), get_args(base)
+    if struct is not None and isinstance(raw, dict):
+        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+        for key, value in raw.items():
+            field = fields.get(key)
+            if field is None:
+                problems.append(f"{join_path(path, str(key))}: unknown key")
+            else:
+                _check(value, field.type, join_path(path, key), problems)
+        for field in fields.values():
+            if field.required and field.encode_name not in raw:
+                problems.append(f"{join_path(path, field.encode_name)}: required key missing")
+    elif origin is list and _struct_of(args[0]) and isinstance(raw, list):
+        for i, item in enumerate(raw):
+            _check(item, args[0], f"{path}[{i}]", problems)
+    elif origin is dict and _struct_of(args[1]) and isinstance(raw, dict):
+        for name, item in raw.items():
+            _convert(name, args[0], join_path(path, str(name)), problems)
+            _check(item, args[1], join_path(path, str(name)), problems)
+    else:
+        _convert(raw, typ, path, problems)
+
+
+def _valid(raw: Any, typ: Any) -> Any:
+    """``raw`` as ``typ``, or None when it has a problem (already reported by _check)."""
+    try:
+        return msgspec.convert(raw, typ, strict=True)
+    except msgspec.ValidationError:
+        return None
+
+
 def _normalise_percentages(node: Any) -> Any:
     """Turn ``"1%"`` into ``0.01`` for the risk-fraction keys (anywhere in the tree)."""
     if isinstance(node, dict):
@@ -195,11 +238,27 @@ def _normalise_percentages(node: Any) -> Any:
     return node
 
 
-def _cross_checks(cfg: HubConfig) -> Iterator[str]:
+def _entries(raw: dict[str, Any], key: str, typ: Any) -> dict[str, Any]:
+    """The entries of the mapping ``raw[key]`` that are valid as ``typ``."""
+    section = raw.get(key)
+    if not isinstance(section, dict):
+        return {}
+    valid = {name: _valid(item, typ) for name, item in section.items()}
+    return {name: item for name, item in valid.items() if item is not None}
+
+
+def _cross_checks(raw: dict[str, Any]) -> Iterator[str]:
+    """Rules between keys, over every entry that is valid by itself (a bad entry was
+    reported already; the rest are still checked, so one run shows every problem)."""
+    # Names are checked against a section only when it is a mapping (else that was reported).
+    symbol_names = set(raw["symbols"]) if isinstance(raw.get("symbols"), dict) else None
+    agent_names = set(raw["agents"]) if isinstance(raw.get("agents"), dict) else None
+    symbols: dict[str, SymbolSpec] = _entries(raw, "symbols", SymbolSpec)
+    agents: dict[str, AgentConfig] = _entries(raw, "agents", AgentConfig)
     ports: dict[tuple[str, int], str] = {}
-    for agent_id, agent in cfg.agents.items():
+    for agent_id, agent in agents.items():
         for i, sym_name in enumerate(agent.symbols):
-            if sym_name not in cfg.symbols:
+            if symbol_names is not None and sym_name not in symbol_names:
                 yield (
                     f"agents.{agent_id}.symbols[{i}]: unknown symbol {sym_name!r} "
                     "(add it under `symbols:` with its contract spec)"
@@ -217,7 +276,7 @@ def _cross_checks(cfg: HubConfig) -> Iterator[str]:
         if key in ports:
             yield f"agents.{agent_id}.bridge: same address as agents.{ports[key]}.bridge"
         ports[key] = agent_id
-    for sym, spec in cfg.symbols.items():
+    for sym, spec in symbols.items():
         if spec.min_lots > spec.max_lots:
             yield f"symbols.{sym}.min_lots: must be <= max_lots ({spec.max_lots})"
         quote = spec.quote_currency
@@ -226,14 +285,18 @@ def _cross_checks(cfg: HubConfig) -> Iterator[str]:
                 f"symbols.{sym}.quote_currency: {quote} quotes need a USD{quote} symbol "
                 "to convert risk to the account currency"
             )
-    for i, tok in enumerate(cfg.auth.tokens):
-        for scoped in tok.agents or []:
-            if scoped not in cfg.agents:
+    auth = raw.get("auth")
+    tokens = auth.get("tokens") if isinstance(auth, dict) else None
+    for i, item in enumerate(tokens if isinstance(tokens, list) else []):
+        tok = _valid(item, TokenConfig)
+        for scoped in (tok.agents or []) if tok is not None else []:
+            if agent_names is not None and scoped not in agent_names:
                 yield f"auth.tokens[{i}].agents: unknown agent {scoped!r}"
 
 
 def parse_config(text: str, source: str = "config") -> HubConfig:
-    """Parse YAML text into a :class:`HubConfig` or raise :class:`ConfigError`."""
+    """Parse YAML text into a :class:`HubConfig` or raise :class:`ConfigError` listing
+    every problem of the text at once."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -248,36 +311,13 @@ def parse_config(text: str, source: str = "config") -> HubConfig:
         raise ConfigError([f"{source}: the top level must be a mapping"])
     raw = _normalise_percentages(raw)
     problems: list[str] = []
-    fields = {f.name: f for f in msgspec.structs.fields(HubConfig)}
-    parts: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in fields:
-            problems.append(f"{key}: unknown key")
-        elif key in ("agents", "symbols"):
-            # Per entry, so the path names the agent or symbol and every entry is checked.
-            if not isinstance(value, dict):
-                problems.append(f"{key}: must be a mapping")
-                continue
-            item_type = AgentConfig if key == "agents" else SymbolSpec
-            key_type = AgentId if key == "agents" else SymbolName
-            entries = {}
-            for name, item in value.items():
-                _convert(name, key_type, f"{key}.{name}", problems)
-                entries[name] = _convert(item, item_type, f"{key}.{name}", problems)
-            parts[key] = entries
-        else:
-            parts[key] = _convert(value, fields[key].type, key, problems)
-    for name in ("symbols", "agents"):
-        if name not in raw:
-            problems.append(f"{name}: required key missing")
-    if not problems and not raw["agents"]:
+    _check(raw, HubConfig, "", problems)
+    if raw.get("agents") == {}:
         problems.append("agents: at least one agent is required")
+    problems.extend(_cross_checks(raw))
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
-    cfg = msgspec.convert(parts, HubConfig, from_attributes=True)
-    problems.extend(_cross_checks(cfg))
-    if problems:
-        raise ConfigError([f"{source}: {p}" for p in problems])
+    cfg: HubConfig = msgspec.convert(raw, HubConfig, strict=True)
     return cfg
 
 

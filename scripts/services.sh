@@ -8,8 +8,10 @@
 # With no service named, both. DIR/env holds
 #   export TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:PORT/mt4hub_test
 #   export TEST_REDIS_URL=redis://127.0.0.1:PORT/0
-# Every command is idempotent. Postgres refuses to run as root, so as root the cluster belongs
-# to the postgres user and lives in /tmp/mt4hub-pg-XXXXXX (DIR may not be traversable by it).
+# PG_PORT and REDIS_PORT choose the ports instead (5432 and 6379 in a private network
+# namespace: tests/machinekit.py). Every command is idempotent. Postgres refuses to run as
+# root, so as root the cluster belongs to the postgres user and lives in
+# /tmp/mt4hub-pg-XXXXXX (DIR may not be traversable by it).
 # Missing servers are installed with apt-get when running as root.
 set -euo pipefail
 
@@ -28,14 +30,7 @@ as_pg() {
 }
 
 apt_install() {
-  [ "$(id -u)" = 0 ] || die "$1 is not installed and we are not root: install package $2"
-  echo "services.sh: installing $2" >&2
-  local log
-  log=$(mktemp)
-  { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >"$log" 2>&1 \
-    || { cat "$log" >&2; rm -f "$log"; die "apt-get install $2 failed"; }
-  rm -f "$log"
+  "$(dirname "$0")/apt-install.sh" "$2" || die "$1 is not installed: install package $2"
 }
 
 pg_running() {
@@ -57,7 +52,7 @@ pg_start() {
     root=$(mktemp -d /tmp/mt4hub-pg-XXXXXX)
     chmod 755 "$root"
     [ "$(id -u)" = 0 ] && chown postgres: "$root"
-    port=$(free_port)
+    port=${PG_PORT:-$(free_port)}
     as_pg "$PG_BIN/initdb" -D "$root/data" --username=postgres --auth=trust \
       --encoding=UTF8 --locale=C >"$root/initdb.log" 2>&1 \
       || { cat "$root/initdb.log" >&2; die "initdb failed in $root/data"; }
@@ -102,7 +97,7 @@ redis_start() {
   redis_pid >/dev/null && return 0
   mkdir -p "$DIR/redis"
   local port
-  if [ -f "$DIR/redis.port" ]; then port=$(cat "$DIR/redis.port"); else port=$(free_port); fi
+  if [ -f "$DIR/redis.port" ]; then port=$(cat "$DIR/redis.port"); else port=${REDIS_PORT:-$(free_port)}; fi
   echo "$port" >"$DIR/redis.port"
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --dir "$DIR/redis" --pidfile "$DIR/redis/redis.pid" --logfile "$DIR/redis/redis.log" \

@@ -6,7 +6,8 @@ RecordsError
 ├── StoreUnavailable   the database can't be reached right now: retry, spool meanwhile
 ├── StoreDataError     the database refused a record (a constraint, a bad value)
 ├── QueryError         a bad query parameter (names it: ``limit: must be 1..1000``)
-└── SpoolError         the spool directory is unusable or used by another process
+└── SpoolError         the spool directory is unusable
+    └── SpoolInUse     another process holds the spool (two hubs with one data dir)
 ```
 """
 
@@ -16,6 +17,7 @@ __all__ = [
     "QueryError",
     "RecordsError",
     "SpoolError",
+    "SpoolInUse",
     "StoreConfigError",
     "StoreDataError",
     "StoreUnavailable",
@@ -44,3 +46,7 @@ class QueryError(RecordsError, ValueError):
 
 class SpoolError(RecordsError):
     """The spool directory can't be used."""
+
+
+class SpoolInUse(SpoolError):
+    """Another process holds the spool directory's lock."""

@@ -22,7 +22,7 @@ from typing import IO
 
 import msgspec
 
-from hub.records.errors import SpoolError
+from hub.records.errors import SpoolError, SpoolInUse
 from hub.records.records import Record, decode_record, encode_record
 
 __all__ = ["DEFAULT_SPOOL_DIR", "Spool"]
@@ -57,7 +57,7 @@ class Spool:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             lock.close()
-            raise SpoolError(f"spool {self.directory} is in use by another process") from exc
+            raise SpoolInUse(f"spool {self.directory} is in use by another process") from exc
         self._lock = lock
         self._file = open(self.path, "a+b")  # noqa: SIM115 - held until close()
         self._repair()

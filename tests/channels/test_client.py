@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
-from channels.client import HubClient
+import pytest
+
+from channels.client import HubClient, HubRefused, HubUnreachable
 from channels.memory import MemoryBroker
 from channels.node import Node
 from channels.session import SessionLimits
@@ -44,3 +47,19 @@ async def test_no_gap_and_no_duplicate_across_a_server_restart() -> None:
     signals = [m["seq"] for m in got if m["ch"] == "signals"]
     assert signals == list(range(1, 11))
     assert client.reconnects >= 1
+
+
+async def test_a_refused_token_is_raised_not_retried(hub: Hub) -> None:
+    with pytest.raises(HubRefused) as info:
+        async with HubClient(hub.url, "no-such-token", backoff_min=units(0.5)):
+            pass
+    assert info.value.code == "unauthorized"
+
+
+async def test_no_server_within_the_connect_timeout_is_unreachable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{s.getsockname()[1]}/ws"  # nothing listens there
+    with pytest.raises(HubUnreachable, match="Connect call failed"):
+        async with HubClient(url, "t", backoff_min=units(0.5), connect_timeout=units(10)):
+            pass

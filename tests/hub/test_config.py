@@ -197,3 +197,57 @@ def test_cli_check_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> No
         f"{bad}: agents.agent_1.risk.max_positions: must be >= 1",
         f"{bad}: extra: unknown key",
     ]
+
+
+def test_every_problem_of_one_agent_is_reported_at_once() -> None:
+    """An unknown key and a bad value in the same section: both lines (SPEC 2)."""
+    text = GOOD.replace("max_positions: 1", "max_positions: 0, max_risk: 2%")
+    text = text.replace("strategy: amd", "strategy: amd\n    leverage: none")
+    found = problems(text)
+    assert found == [
+        "f.yml: agents.agent_1.leverage: expected int, got str",
+        "f.yml: agents.agent_1.risk.max_positions: must be >= 1",
+        "f.yml: agents.agent_1.risk.max_risk: unknown key",
+    ]
+
+
+def test_cross_checks_are_reported_with_the_bad_values() -> None:
+    text = GOOD.replace("symbols: [XAUUSD]", "symbols: [EURUSD]") + "server: {port: 0}\n"
+    found = problems(text)
+    assert "f.yml: agents.agent_1.symbols[0]: unknown symbol 'EURUSD'" in " ".join(found)
+    assert "f.yml: server.port: must be >= 1" in found
+
+
+def test_every_bad_token_entry_is_reported() -> None:
+    text = GOOD + textwrap.dedent(
+        """
+        auth:
+          tokens:
+            - {name: a, role: boss, secret_env: A}
+            - {name: b, role: read, secret_env: B, extra: 1}
+        """
+    )
+    found = problems(text)
+    assert "f.yml: auth.tokens[0].role: invalid value 'boss'" in found
+    assert "f.yml: auth.tokens[1].extra: unknown key" in found
+
+
+def test_cli_run_prints_the_same_lines_as_check(tmp_path: Path) -> None:
+    bad = tmp_path / "agents.yml"
+    bad.write_text(GOOD.replace("max_positions: 1", "max_positions: 0, max_risk: 2%"))
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "hub.cli", command, "--config", str(bad)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        for command in ("check", "run")
+    ]
+    assert [r.returncode for r in runs] == [1, 1]
+    assert runs[0].stderr.splitlines() == [
+        f"{bad}: agents.agent_1.risk.max_positions: must be >= 1",
+        f"{bad}: agents.agent_1.risk.max_risk: unknown key",
+    ]
+    assert runs[1].stderr == runs[0].stderr
