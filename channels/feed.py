@@ -96,8 +96,7 @@ class Feed:
 
     def allowed(self, channel: str) -> bool:
         """True when this connection may see ``channel``."""
-        agent = names.agent_of(channel)
-        return agent is None or self._agents is None or agent in self._agents
+        return names.readable(channel, self._agents)
 
     def on_publication(self, pub: Publication, frame: str) -> None:
         stream = self._streams.get(pub.channel)
@@ -180,9 +179,7 @@ class Feed:
         self._streams.clear()
 
     def _covered(self, channel: str) -> bool:
-        return channel in self._names or any(
-            names.is_pattern(n) and names.matches(n, channel) for n in self._names
-        )
+        return any(name in self._names for name in names.subscriptions_for(channel))
 
     async def _resolve(self, name: str) -> list[str]:
         if not names.is_pattern(name):

@@ -1,7 +1,10 @@
 """The local fan-out: which connections of this process want which channels.
 
 The :class:`Node` registers itself as its broker's handler. For each publication it
-finds the matching subscribers (cached per channel, invalidated on any change),
+finds the matching subscribers: channels and patterns are kept in one dictionary, and a
+channel is matched by at most eight names (:func:`~channels.names.subscriptions_for`), so
+the cost is that of the matching names, never of every pattern held. The result is cached
+per channel; a subscription change drops only the cached channels it matches. It
 encodes the ``event`` frame once and hands that same ``str`` to every subscriber
 without awaiting. It subscribes upstream for the first local subscriber of a name
 and unsubscribes after the last, rolling back on failure. Its :class:`~channels.lane.Lane`
@@ -40,8 +43,7 @@ class Node:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self._exact: dict[str, set[Subscriber]] = {}
-        self._patterns: dict[str, set[Subscriber]] = {}
+        self._members: dict[str, set[Subscriber]] = {}  # channel or pattern -> subscribers
         self._by_subscriber: dict[Subscriber, set[str]] = {}
         self._cache: dict[str, tuple[Subscriber, ...]] = {}
         self._upstream = asyncio.Lock()
@@ -57,15 +59,14 @@ class Node:
     async def add(self, subscriber: Subscriber, name: str) -> None:
         """Subscribe ``subscriber`` to a channel or pattern (idempotent)."""
         names.validate(name)
-        table = self._patterns if names.is_pattern(name) else self._exact
         async with self._upstream:
-            members = table.get(name)
+            members = self._members.get(name)
             first = members is None
             if members is None:
-                members = table[name] = set()
+                members = self._members[name] = set()
             members.add(subscriber)
             self._by_subscriber.setdefault(subscriber, set()).add(name)
-            self._cache.clear()
+            self._forget_cached(name)
             if first:
                 try:
                     await self.broker.subscribe(name)
@@ -86,8 +87,7 @@ class Node:
 
     def _forget(self, subscriber: Subscriber, name: str) -> bool:
         """Remove locally; True when that was the name's last subscriber."""
-        table = self._patterns if names.is_pattern(name) else self._exact
-        members = table.get(name)
+        members = self._members.get(name)
         if members is None or subscriber not in members:
             return False
         members.discard(subscriber)
@@ -96,19 +96,27 @@ class Node:
             mine.discard(name)
             if not mine:
                 del self._by_subscriber[subscriber]
-        self._cache.clear()
+        self._forget_cached(name)
         if members:
             return False
-        del table[name]
+        del self._members[name]
         return True
 
+    def _forget_cached(self, name: str) -> None:
+        """Drop the cached subscribers of the channels ``name`` matches (it changed)."""
+        if not names.is_pattern(name):
+            self._cache.pop(name, None)
+            return
+        for channel in [c for c in self._cache if names.matches(name, c)]:
+            del self._cache[channel]
+
     def _matching(self, channel: str) -> tuple[Subscriber, ...]:
-        found = set(self._exact.get(channel, ()))
-        for pattern, members in self._patterns.items():
-            if names.matches(pattern, channel):
+        found: set[Subscriber] = set()
+        for name in names.subscriptions_for(channel):
+            members = self._members.get(name)
+            if members:
                 found |= members
-        agent = names.agent_of(channel)
-        return tuple(s for s in found if agent is None or s.agents is None or agent in s.agents)
+        return tuple(s for s in found if names.readable(channel, s.agents))
 
     def _on_publication(self, pub: Publication) -> None:
         self.published += 1

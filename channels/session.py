@@ -396,11 +396,9 @@ class Session:
                 names.validate(name)
             except InvalidChannel as exc:
                 raise ProtocolError("bad_request", f"channels[{i}]: {exc}") from None
-            agent = names.agent_of(name)
-            if agent is not None and agent != "*" and not access.may_touch(agent):
-                raise ProtocolError(
-                    "forbidden", f"channels[{i}]: token {access.name!r} may not read {agent!r}"
-                )
+            refused = names.refusal(name, access.agents)
+            if refused is not None:
+                raise ProtocolError("forbidden", f"channels[{i}]: {refused}")
         for key in op.since:
             if not any(names.matches(n, key) for n in op.channels):
                 raise ProtocolError("bad_request", f"since: {key!r} is not in channels")

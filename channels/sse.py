@@ -58,9 +58,9 @@ class SseStream:
                 names.validate(name)
             except InvalidChannel as exc:
                 raise ProtocolError("bad_request", f"channels[{i}]: {exc}") from None
-            agent = names.agent_of(name)
-            if agent not in (None, "*") and agents is not None and agent not in agents:
-                raise ProtocolError("forbidden", f"channels[{i}]: token may not read {agent!r}")
+            refused = names.refusal(name, agents)
+            if refused is not None:
+                raise ProtocolError("forbidden", f"channels[{i}]: {refused}")
         self._node = node
         self._channels = channels
         self._agents = agents

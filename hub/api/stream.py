@@ -85,7 +85,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
 
 
 async def channel_history(request: Request) -> Response:
-    require(request, "read")  # auth before anything about the channel is revealed
+    access = require(request, "read")  # auth before anything about the channel is revealed
     channel = request.path_params["channel"]
     try:
         names.validate(channel)
@@ -95,7 +95,9 @@ async def channel_history(request: Request) -> Response:
         raise HubError(
             "bad_request", f"channel {channel!r}: history needs one channel, not a pattern"
         )
-    require(request, "read", names.agent_of(channel))
+    refused = names.refusal(channel, access.agents)
+    if refused is not None:
+        raise HubError("forbidden", f"channel {channel!r}: {refused}")
     since_text = request.query_params.get("since", "0")
     if not since_text.isdigit():
         raise HubError("bad_request", "since: must be a seq (an integer >= 0)")
