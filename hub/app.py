@@ -9,7 +9,6 @@ import logging
 import os
 import secrets
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from hub.api import commands, openapi, read, records, stream
 from hub.api.common import json_response
 from hub.api.middleware import AccessLog
 from hub.api.openapi import build_openapi
-from hub.auth import Authenticator, CommandLimiter
+from hub.auth import Authenticator, CommandLimiter, ConnectionSlots
 from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
@@ -83,7 +82,7 @@ class Hub:
         self.publisher = Publisher(self.broker)
         self.sims: list[SimServer] = []
         self.sessions: set[Session] = set()
-        self.connections_by_token: Counter[str] = Counter()
+        self.slots = ConnectionSlots(config.server.max_connections_per_token)  # WS and SSE
         data_dir = Path(env.get("HUB_DATA_DIR") or "data")
         self.coordination = open_coordination(
             env.get("REDIS_URL") or None, self.instance_id, data_dir, prefix

@@ -11,6 +11,7 @@ import hmac
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Mapping
 
 import jwt
@@ -19,7 +20,7 @@ from channels.session import ROLES, Access
 from hub.config import AuthConfig
 from hub.errors import HubError
 
-__all__ = ["Access", "Authenticator", "CommandLimiter"]
+__all__ = ["Access", "Authenticator", "CommandLimiter", "ConnectionSlots"]
 
 
 class Authenticator:
@@ -110,3 +111,24 @@ class CommandLimiter:
                 f"token {access.name!r}: more than {self.rate:g} commands per second",
             )
         self._buckets[access.name] = (tokens - 1, now)
+
+
+class ConnectionSlots:
+    """Open connections per token (WebSocket and SSE together), at most ``limit`` each."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: Counter[str] = Counter()
+
+    def claim(self, access: Access) -> None:
+        """Take a slot for ``access``, or raise ``rate_limited``; :meth:`release` it after."""
+        if self.open[access.name] >= self.limit:
+            raise HubError(
+                "rate_limited", f"token {access.name!r}: at most {self.limit} connections at once"
+            )
+        self.open[access.name] += 1
+
+    def release(self, access: Access) -> None:
+        self.open[access.name] -= 1
+        if self.open[access.name] <= 0:
+            del self.open[access.name]

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from channels import names
@@ -46,12 +47,10 @@ async def ws_endpoint(websocket: WebSocket) -> None:
     async def authenticate(token: str) -> Access | None:
         access = hub.auth.authenticate(token)
         if access is not None:
-            limit = server.max_connections_per_token
-            if hub.connections_by_token[access.name] >= limit:
-                raise ProtocolError(
-                    "rate_limited", f"token {access.name!r}: at most {limit} connections at once"
-                )
-            hub.connections_by_token[access.name] += 1
+            try:
+                hub.slots.claim(access)
+            except HubError as exc:
+                raise ProtocolError(exc.code, exc.message) from None
         return access
 
     def on_command(
@@ -81,7 +80,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
     finally:
         hub.sessions.discard(session)
         if session.access is not None:
-            hub.connections_by_token[session.access.name] -= 1
+            hub.slots.release(session.access)
 
 
 async def channel_history(request: Request) -> Response:
@@ -119,24 +118,41 @@ async def channel_history(request: Request) -> Response:
     )
 
 
+class _SseResponse(StreamingResponse):
+    """The stream, holding one of its token's connection slots until it ends however."""
+
+    def __init__(self, stream: SseStream, release: Callable[[], None]) -> None:
+        super().__init__(
+            stream,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 async def sse_stream(request: Request) -> Response:
     access = require(request, "read")
     hub = hub_of(request)
+    server = hub.config.server
     try:
         stream = SseStream(
             hub.node,
             parse_channels(request.query_params.get("channels")),
             agents=access.agents,
             last_event_id=request.headers.get("last-event-id"),
-            heartbeat=hub.config.server.heartbeat,
+            heartbeat=server.heartbeat,
+            max_subscriptions=server.max_subscriptions,
         )
     except ProtocolError as exc:
         raise HubError(exc.code, exc.message) from None
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    hub.slots.claim(access)  # the same slots as the socket's
+    return _SseResponse(stream, lambda: hub.slots.release(access))
 
 
 routes = [
