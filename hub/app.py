@@ -83,7 +83,7 @@ class Hub:
         self.sims: list[SimServer] = []
         self.sessions: set[Session] = set()
         self.slots = ConnectionSlots(config.server.max_connections_per_token)  # WS and SSE
-        data_dir = Path(env.get("HUB_DATA_DIR") or "data")
+        self.data_dir = data_dir = Path(env.get("HUB_DATA_DIR") or "data")
         self.coordination = open_coordination(
             env.get("REDIS_URL") or None, self.instance_id, data_dir, prefix
         )

@@ -1,8 +1,11 @@
 """Who may do what: static tokens (``HUB_ADMIN_TOKEN`` and config ``auth.tokens``) and HS256 JWTs.
 
 Roles nest: read < trade < admin. A token may be limited to some agents. Secrets are
-compared in constant time and never logged. If no token at all is configured, a random
-admin token is generated at start (``generated`` is True) and printed once.
+compared in constant time and never logged (``secrets`` feeds the log formatter's mask).
+If no token at all is configured, a random admin token is generated at start
+(``generated``). :meth:`Authenticator.weak_secrets` names every secret too short to trust
+(a static token under 16 characters, a JWT secret under 32 bytes); ``mt4hub run`` refuses
+to start with one unless given ``--insecure-dev``.
 """
 
 from __future__ import annotations
@@ -22,15 +25,20 @@ from hub.errors import HubError
 
 __all__ = ["Access", "Authenticator", "CommandLimiter", "ConnectionSlots"]
 
+MIN_TOKEN_CHARS = 16
+MIN_JWT_SECRET_BYTES = 32
+
 
 class Authenticator:
     def __init__(self, config: AuthConfig, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
         self._static: list[tuple[bytes, Access]] = []
+        self._sources: dict[str, str] = {}  # environment variable -> its secret
         admin = env.get("HUB_ADMIN_TOKEN")
         self._admin = admin or None
         if admin:
             self._static.append((admin.encode(), Access(name="admin", role="admin", agents=None)))
+            self._sources["HUB_ADMIN_TOKEN"] = admin
         for tok in config.tokens:
             secret = env.get(tok.secret_env)
             if secret:
@@ -38,13 +46,35 @@ class Authenticator:
                 self._static.append(
                     (secret.encode(), Access(name=tok.name, role=tok.role, agents=agents))
                 )
+                self._sources[tok.secret_env] = secret
         self._jwt_secret = env.get(config.jwt_secret_env) or None
+        self._jwt_env = config.jwt_secret_env
         self.generated: str | None = None
         if not self._static and not self._jwt_secret:
             self.generated = secrets.token_urlsafe(24)
             self._static.append(
                 (self.generated.encode(), Access(name="admin", role="admin", agents=None))
             )
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret the hub holds (to mask in the log, whatever its encoding)."""
+        held = [secret.decode() for secret, _ in self._static]
+        return held + ([self._jwt_secret] if self._jwt_secret else [])
+
+    def weak_secrets(self) -> list[str]:
+        """One line per secret too short to trust, naming its environment variable."""
+        weak = [
+            f"{env}: {len(secret)} characters; a token needs at least {MIN_TOKEN_CHARS}"
+            for env, secret in self._sources.items()
+            if len(secret) < MIN_TOKEN_CHARS
+        ]
+        if self._jwt_secret and len(self._jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            weak.append(
+                f"{self._jwt_env}: {len(self._jwt_secret.encode())} bytes; an HS256 secret "
+                f"needs at least {MIN_JWT_SECRET_BYTES}"
+            )
+        return weak
 
     @property
     def admin_token(self) -> str | None:

@@ -78,6 +78,14 @@ class ServerConfig(_Base, frozen=True, kw_only=True):
     command_burst: Annotated[int, Meta(ge=1)] = 40
     max_subscriptions: Annotated[int, Meta(ge=1)] = 256  # per connection
     max_connections_per_token: Annotated[int, Meta(ge=1)] = 1000
+    # uvicorn (hub/server.py): a request's head must arrive within header_timeout; a
+    # keep-alive connection idle for idle_timeout is closed; past max_concurrency
+    # connections or requests in progress the answer is 503; shutdown waits at most
+    # shutdown_timeout for open streams.
+    header_timeout: Seconds = 10.0
+    idle_timeout: Annotated[int, Meta(ge=1, le=3600)] = 5
+    max_concurrency: Annotated[int, Meta(ge=1)] = 10_000
+    shutdown_timeout: Annotated[int, Meta(ge=1, le=600)] = 5
 
 
 class PollingConfig(_Base, frozen=True, kw_only=True):

@@ -43,8 +43,15 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     server = hub.config.server
+    refused: ProtocolError | None = None
+    try:
+        token = bearer_token(websocket.headers, websocket.scope.get("query_string", b""))
+    except ProtocolError as exc:  # answered by authenticate(): the error, then close 4001
+        token, refused = "", exc
 
     async def authenticate(token: str) -> Access | None:
+        if refused is not None:
+            raise refused
         access = hub.auth.authenticate(token)
         if access is not None:
             try:
@@ -64,7 +71,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         authenticate=authenticate,
         on_command=on_command,
         commands=BY_NAME,
-        token=bearer_token(websocket.headers, websocket.query_params),
+        token=token,
         batch=wants_batch(websocket.query_params),
         limits=SessionLimits(
             heartbeat=server.heartbeat,
