@@ -23,7 +23,7 @@ from tests.hubkit import free_port, kill_process, stop_process
 from tests.rediskit import redis_prefix
 from tests.timing import eventually, units
 
-TOKEN = "scaleout-admin"
+TOKEN = "scaleout-admin-token"
 LEASE_TTL = 3.0  # the supervisor's lease TTL (hub/app.py): a dead poller's agents move in 2 x TTL
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 SPECS = {
