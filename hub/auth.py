@@ -6,6 +6,10 @@ If no token at all is configured, a random admin token is generated at start
 (``generated``). :meth:`Authenticator.weak_secrets` names every secret too short to trust
 (a static token under 16 characters, a JWT secret under 32 bytes); ``mt4hub run`` refuses
 to start with one unless given ``--insecure-dev``.
+
+A JWT's name is its ``sub`` in the ``jwt:`` namespace (``jwt:alice``), so its rate limit,
+connection slots and records' ``by`` are never a configured token's (config token names
+cannot hold ``:``).
 """
 
 from __future__ import annotations
@@ -16,17 +20,30 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Mapping
+from typing import Annotated
 
 import jwt
+import msgspec
+from msgspec import Meta
 
-from channels.session import ROLES, Access
-from hub.config import AuthConfig
+from channels.session import Access
+from hub.config import AgentId, AuthConfig, Role
 from hub.errors import HubError
 
 __all__ = ["Access", "Authenticator", "CommandLimiter", "ConnectionSlots"]
 
+JWT_NAMESPACE = "jwt:"  # a JWT's name is "jwt:" + its sub: never a configured token's name
 MIN_TOKEN_CHARS = 16
 MIN_JWT_SECRET_BYTES = 32
+
+
+class _Claims(msgspec.Struct, frozen=True, kw_only=True):
+    """What the hub reads from a verified JWT (other claims are ignored); a claim of the
+    wrong type or shape makes the token invalid (401), never an error."""
+
+    sub: Annotated[str, Meta(min_length=1, max_length=200)]
+    role: Role
+    agents: list[AgentId] | None = None
 
 
 class Authenticator:
@@ -107,18 +124,14 @@ class Authenticator:
             )
         except jwt.PyJWTError:
             return None
-        role = claims.get("role")
-        agents = claims.get("agents")
-        if role not in ROLES:
-            return None
-        if agents is not None and not (
-            isinstance(agents, list) and all(isinstance(a, str) for a in agents)
-        ):
+        try:
+            read = msgspec.convert(claims, _Claims, strict=True)
+        except msgspec.ValidationError:
             return None
         return Access(
-            name=str(claims["sub"]),
-            role=role,
-            agents=frozenset(agents) if agents is not None else None,
+            name=f"{JWT_NAMESPACE}{read.sub}",
+            role=read.role,
+            agents=frozenset(read.agents) if read.agents is not None else None,
         )
 
 

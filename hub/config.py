@@ -26,12 +26,14 @@ from channels.validation import describe
 
 __all__ = [
     "AgentConfig",
+    "AgentId",
     "AgentRisk",
     "AuthConfig",
     "ConfigError",
     "GlobalRisk",
     "HubConfig",
     "PollingConfig",
+    "Role",
     "ServerConfig",
     "SymbolSpec",
     "TokenConfig",
@@ -46,6 +48,8 @@ Fraction = Annotated[float, Meta(ge=0, le=1)]
 PositiveFraction = Annotated[float, Meta(gt=0, le=1)]
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 SymbolName = Annotated[str, Meta(pattern=r"^[A-Z0-9._]{2,20}$")]
+# No ':' so that no token is ever named like a JWT subject (``jwt:<sub>``).
+TokenName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.@\-]{1,64}$")]
 
 _PERCENT_KEYS = {
     "max_risk_per_trade",
@@ -151,7 +155,7 @@ class GlobalRisk(_Base, frozen=True, kw_only=True):
 
 
 class TokenConfig(_Base, frozen=True, kw_only=True):
-    name: str
+    name: TokenName
     role: Role
     secret_env: str
     agents: list[AgentId] | None = None
@@ -230,7 +234,11 @@ def _cross_checks(cfg: HubConfig) -> Iterator[str]:
                 f"symbols.{sym}.quote_currency: {quote} quotes need a USD{quote} symbol "
                 "to convert risk to the account currency"
             )
+    seen: set[str] = {"admin"}  # HUB_ADMIN_TOKEN's name
     for i, tok in enumerate(cfg.auth.tokens):
+        if tok.name in seen:
+            yield f"auth.tokens[{i}].name: {tok.name!r} is taken (each token needs its own name)"
+        seen.add(tok.name)
         for scoped in tok.agents or []:
             if scoped not in cfg.agents:
                 yield f"auth.tokens[{i}].agents: unknown agent {scoped!r}"

@@ -201,3 +201,50 @@ async def test_sse_and_ws_refuse_more_subscriptions_than_the_cap() -> None:
             with pytest.raises(websockets.ConnectionClosed) as info:
                 await ws.recv()
             assert info.value.rcvd is not None and info.value.rcvd.code == 4029
+
+
+async def test_a_jwt_subject_never_shares_a_configured_tokens_name() -> None:
+    limits = "server: {max_connections_per_token: 1, command_rate: 0.01, command_burst: 1}\n"
+    async with run_hub(hub_config(limits), env={"HUB_JWT_SECRET": SECRET}) as h:
+        impostor = token(sub="admin", role="trade")
+        me = (await h.get("/api/whoami", headers=bearer(impostor))).json()
+        assert me["name"] == "jwt:admin"
+        async with websockets.connect(h.ws_url, additional_headers=bearer(impostor)) as ws:
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            async with websockets.connect(f"{h.ws_url}?token={h.token}") as real:
+                assert json.loads(await real.recv())["type"] == "welcome"  # its own slot
+        signal = {"signal_id": "j-1", "symbol": "XAUUSD", "direction": "long",
+                  "confidence": 0.1, "sl": 1.0}  # fmt: skip
+        r = await h.post("/api/signals", signal, headers=bearer(impostor))
+        assert r.status_code == 200, r.text
+        r = await h.post("/api/signals", {**signal, "signal_id": "a-1"})
+        assert r.status_code == 200, r.text  # the real admin's rate is its own
+        rows = (await h.get("/api/signals")).json()["signals"]
+        assert {row["signal_id"]: row["payload"]["by"] for row in rows} == {
+            "j-1": "jwt:admin",
+            "a-1": "admin",
+        }
+
+
+async def test_malformed_jwt_claims_are_401_never_a_500(caplog: pytest.LogCaptureFixture) -> None:
+    async with run_hub(env={"HUB_JWT_SECRET": SECRET}) as h:
+        bad = [
+            {"role": ["admin"]},
+            {"role": {"admin": True}},
+            {"role": None},
+            {"sub": 7},
+            {"sub": ["admin"]},
+            {"sub": ""},
+            {"agents": "agent_1"},
+            {"agents": [1, 2]},
+            {"agents": {"agent_1": True}},
+            {"agents": ["agent 1"]},
+            {"exp": "later"},
+        ]
+        for claims in bad:
+            forged = token(**claims)
+            r = await h.get("/api/agents", headers=bearer(forged))
+            assert r.status_code == 401, (claims, r.status_code, r.text)
+            async with websockets.connect(h.ws_url, additional_headers=bearer(forged)) as ws:
+                assert json.loads(await ws.recv())["error"]["code"] == "unauthorized", claims
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
