@@ -127,8 +127,11 @@ async def whoami(request: Request) -> Response:
 
 
 async def symbols(request: Request) -> Response:
-    require(request, "read")
-    return json_response(hub_of(request).config.symbols)
+    access = require(request, "read")
+    config = hub_of(request).config
+    mine = [agent for agent_id, agent in config.agents.items() if access.may_touch(agent_id)]
+    traded = {symbol for agent in mine for symbol in agent.symbols}
+    return json_response({name: spec for name, spec in config.symbols.items() if name in traded})
 
 
 async def history(request: Request) -> Response:
@@ -147,13 +150,14 @@ async def risk(request: Request) -> Response:
     access = require(request, "read")
     hub = hub_of(request)
     ctx = hub.risk.context()
-    agents = {
-        agent_id: agent_risk_summary(ctx, agent_id)
-        for agent_id in ctx.agents
-        if access.may_touch(agent_id)
-    }
+    # The global block too counts only the token's agents: a limited token learns nothing
+    # of the others (not even their totals).
+    mine = msgspec.structs.replace(
+        ctx, agents={a: book for a, book in ctx.agents.items() if access.may_touch(a)}
+    )
+    agents = {agent_id: agent_risk_summary(mine, agent_id) for agent_id in mine.agents}
     return json_response(
-        {"agents": agents, "global": exposure_summary(ctx), "emergency": hub.emergency.state}
+        {"agents": agents, "global": exposure_summary(mine), "emergency": hub.emergency.state}
     )
 
 

@@ -187,3 +187,34 @@ async def test_a_pattern_never_delivers_summary_or_signals_to_a_limited_token() 
         assert status == 200
         channels = {m["ch"] for m in messages if m["type"] in ("snapshot", "event")}
         assert channels == {"system"}, channels
+
+
+# -- item 8: list answers -------------------------------------------------------------
+
+
+async def test_risk_and_list_answers_carry_only_the_tokens_agents() -> None:
+    async with run_hub(hub_config(TOKENS), env=ENV) as h:
+        await pinned(h)
+        assert (await h.post("/api/agents/agent_2/trade", EUR_BUY)).status_code == 200
+        r = await h.post("/api/signals", {**SIGNAL, "sl": 2648.5, "agents": ["agent_1", "agent_3"]})
+        assert {route["agent"] for route in r.json()["routes"]} == {"agent_1", "agent_3"}
+        await eventually(lambda: h.hub.registry.agents["agent_2"].positions, message="the fill")
+        mine = bearer(A1_TRADE)
+        risk = (await h.get("/api/risk", headers=mine)).json()
+        assert set(risk["agents"]) == {"agent_1"}
+        assert risk["global"]["total_equity"] == risk["agents"]["agent_1"]["equity"]
+        assert risk["global"]["open_risk"] == risk["agents"]["agent_1"]["open_risk"]
+        everything = (await h.get("/api/risk")).json()["global"]
+        assert everything["open_risk"] > 0 and everything["total_equity"] > 1000
+        rows = (await h.get("/api/signals", headers=mine)).json()["signals"]
+        assert rows, "the signal reached agent_1"
+        for row in rows:
+            assert {route["agent"] for route in row["outcome"]["routes"]} == {"agent_1"}
+            assert row["payload"]["agents"] == ["agent_1"]
+        listed = [a["agent_id"] for a in (await h.get("/api/agents", headers=mine)).json()]
+        assert listed == ["agent_1"]
+        symbols = (await h.get("/api/symbols", headers=mine)).json()
+        assert set(symbols) == {"XAUUSD"}
+        for path in ("/api/trades", "/api/logs"):
+            rows = next(iter((await h.get(path, headers=mine)).json().values()))
+            assert {row["agent_id"] for row in rows} <= {"agent_1"}, path
