@@ -218,6 +218,7 @@ class Hub:
                     balance=agent.initial_balance,
                     leverage=agent.leverage,
                     currency=agent.currency,
+                    control_token=self.env.get("HUB_SIM_CONTROL_TOKEN") or None,
                 )
             except OSError as exc:
                 if not (self.coordination.shared and exc.errno == errno.EADDRINUSE):

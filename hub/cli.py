@@ -104,6 +104,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 balance=args.balance,
                 leverage=args.leverage,
                 seed=args.seed,
+                control_token=args.control_token or None,
             )
         )
     except KeyboardInterrupt:
@@ -150,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--leverage", type=int, default=100)
     sim.add_argument("--symbols", default="XAUUSD,EURUSD,GBPUSD,USDJPY")
     sim.add_argument("--seed", type=int)
+    sim.add_argument(
+        "--control-token",
+        default=os.environ.get("HUB_SIM_CONTROL_TOKEN"),
+        help="token the /sim/ controls require (default: $HUB_SIM_CONTROL_TOKEN); without "
+        "one they answer only on a loopback --host",
+    )
     sim.add_argument("--config", default=os.environ.get("HUB_CONFIG"), help="symbol specs from")
     sim.set_defaults(func=cmd_sim)
 

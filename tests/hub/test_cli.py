@@ -3,6 +3,7 @@ stdout (on stderr once, and in a 0600 file under the data dir)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import subprocess
@@ -101,3 +102,30 @@ async def test_the_generated_token_goes_to_stderr_once_and_a_0600_file(tmp_path:
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
             r = await client.get(f"http://127.0.0.1:{port}/api/agents")
             assert r.status_code == 200
+
+
+async def test_mt4hub_sim_off_loopback_takes_its_control_token_from_the_flag(
+    tmp_path: Path,
+) -> None:
+    port, secret = free_port(), "sim-control-token-0123"
+    command = [sys.executable, "-m", "hub.cli", "sim", "--host", "0.0.0.0", "--port", str(port),
+               "--control-token", secret]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *command, env=_env(tmp_path), cwd=ROOT, stderr=asyncio.subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}/sim/reset"
+    try:
+        async with httpx.AsyncClient() as client:
+
+            async def reset(headers: dict[str, str]) -> int:
+                try:
+                    return (await client.post(url, json={}, headers=headers)).status_code
+                except httpx.TransportError:
+                    return 0
+
+            await eventually(lambda: reset({}), timeout=units(300), message="mt4hub sim")
+            assert await reset({}) == 403
+            assert await reset({"Authorization": f"Bearer {secret}"}) == 200
+    finally:
+        proc.terminate()
+        await proc.wait()
