@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from channels.session import Access
 from hub import __version__
 from hub.agents import AgentRuntime
 from hub.api.common import hub_of, json_response, require
@@ -20,13 +21,17 @@ from hub.risk import agent_risk_summary, exposure_summary
 __all__ = ["routes"]
 
 
-def _agent(request: Request) -> AgentRuntime:
+def _caller_and_agent(request: Request) -> tuple[Access, AgentRuntime]:
     agent_id = request.path_params["agent_id"]
-    require(request, "read", agent_id)
+    access = require(request, "read", agent_id)
     agent = hub_of(request).registry.get(agent_id)
     if agent is None:
         raise HubError("not_found", f"unknown agent {agent_id!r}")
-    return agent
+    return access, agent
+
+
+def _agent(request: Request) -> AgentRuntime:
+    return _caller_and_agent(request)[1]
 
 
 def _agent_view(request: Request, agent: AgentRuntime) -> dict[str, object]:
@@ -135,12 +140,19 @@ async def symbols(request: Request) -> Response:
 
 
 async def history(request: Request) -> Response:
-    agent = _agent(request)
+    """Closed trades read from the bridge: a read shared for ``polling.history_interval``
+    seconds and counted against the token's command rate (the bridge's connections are
+    polling's and trading's first)."""
+    access, agent = _caller_and_agent(request)
     since = request.query_params.get("since")
     if since is not None and not since.isdigit():
         raise HubError("bad_request", "since: must be epoch milliseconds")
+    hub = hub_of(request)
+    hub.limiter.check(access)
     try:
-        trades = await agent.client.history(int(since) if since else None)
+        trades = await agent.client.recent_history(
+            int(since) if since else None, hub.config.polling.history_interval
+        )
     except BridgeError as exc:
         raise HubError(exc.code, f"{agent.id} bridge: {exc}") from None
     return json_response({"trades": trades})
