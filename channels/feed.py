@@ -23,7 +23,7 @@ import msgspec
 from channels import names
 from channels.broker import Publication
 from channels.delivery import Outbox
-from channels.node import Node
+from channels.node import YIELD_EVERY, Node
 from channels.protocol import Event, SincePosition, Snapshot, Subscribed, encode
 
 __all__ = ["Announce", "Feed", "SyncResult"]
@@ -129,9 +129,11 @@ class Feed:
         self._syncing += 1
         plans: list[_Plan] = []
         try:
-            for name in requested:
+            for i, name in enumerate(requested):
                 await self._node.add(self, name)
                 self._names.add(name)
+                if i % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # a long list never holds the loop for long
             concrete: dict[str, None] = {}
             for name in requested:
                 for channel in await self._resolve(name):

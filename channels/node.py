@@ -4,7 +4,8 @@ The :class:`Node` registers itself as its broker's handler. For each publication
 finds the matching subscribers: channels and patterns are kept in one dictionary, and a
 channel is matched by at most eight names (:func:`~channels.names.subscriptions_for`), so
 the cost is that of the matching names, never of every pattern held. The result is cached
-per channel; a subscription change drops only the cached channels it matches. It
+per channel (and each cached channel filed under its eight names), so a subscription change
+drops only the cached channels it matches, found by one lookup. It
 encodes the ``event`` frame once and hands that same ``str`` to every subscriber
 without awaiting. It subscribes upstream for the first local subscriber of a name
 and unsubscribes after the last, rolling back on failure. Its :class:`~channels.lane.Lane`
@@ -22,7 +23,9 @@ from channels.broker import Broker, Publication
 from channels.lane import Lane
 from channels.protocol import Event, encode
 
-__all__ = ["Node", "Subscriber"]
+__all__ = ["YIELD_EVERY", "Node", "Subscriber"]
+
+YIELD_EVERY = 256  # subscriptions changed in a row before letting other tasks run
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,8 @@ class Node:
         self.broker = broker
         self._members: dict[str, set[Subscriber]] = {}  # channel or pattern -> subscribers
         self._by_subscriber: dict[Subscriber, set[str]] = {}
-        self._cache: dict[str, tuple[Subscriber, ...]] = {}
+        self._cache: dict[str, tuple[Subscriber, ...]] = {}  # channel -> its subscribers
+        self._cached_by_name: dict[str, set[str]] = {}  # name -> cached channels it matches
         self._upstream = asyncio.Lock()
         self.lane = Lane()
         self.published = 0
@@ -82,8 +86,10 @@ class Node:
 
     async def remove_all(self, subscriber: Subscriber) -> None:
         """Drop every subscription of ``subscriber`` (on disconnect)."""
-        for name in list(self._by_subscriber.get(subscriber, ())):
+        for i, name in enumerate(list(self._by_subscriber.get(subscriber, ()))):
             await self.remove(subscriber, name)
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # many connections leaving at once never stall the loop
 
     def _forget(self, subscriber: Subscriber, name: str) -> bool:
         """Remove locally; True when that was the name's last subscriber."""
@@ -104,11 +110,8 @@ class Node:
 
     def _forget_cached(self, name: str) -> None:
         """Drop the cached subscribers of the channels ``name`` matches (it changed)."""
-        if not names.is_pattern(name):
-            self._cache.pop(name, None)
-            return
-        for channel in [c for c in self._cache if names.matches(name, c)]:
-            del self._cache[channel]
+        for channel in self._cached_by_name.pop(name, ()):
+            self._cache.pop(channel, None)
 
     def _matching(self, channel: str) -> tuple[Subscriber, ...]:
         found: set[Subscriber] = set()
@@ -123,6 +126,8 @@ class Node:
         targets = self._cache.get(pub.channel)
         if targets is None:
             targets = self._cache[pub.channel] = self._matching(pub.channel)
+            for name in names.subscriptions_for(pub.channel):
+                self._cached_by_name.setdefault(name, set()).add(pub.channel)
         if not targets:
             return
         frame = encode(Event(ch=pub.channel, seq=pub.seq, ts=pub.ts, data=pub.data)).decode()

@@ -59,3 +59,17 @@ async def test_publishing_after_churn_never_walks_every_pattern(
         monkeypatch.setattr(names, "matches", real)
     assert len(reader.channels) == 50
     assert calls == 0  # a publication looks up the eight names matching its channel
+
+
+async def test_a_subscription_change_reaches_the_next_publication() -> None:
+    node = Node(MemoryBroker())
+    late, pattern = Recorder(), Recorder()
+    await node.broker.publish(TICKS, {})  # cached with no subscriber
+    await node.add(late, TICKS)
+    await node.add(pattern, "agent:*:*")
+    await node.broker.publish(TICKS, {})
+    await node.remove(pattern, "agent:*:*")
+    await node.broker.publish(TICKS, {})
+    await node.remove(late, TICKS)
+    await node.broker.publish(TICKS, {})
+    assert (len(late.channels), len(pattern.channels)) == (2, 1)
