@@ -143,7 +143,7 @@ top), then renders this file again; `tests/bench/` runs a ~5 s smoke version of 
 the test suite. `python -m bench.profile` runs one fan-out point (default: batched,
 N=2000, 1M msg/s) with the hub's event loop under cProfile and prints where the time goes.{errors}
 
-## Targets (issue 4)
+## Targets (issues 4 and 14)
 
 {targets_table(results)}
 
