@@ -236,7 +236,7 @@ async def test_trades_split_across_instances_fill_once(redis_url: str, tmp: Path
             "max_positions"
         }
         same = {**body, "client_order_id": "both-1"}
-        await http.post(f"{sims[0].url}/sim/reset")
+        await http.post(f"{sims[0].url}/sim/reset", json={})
         await http.post(
             f"{sims[0].url}/sim/price", json={"symbol": "XAUUSD", "bid": 2650.0, "ask": 2650.3}
         )

@@ -55,7 +55,8 @@ async def ws_ask(h: RunningHub, token: str, frame: dict[str, Any]) -> dict[str, 
         return reply
 
 
-async def collect(ws: Any, seconds: float) -> list[dict[str, Any]]:
+async def collect(ws: Any, seconds: float, until: Any = None) -> list[dict[str, Any]]:
+    """Messages received for ``seconds``, or until one for which ``until`` is true."""
     out: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
@@ -65,6 +66,8 @@ async def collect(ws: Any, seconds: float) -> list[dict[str, Any]]:
         except TimeoutError:
             break
         out.extend(json.loads(line) for line in frame.split("\n"))
+        if until is not None and any(until(m) for m in out):
+            break
     return out
 
 
@@ -122,11 +125,16 @@ async def test_a_limited_token_cannot_block_another_agents_order_id() -> None:
 SIGNAL = {"signal_id": "s-1", "symbol": "XAUUSD", "direction": "long", "confidence": 0.9}
 
 
+def resumed(message: dict[str, Any]) -> bool:
+    """The ``system`` event of a resume: the last of ``cross_agent_traffic``."""
+    return message.get("ch") == "system" and message["data"].get("event") == "resume"
+
+
 async def sse_messages(
     h: RunningHub, token: str, channels: str, during: float, act: Any = None
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Status and the JSON messages of ``/api/stream`` read for ``during`` seconds;
-    ``act()`` runs once the stream is connected."""
+    """Status and the JSON messages of ``/api/stream`` read for ``during`` seconds or until
+    a resume event; ``act()`` runs once the stream is connected."""
     messages: list[dict[str, Any]] = []
 
     async def read(resp: httpx.Response) -> None:
@@ -135,6 +143,8 @@ async def sse_messages(
                 await act()
             if line.startswith("data: "):
                 messages.append(json.loads(line[len("data: ") :]))
+                if resumed(messages[-1]):
+                    return
 
     async with h.http.stream(
         "GET", "/api/stream", params={"channels": channels}, headers=bearer(token)
@@ -180,10 +190,10 @@ async def test_a_pattern_never_delivers_summary_or_signals_to_a_limited_token() 
             assert subscribed["type"] == "subscribed", subscribed
             assert set(subscribed["recovered"]) <= {"system"}
             await cross_agent_traffic()
-            seen = await collect(ws, units(10))
+            seen = await collect(ws, units(50), until=resumed)
         channels = {m["ch"] for m in seen if m["type"] in ("snapshot", "event")}
         assert channels == {"system"}, channels
-        status, messages = await sse_messages(h, A1_TRADE, "*", units(10), cross_agent_traffic)
+        status, messages = await sse_messages(h, A1_TRADE, "*", units(50), cross_agent_traffic)
         assert status == 200
         channels = {m["ch"] for m in messages if m["type"] in ("snapshot", "event")}
         assert channels == {"system"}, channels
