@@ -31,6 +31,7 @@ import uvloop
 
 from bench import docs, report
 from bench._proc import ROOT
+from bench.churn import run_churn
 from bench.commands import run_risk, run_round_trip
 from bench.fanout import SlowConsumerResult, run_fanout, run_idle, run_slow_consumer
 from bench.poller import run_poller
@@ -40,7 +41,7 @@ from bench.rig import FULL, QUICK, SMOKE, Rig, Scale
 
 __all__ = ["BENCHMARKS", "main"]
 
-BENCHMARKS = ("risk", "fanout", "slow", "idle", "rtt", "poller", "records")
+BENCHMARKS = ("risk", "fanout", "slow", "idle", "rtt", "poller", "records", "churn")
 _FIELDS = {  # benchmark -> its section of Results
     "risk": "risk",
     "fanout": "fanout",
@@ -49,6 +50,7 @@ _FIELDS = {  # benchmark -> its section of Results
     "rtt": "round_trip",
     "poller": "poller",
     "records": "records",
+    "churn": "churn",
 }
 _FALLBACK_SLOW_RATE = 20.0  # ticks/s when the sweep did not run
 
@@ -94,6 +96,7 @@ async def _run(args: argparse.Namespace, scale: Scale, results: Results) -> None
         "rtt": lambda: run_round_trip(rig, scale),
         "poller": lambda: run_poller(rig, scale),
         "records": lambda: run_records(rig, scale, _say),
+        "churn": lambda: run_churn(rig, scale),
     }
     try:
         for name in args.only or BENCHMARKS:

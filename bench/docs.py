@@ -146,7 +146,7 @@ N=2000, 1M msg/s) with the hub's event loop under cProfile and prints where the 
 path alone, in one process without sockets: the figure to compare across a change to
 `channels/` on a shared machine, where the socket sweep moves with other jobs.{errors}
 
-## Targets (issue 4)
+## Targets (issues 4 and 14)
 
 {targets_table(results)}
 

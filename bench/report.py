@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from bench.churn import PINGS_PER_S, ChurnResult, delivered_per_s
 from bench.fanout import SERIES, Point
 from bench.records import EngineRecords, RecordsRun
 from bench.results import Results
@@ -256,6 +257,36 @@ def other_tables(results: Results) -> list[str]:
                 ],
             )
         )
+    churn = results.churn
+    if churn is not None:
+        out.append(
+            f"Subscription churn: {churn.rate:g} ticks/s to one reader pinging"
+            f" {PINGS_PER_S:g}/s; attack = {churn.streams} SSE streams x"
+            f" {churn.patterns_per_stream:,} patterns + one socket churning"
+            f" {churn.churn_per_s:g} subscription ops/s (median of"
+            f" {len(churn.windows) // 2} windows of {churn.window:g} s each)\n\n"
+            + _table(
+                [
+                    "run",
+                    "ping p50 ms",
+                    "ping p99 ms",
+                    "ticks delivered / sent",
+                    "delivered ticks/s",
+                    "hub CPU %",
+                ],
+                [
+                    [
+                        label,
+                        _ms(w.ping_ms["p50"]),
+                        _ms(w.ping_ms["p99"]),
+                        f"{w.ticks_delivered:,} / {w.ticks_sent:,}",
+                        f"{delivered_per_s(w):,.0f}",
+                        f"{w.hub_cpu_pct:.0f}",
+                    ]
+                    for label, w in (("quiet", churn.quiet), ("under attack", churn.attack))
+                ],
+            )
+        )
     return out
 
 
@@ -354,7 +385,7 @@ def _run_at(runs: Sequence[RecordsRun], rate: float, *, writer: bool) -> Records
 
 
 def targets(results: Results) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for each target of issue 4; None: not measured."""
+    """(target, measured, met) for each target of issues 4 and 14; None: not measured."""
     out: list[tuple[str, str, bool | None]] = []
     fan = results.fanout
     n_big = max((p.n for p in fan.points), default=0) if fan else 0
@@ -448,7 +479,24 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
         )
     for engine in results.records.engines if results.records else []:
         out.append(_records_target(engine))
+    if results.churn is not None:
+        out.append(_churn_target(results.churn))
     return out
+
+
+def _churn_target(churn: ChurnResult) -> tuple[str, str, bool | None]:
+    """Issue 14: under the churn attack, ping p99 and delivered ticks within 10 % of quiet
+    (1 ms of slack on p99: loopback round trips are a millisecond or less)."""
+    quiet, attack = churn.quiet, churn.attack
+    p99_q, p99_a = quiet.ping_ms["p99"], attack.ping_ms["p99"]
+    rate_q, rate_a = delivered_per_s(quiet), delivered_per_s(attack)
+    if p99_q is None or p99_a is None or not rate_q:
+        return ("subscription churn", "not measured", None)
+    return (
+        "subscription churn: ping p99 ≤ 1.1 x quiet + 1 ms, delivered ticks/s ≥ 0.9 x quiet",
+        f"p99 {_ms(p99_q)} → {_ms(p99_a)} ms; delivered {rate_q:,.0f} → {rate_a:,.0f} ticks/s",
+        float(p99_a) <= 1.1 * float(p99_q) + 1.0 and rate_a >= 0.9 * rate_q,
+    )
 
 
 def targets_table(results: Results) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from bench.churn import ChurnResult
 from bench.commands import RiskResult, RoundTripResult
 from bench.fanout import FanoutResult, IdleResult, SlowConsumerResult
 from bench.poller import PollerResult
@@ -25,6 +26,7 @@ class Results(msgspec.Struct, kw_only=True):
     risk: RiskResult | None = None
     poller: PollerResult | None = None
     records: RecordsResult | None = None
+    churn: ChurnResult | None = None
     errors: dict[str, str] = {}  # benchmark -> what failed
     rerun: dict[str, str] = {}  # benchmark -> when and how it was re-run alone (--only)
 

@@ -37,6 +37,9 @@ class Scale(msgspec.Struct, frozen=True, kw_only=True):
     risk_iterations: int
     bridges: int
     poller_seconds: float
+    churn_rate: float  # ticks/s while measuring ping and delivery under subscription churn
+    churn_window: float
+    churn_pairs: int  # alternating windows quiet / under attack
 
 
 FULL = Scale(
@@ -59,6 +62,9 @@ FULL = Scale(
     risk_iterations=20_000,
     bridges=100,
     poller_seconds=10.0,
+    churn_rate=2000.0,
+    churn_window=10.0,
+    churn_pairs=3,
 )
 
 QUICK = msgspec.structs.replace(
@@ -77,6 +83,8 @@ QUICK = msgspec.structs.replace(
     risk_iterations=5_000,
     bridges=50,
     poller_seconds=4.0,
+    churn_window=5.0,
+    churn_pairs=2,
 )
 
 SMOKE = msgspec.structs.replace(
@@ -100,6 +108,9 @@ SMOKE = msgspec.structs.replace(
     risk_iterations=200,
     bridges=3,
     poller_seconds=1.0,
+    churn_rate=100.0,
+    churn_window=0.5,
+    churn_pairs=1,
 )
 
 

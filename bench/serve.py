@@ -2,8 +2,8 @@
 
 Kinds:
 
-- ``hub``: the real app (``hub.app.create_app``) under uvicorn with the settings of
-  ``mt4hub run`` (``ws=PreframedWebSocketProtocol``, ``tune_gc()`` after start-up); ticks go
+- ``hub``: the real app (``hub.app.create_app``) under uvicorn with the options of
+  ``mt4hub run`` (``hub.server.uvicorn_options``, ``tune_gc()`` after start-up); ticks go
   through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``.
 - ``broadcaster``: encode/broadcaster ``memory://`` + Starlette, one
   ``send_text`` per message per connection (the common tutorial approach).
@@ -37,7 +37,7 @@ import uvloop
 
 from bench._control import raise_fd_limit, serve_commands
 from bench._ticks import Publish, event_frame, inject
-from channels.asgi import PreframedWebSocketProtocol
+from hub.server import uvicorn_options
 
 __all__ = ["CHANNEL", "KINDS", "TOKEN", "main"]
 
@@ -84,22 +84,18 @@ def _bind() -> socket.socket:
 
 def _uvicorn(app: Any, *, like_hub: bool) -> uvicorn.Server:
     """uvicorn as ``mt4hub run`` configures it, or its defaults; permessage-deflate off."""
-    hub_options: dict[str, Any] = (
-        {"ws": PreframedWebSocketProtocol, "ws_max_size": 4 * 65536, "proxy_headers": True}
+    options: dict[str, Any] = (
+        uvicorn_options(app.state.hub.config.server)
         if like_hub
-        else {}
+        else {
+            "log_config": None,
+            "ws_per_message_deflate": False,
+            "ws_ping_interval": 15.0,
+            "ws_ping_timeout": 15.0,
+            "access_log": False,
+        }
     )
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        lifespan="on",
-        ws_per_message_deflate=False,
-        ws_ping_interval=15.0,
-        ws_ping_timeout=15.0,
-        access_log=False,
-        backlog=4096,
-        **hub_options,
-    )
+    config = uvicorn.Config(app, lifespan="on", backlog=4096, **options)
     return uvicorn.Server(config)
 
 

@@ -8,9 +8,11 @@ writes pre-framed messages directly; elsewhere ``raw`` is None and it uses ``sen
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import unquote_plus
 
 from starlette.websockets import WebSocket
 
+from channels.errors import ProtocolError
 from channels.uvicorn_ws import RAW_EXTENSION, PreframedWebSocketProtocol, RawSocket
 
 __all__ = ["PreframedWebSocketProtocol", "StarletteTransport", "bearer_token", "wants_batch"]
@@ -41,13 +43,25 @@ class StarletteTransport:
         await self._ws.close(code, reason)
 
 
-def bearer_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    """The token from ``Authorization: Bearer T`` or ``?token=T`` (header first)."""
+def bearer_token(headers: Mapping[str, str], query_string: bytes) -> str | None:
+    """The token from ``Authorization: Bearer T`` or ``?token=T`` (header first).
+
+    The query key must be written plainly: one that only decodes to ``token``
+    (``%74oken``) is refused (``unauthorized``), never taken silently, since logs, proxies
+    and this hub's masking look for the plain key."""
     auth = headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return query.get("token") or None
+    for pair in query_string.decode("latin-1").split("&"):
+        key, _, raw = pair.partition("=")
+        if key == "token":
+            return unquote_plus(raw) or None
+        if unquote_plus(key) == "token":
+            raise ProtocolError(
+                "unauthorized", f"query key {key!r}: write it as 'token' (or send the header)"
+            )
+    return None
 
 
 def wants_batch(query: Mapping[str, str]) -> bool:

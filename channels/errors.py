@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ChannelsError", "InvalidChannel", "ProtocolError"]
+__all__ = ["ChannelsError", "InvalidChannel", "ProtocolError", "too_many_subscriptions"]
 
 
 class ChannelsError(Exception):
@@ -33,3 +33,8 @@ class ProtocolError(ChannelsError):
 
     def __repr__(self) -> str:
         return f"ProtocolError({self.code!r}, {self.message!r}, id={self.id!r})"
+
+
+def too_many_subscriptions(limit: int) -> ProtocolError:
+    """Over the per-connection subscription cap (the socket and SSE alike)."""
+    return ProtocolError("rate_limited", f"channels: at most {limit} subscriptions per connection")

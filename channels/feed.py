@@ -23,7 +23,7 @@ import msgspec
 from channels import names
 from channels.broker import Publication
 from channels.delivery import Outbox
-from channels.node import Node
+from channels.node import YIELD_EVERY, Node
 from channels.protocol import Event, SincePosition, Snapshot, Subscribed, encode
 
 __all__ = ["Announce", "Feed", "SyncResult"]
@@ -96,8 +96,7 @@ class Feed:
 
     def allowed(self, channel: str) -> bool:
         """True when this connection may see ``channel``."""
-        agent = names.agent_of(channel)
-        return agent is None or self._agents is None or agent in self._agents
+        return names.readable(channel, self._agents)
 
     def on_publication(self, pub: Publication, frame: str) -> None:
         stream = self._streams.get(pub.channel)
@@ -130,9 +129,11 @@ class Feed:
         self._syncing += 1
         plans: list[_Plan] = []
         try:
-            for name in requested:
+            for i, name in enumerate(requested):
                 await self._node.add(self, name)
                 self._names.add(name)
+                if i % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # a long list never holds the loop for long
             concrete: dict[str, None] = {}
             for name in requested:
                 for channel in await self._resolve(name):
@@ -180,9 +181,7 @@ class Feed:
         self._streams.clear()
 
     def _covered(self, channel: str) -> bool:
-        return channel in self._names or any(
-            names.is_pattern(n) and names.matches(n, channel) for n in self._names
-        )
+        return any(name in self._names for name in names.subscriptions_for(channel))
 
     async def _resolve(self, name: str) -> list[str]:
         if not names.is_pattern(name):

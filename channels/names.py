@@ -9,12 +9,19 @@
 | ``signals`` / ``system`` | event |
 
 A subscription may be a *pattern*: ``*`` stands for exactly one ``:``-separated
-segment (``agent:*:account``, ``agent:agent_1:*``).
+segment (``agent:*:account``, ``agent:agent_1:*``). A channel is matched by at most
+``2 ** segments`` names (:func:`subscriptions_for`), so finding its subscribers is a few
+dictionary lookups however many patterns exist.
+
+A reader limited to some agents (:func:`refusal`) receives its agents' channels and
+``system``, never the cross-agent ``summary`` and ``signals``.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Collection
 from typing import Literal
 
 from channels.errors import InvalidChannel
@@ -32,6 +39,9 @@ __all__ = [
     "is_state",
     "kind_of",
     "matches",
+    "readable",
+    "refusal",
+    "subscriptions_for",
     "validate",
 ]
 
@@ -42,6 +52,7 @@ SIGNALS = "signals"
 SYSTEM = "system"
 
 _GLOBAL = frozenset({SUMMARY, SIGNALS, SYSTEM})
+_CROSS_AGENT = frozenset({SUMMARY, SIGNALS})  # every agent's data in one stream
 _STATE_KINDS = frozenset({"ticks", "account", "positions", "status"})
 _AGENT_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _WILD = "*"
@@ -99,6 +110,34 @@ def matches(pattern: str, channel: str) -> bool:
     if len(want) != len(have):
         return False
     return all(w in (_WILD, h) for w, h in zip(want, have, strict=True))
+
+
+def subscriptions_for(channel: str) -> list[str]:
+    """Every name that matches ``channel``: itself and each form with segments as ``*``
+    (``agent:a:ticks`` → ``agent:a:ticks``, ``agent:a:*``, ``agent:*:ticks``, … ``*:*:*``)."""
+    parts = channel.split(":")
+    choices = [(part, _WILD) for part in parts]
+    return [":".join(form) for form in itertools.product(*choices)]
+
+
+def refusal(name: str, agents: Collection[str] | None) -> str | None:
+    """Why a reader limited to ``agents`` (None: every agent) may not receive ``name``, or
+    None when it may. For a pattern: whether it may subscribe at all (what it then
+    receives is checked channel by channel, so ``*`` brings a limited reader ``system``
+    only)."""
+    if agents is None:
+        return None
+    if name in _CROSS_AGENT:
+        return f"{name!r} carries every agent's data; a token limited to agents may not read it"
+    parts = name.split(":")
+    if len(parts) == 3 and parts[1] != _WILD and parts[1] not in agents:
+        return f"a token limited to agents may not read {parts[1]!r}"
+    return None
+
+
+def readable(name: str, agents: Collection[str] | None) -> bool:
+    """True when a reader limited to ``agents`` (None: every agent) may receive ``name``."""
+    return refusal(name, agents) is None
 
 
 def validate(name: str) -> str:

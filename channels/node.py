@@ -1,7 +1,11 @@
 """The local fan-out: which connections of this process want which channels.
 
 The :class:`Node` registers itself as its broker's handler. For each publication it
-finds the matching subscribers (cached per channel, invalidated on any change),
+finds the matching subscribers: channels and patterns are kept in one dictionary, and a
+channel is matched by at most eight names (:func:`~channels.names.subscriptions_for`), so
+the cost is that of the matching names, never of every pattern held. The result is cached
+per channel (and each cached channel filed under its eight names), so a subscription change
+drops only the cached channels it matches, found by one lookup. It
 encodes the ``event`` frame once and hands that same ``str`` to every subscriber
 without awaiting. It subscribes upstream for the first local subscriber of a name
 and unsubscribes after the last, rolling back on failure. Its :class:`~channels.lane.Lane`
@@ -19,7 +23,9 @@ from channels.broker import Broker, Publication
 from channels.lane import Lane
 from channels.protocol import Event, encode
 
-__all__ = ["Node", "Subscriber"]
+__all__ = ["YIELD_EVERY", "Node", "Subscriber"]
+
+YIELD_EVERY = 256  # subscriptions changed in a row before letting other tasks run
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +46,10 @@ class Node:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self._exact: dict[str, set[Subscriber]] = {}
-        self._patterns: dict[str, set[Subscriber]] = {}
+        self._members: dict[str, set[Subscriber]] = {}  # channel or pattern -> subscribers
         self._by_subscriber: dict[Subscriber, set[str]] = {}
-        self._cache: dict[str, tuple[Subscriber, ...]] = {}
+        self._cache: dict[str, tuple[Subscriber, ...]] = {}  # channel -> its subscribers
+        self._cached_by_name: dict[str, set[str]] = {}  # name -> cached channels it matches
         self._upstream = asyncio.Lock()
         self.lane = Lane()
         self.published = 0
@@ -57,15 +63,14 @@ class Node:
     async def add(self, subscriber: Subscriber, name: str) -> None:
         """Subscribe ``subscriber`` to a channel or pattern (idempotent)."""
         names.validate(name)
-        table = self._patterns if names.is_pattern(name) else self._exact
         async with self._upstream:
-            members = table.get(name)
+            members = self._members.get(name)
             first = members is None
             if members is None:
-                members = table[name] = set()
+                members = self._members[name] = set()
             members.add(subscriber)
             self._by_subscriber.setdefault(subscriber, set()).add(name)
-            self._cache.clear()
+            self._forget_cached(name)
             if first:
                 try:
                     await self.broker.subscribe(name)
@@ -81,13 +86,14 @@ class Node:
 
     async def remove_all(self, subscriber: Subscriber) -> None:
         """Drop every subscription of ``subscriber`` (on disconnect)."""
-        for name in list(self._by_subscriber.get(subscriber, ())):
+        for i, name in enumerate(list(self._by_subscriber.get(subscriber, ()))):
             await self.remove(subscriber, name)
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # many connections leaving at once never stall the loop
 
     def _forget(self, subscriber: Subscriber, name: str) -> bool:
         """Remove locally; True when that was the name's last subscriber."""
-        table = self._patterns if names.is_pattern(name) else self._exact
-        members = table.get(name)
+        members = self._members.get(name)
         if members is None or subscriber not in members:
             return False
         members.discard(subscriber)
@@ -96,25 +102,32 @@ class Node:
             mine.discard(name)
             if not mine:
                 del self._by_subscriber[subscriber]
-        self._cache.clear()
+        self._forget_cached(name)
         if members:
             return False
-        del table[name]
+        del self._members[name]
         return True
 
+    def _forget_cached(self, name: str) -> None:
+        """Drop the cached subscribers of the channels ``name`` matches (it changed)."""
+        for channel in self._cached_by_name.pop(name, ()):
+            self._cache.pop(channel, None)
+
     def _matching(self, channel: str) -> tuple[Subscriber, ...]:
-        found = set(self._exact.get(channel, ()))
-        for pattern, members in self._patterns.items():
-            if names.matches(pattern, channel):
+        found: set[Subscriber] = set()
+        for name in names.subscriptions_for(channel):
+            members = self._members.get(name)
+            if members:
                 found |= members
-        agent = names.agent_of(channel)
-        return tuple(s for s in found if agent is None or s.agents is None or agent in s.agents)
+        return tuple(s for s in found if names.readable(channel, s.agents))
 
     def _on_publication(self, pub: Publication) -> None:
         self.published += 1
         targets = self._cache.get(pub.channel)
         if targets is None:
             targets = self._cache[pub.channel] = self._matching(pub.channel)
+            for name in names.subscriptions_for(pub.channel):
+                self._cached_by_name.setdefault(name, set()).add(pub.channel)
         if not targets:
             return
         frame = encode(Event(ch=pub.channel, seq=pub.seq, ts=pub.ts, data=pub.data)).decode()

@@ -520,9 +520,7 @@ class RedisBroker:
     # -- internals: ordering and gap filling ------------------------------------------------------
 
     def _covered(self, channel: str) -> bool:
-        return channel in self._names or any(
-            names.is_pattern(n) and names.matches(n, channel) for n in self._names
-        )
+        return any(name in self._names for name in names.subscriptions_for(channel))
 
     def _drop_uncovered(self) -> None:
         for channel in [c for c in self._tracks if not self._covered(c)]:

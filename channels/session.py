@@ -8,7 +8,8 @@ shared lane (no writer task); otherwise a writer task drains it into ``send_text
 session reads on the connection's own task; an overflow (slow consumer) or a dead writer
 cancels that read.
 
-Close codes: 4001 auth failed or timed out, 4008 slow consumer, 4029 flooding.
+Close codes: 4001 auth failed or timed out, 4008 slow consumer, 4029 flooding or a
+subscribe past ``max_subscriptions`` (answered ``rate_limited`` with its ``id`` first).
 Subscribes are handled in order on the reading task; commands run as tasks (at most
 ``max_commands`` in flight) so pings and subscribes keep flowing.
 """
@@ -27,7 +28,7 @@ import msgspec
 from channels import names
 from channels.clock import now_ms
 from channels.delivery import Outbox, Sink
-from channels.errors import InvalidChannel, ProtocolError
+from channels.errors import InvalidChannel, ProtocolError, too_many_subscriptions
 from channels.feed import Feed, SyncResult
 from channels.node import Node
 from channels.protocol import (
@@ -213,7 +214,7 @@ class Session:
             on_overflow=self._on_overflow,
         )
         self._commands: set[asyncio.Task[None]] = set()
-        self._close: tuple[int, str] | None = None
+        self._close: tuple[int, str, str | int | None] | None = None  # code, reason, op id
         self.access: Access | None = None
 
     async def run(self) -> None:
@@ -272,8 +273,8 @@ class Session:
                 "slow_consumer", "too many messages queued: read faster", CLOSE_SLOW_CONSUMER
             )
         elif self._close is not None:
-            code, reason = self._close
-            await self._last_words("rate_limited", reason, code)
+            code, reason, op_id = self._close
+            await self._last_words("rate_limited", reason, code, op_id)
 
     def _on_overflow(self) -> None:
         self._overflowed = True
@@ -316,8 +317,10 @@ class Session:
     async def _refuse(self, message: str) -> None:
         await self._last_words("unauthorized", message, CLOSE_UNAUTHORIZED)
 
-    async def _last_words(self, code: str, message: str, close_code: int) -> None:
-        frame = encode(Error(error=ErrorBody(code=code, message=message))).decode()
+    async def _last_words(
+        self, code: str, message: str, close_code: int, op_id: str | int | None = None
+    ) -> None:
+        frame = encode(Error(id=op_id, error=ErrorBody(code=code, message=message))).decode()
         try:
             async with asyncio.timeout(self._limits.close_timeout):
                 await self._transport.send_text(frame)
@@ -343,7 +346,7 @@ class Session:
                 return
             if not self._bucket.take():
                 if self._bucket.refused > limits.flood_limit:
-                    self._close = (CLOSE_FLOODING, "flooding: too many messages")
+                    self._close = (CLOSE_FLOODING, "flooding: too many messages", None)
                     return
                 self._error(None, "rate_limited", f"more than {limits.rate:g} messages/s")
                 continue
@@ -359,6 +362,8 @@ class Session:
                 self._send(Pong(id=op.id, ts=now_ms()))
             elif isinstance(op, Subscribe):
                 await self._subscribe(op, access, feed)
+                if self._close is not None:
+                    return
             elif isinstance(op, Unsubscribe):
                 await feed.unsubscribe(op.channels)
                 self._send(Unsubscribed(id=op.id, channels=op.channels))
@@ -371,7 +376,10 @@ class Session:
         try:
             self._check_subscribe(op, access, feed)
         except ProtocolError as exc:
-            self._error(op.id, exc.code, exc.message)
+            if exc.code == "rate_limited":  # a limit: answered, then the socket is closed
+                self._close = (CLOSE_FLOODING, exc.message, op.id)
+            else:
+                self._error(op.id, exc.code, exc.message)
             return
 
         def announce(result: SyncResult) -> None:
@@ -396,20 +404,14 @@ class Session:
                 names.validate(name)
             except InvalidChannel as exc:
                 raise ProtocolError("bad_request", f"channels[{i}]: {exc}") from None
-            agent = names.agent_of(name)
-            if agent is not None and agent != "*" and not access.may_touch(agent):
-                raise ProtocolError(
-                    "forbidden", f"channels[{i}]: token {access.name!r} may not read {agent!r}"
-                )
+            refused = names.refusal(name, access.agents)
+            if refused is not None:
+                raise ProtocolError("forbidden", f"channels[{i}]: {refused}")
         for key in op.since:
             if not any(names.matches(n, key) for n in op.channels):
                 raise ProtocolError("bad_request", f"since: {key!r} is not in channels")
-        total = len(feed.names | set(op.channels))
-        if total > self._limits.max_subscriptions:
-            raise ProtocolError(
-                "bad_request",
-                f"channels: at most {self._limits.max_subscriptions} subscriptions per connection",
-            )
+        if len(feed.names | set(op.channels)) > self._limits.max_subscriptions:
+            raise too_many_subscriptions(self._limits.max_subscriptions)
 
     def _command(self, op: CommandOp, access: Access) -> None:
         if len(self._commands) >= self._limits.max_commands:

@@ -4,7 +4,8 @@ Each message is the same JSON object the WebSocket sends (``snapshot`` first, th
 ``event``), written as ``id: …`` + ``data: {…}``. For one channel the id is its seq;
 for several it is a positional list over the requested names (``"41,7"``, empty for
 a name not seen yet or a pattern), so ``Last-Event-ID`` resumes each like ``since``.
-Slow readers get the WebSocket policy: state conflates, and past the hard limit an
+More than ``max_subscriptions`` names is ``rate_limited``, as on the socket. Slow readers
+get the WebSocket policy: state conflates, and past the hard limit an
 ``event: error`` with ``slow_consumer`` ends the stream. Idle streams get a
 ``: keep-alive`` comment every ``heartbeat`` seconds.
 
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator
 
 from channels import names
 from channels.delivery import Outbox
-from channels.errors import InvalidChannel, ProtocolError
+from channels.errors import InvalidChannel, ProtocolError, too_many_subscriptions
 from channels.feed import Feed
 from channels.node import Node
 from channels.protocol import Error, ErrorBody, SincePosition, encode
@@ -52,15 +53,18 @@ class SseStream:
         heartbeat: float = 15.0,
         soft_limit: int = 256,
         hard_limit: int = 4096,
+        max_subscriptions: int = 256,
     ) -> None:
+        if len(set(channels)) > max_subscriptions:
+            raise too_many_subscriptions(max_subscriptions)
         for i, name in enumerate(channels):
             try:
                 names.validate(name)
             except InvalidChannel as exc:
                 raise ProtocolError("bad_request", f"channels[{i}]: {exc}") from None
-            agent = names.agent_of(name)
-            if agent not in (None, "*") and agents is not None and agent not in agents:
-                raise ProtocolError("forbidden", f"channels[{i}]: token may not read {agent!r}")
+            refused = names.refusal(name, agents)
+            if refused is not None:
+                raise ProtocolError("forbidden", f"channels[{i}]: {refused}")
         self._node = node
         self._channels = channels
         self._agents = agents

@@ -9,7 +9,6 @@ import logging
 import os
 import secrets
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from hub.api import commands, openapi, read, records, stream
 from hub.api.common import json_response
 from hub.api.middleware import AccessLog
 from hub.api.openapi import build_openapi
-from hub.auth import Authenticator, CommandLimiter
+from hub.auth import Authenticator, CommandLimiter, ConnectionSlots
 from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
@@ -94,7 +93,7 @@ class Hub:
         self.publisher = Publisher(self.broker)
         self.sims: list[SimServer] = []
         self.sessions: set[Session] = set()
-        self.connections_by_token: Counter[str] = Counter()
+        self.slots = ConnectionSlots(config.server.max_connections_per_token)  # WS and SSE
         self.data_dir = data_dir = data_dir_for(env, port)
         self.coordination = open_coordination(
             env.get("REDIS_URL") or None, self.instance_id, data_dir, prefix
@@ -238,6 +237,7 @@ class Hub:
                     balance=agent.initial_balance,
                     leverage=agent.leverage,
                     currency=agent.currency,
+                    control_token=self.env.get("HUB_SIM_CONTROL_TOKEN") or None,
                 )
             except OSError as exc:
                 if not (self.coordination.shared and exc.errno == errno.EADDRINUSE):

@@ -9,11 +9,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hub.config import ConfigError, HubConfig, default_config_path, load_config
 from hub.logs import setup_logging
 
 __all__ = ["main"]
+
+log = logging.getLogger("mt4hub.cli")
 
 
 def _load(path: str | None) -> HubConfig:
@@ -34,40 +37,53 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from channels.asgi import PreframedWebSocketProtocol
     from hub.app import create_app
+    from hub.server import uvicorn_options
 
     config = _load(args.config)
     host = args.host or config.server.host
     port = args.port or int(os.environ.get("PORT") or 0) or config.server.port
-    setup_logging()
+    setup_logging()  # replaced below, once the secrets to mask are known
     app = create_app(config, tune_gc=True, port=port)
     hub = app.state.hub
+    weak = hub.auth.weak_secrets()
+    if weak and not args.insecure_dev:
+        for problem in weak:
+            print(f"mt4hub run: {problem}", file=sys.stderr)
+        print(
+            "mt4hub run: refusing to start with a weak secret (--insecure-dev starts anyway, "
+            "for a machine of your own only)",
+            file=sys.stderr,
+        )
+        return 1
+    setup_logging(secrets=hub.auth.secrets)
+    for problem in weak:
+        log.warning("insecure_dev weak secret accepted: %s", problem)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     print(f"MT4 Hub {len(config.agents)} agents, listening on {base}", flush=True)
     token = hub.auth.generated
     if token:
-        print(f"admin token (generated for this run): {token}", flush=True)
-        print(f"dashboard: {base}/?token={token}", flush=True)
+        saved = _save_secret(hub.data_dir / "admin-token", token)
+        print(f"dashboard: {base}/ (admin token generated for this run: in {saved})", flush=True)
+        # Once, on stderr and not in the log stream's formatter: the one time it is shown.
+        print(f"dashboard with the generated token: {base}/?token={token}", file=sys.stderr)
     elif hub.auth.admin_token:
-        print(f"dashboard: {base}/?token=$HUB_ADMIN_TOKEN (token from the environment)", flush=True)
+        print(f"dashboard: {base}/ (sign in with $HUB_ADMIN_TOKEN)", flush=True)
     else:
-        print(f"dashboard: {base}/?token=<a configured token>", flush=True)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        ws=PreframedWebSocketProtocol,  # websockets-sansio, plus direct writes of shared frames
-        ws_per_message_deflate=False,
-        ws_ping_interval=config.server.heartbeat,
-        ws_ping_timeout=config.server.heartbeat,
-        ws_max_size=config.server.max_frame_bytes * 4,
-        proxy_headers=True,
-        access_log=False,
-    )
+        print(f"dashboard: {base}/ (sign in with a configured token)", flush=True)
+    uvicorn.run(app, host=host, port=port, **uvicorn_options(config.server))
     return 0
+
+
+def _save_secret(path: Path, secret: str) -> Path:
+    """Write ``secret`` to ``path``, readable by this user only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # also when the file existed with wider rights
+        out.write(secret + "\n")
+    return path
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -89,6 +105,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 balance=args.balance,
                 leverage=args.leverage,
                 seed=args.seed,
+                control_token=args.control_token or None,
             )
         )
     except KeyboardInterrupt:
@@ -129,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", default=os.environ.get("HUB_CONFIG"), help=cfg_help)
     run.add_argument("--host", help="bind address (default from config, 127.0.0.1)")
     run.add_argument("--port", type=int, help="port (beats $PORT, which beats the config)")
+    run.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="start even with a weak secret (HUB_ADMIN_TOKEN under 16 characters, a JWT "
+        "secret under 32 bytes): for a machine of your own only",
+    )
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("sim", help="run a standalone simulated EA Bridge")
@@ -138,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--leverage", type=int, default=100)
     sim.add_argument("--symbols", default="XAUUSD,EURUSD,GBPUSD,USDJPY")
     sim.add_argument("--seed", type=int)
+    sim.add_argument(
+        "--control-token",
+        default=os.environ.get("HUB_SIM_CONTROL_TOKEN"),
+        help="token the /sim/ controls require (default: $HUB_SIM_CONTROL_TOKEN); without "
+        "one they answer only on a loopback --host",
+    )
     sim.add_argument("--config", default=os.environ.get("HUB_CONFIG"), help="symbol specs from")
     sim.set_defaults(func=cmd_sim)
 

@@ -26,12 +26,14 @@ from channels.validation import describe, join_path
 
 __all__ = [
     "AgentConfig",
+    "AgentId",
     "AgentRisk",
     "AuthConfig",
     "ConfigError",
     "GlobalRisk",
     "HubConfig",
     "PollingConfig",
+    "Role",
     "ServerConfig",
     "SymbolSpec",
     "TokenConfig",
@@ -46,6 +48,8 @@ Fraction = Annotated[float, Meta(ge=0, le=1)]
 PositiveFraction = Annotated[float, Meta(gt=0, le=1)]
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 SymbolName = Annotated[str, Meta(pattern=r"^[A-Z0-9._]{2,20}$")]
+# No ':' so that no token is ever named like a JWT subject (``jwt:<sub>``).
+TokenName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.@\-]{1,64}$")]
 
 _PERCENT_KEYS = {
     "max_risk_per_trade",
@@ -79,6 +83,14 @@ class ServerConfig(_Base, frozen=True, kw_only=True):
     command_burst: Annotated[int, Meta(ge=1)] = 40
     max_subscriptions: Annotated[int, Meta(ge=1)] = 256  # per connection
     max_connections_per_token: Annotated[int, Meta(ge=1)] = 1000
+    # uvicorn (hub/server.py): a request's head must arrive within header_timeout; a
+    # keep-alive connection idle for idle_timeout is closed; past max_concurrency
+    # connections or requests in progress the answer is 503; shutdown waits at most
+    # shutdown_timeout for open streams.
+    header_timeout: Seconds = 10.0
+    idle_timeout: Annotated[int, Meta(ge=1, le=3600)] = 5
+    max_concurrency: Annotated[int, Meta(ge=1)] = 10_000
+    shutdown_timeout: Annotated[int, Meta(ge=1, le=600)] = 5
 
 
 class PollingConfig(_Base, frozen=True, kw_only=True):
@@ -147,7 +159,7 @@ class GlobalRisk(_Base, frozen=True, kw_only=True):
 
 
 class TokenConfig(_Base, frozen=True, kw_only=True):
-    name: str
+    name: TokenName
     role: Role
     secret_env: str
     agents: list[AgentId] | None = None
@@ -287,9 +299,15 @@ def _cross_checks(raw: dict[str, Any]) -> Iterator[str]:
             )
     auth = raw.get("auth")
     tokens = auth.get("tokens") if isinstance(auth, dict) else None
+    seen: set[str] = {"admin"}  # HUB_ADMIN_TOKEN's name
     for i, item in enumerate(tokens if isinstance(tokens, list) else []):
         tok = _valid(item, TokenConfig)
-        for scoped in (tok.agents or []) if tok is not None else []:
+        if tok is None:
+            continue
+        if tok.name in seen:
+            yield f"auth.tokens[{i}].name: {tok.name!r} is taken (each token needs its own name)"
+        seen.add(tok.name)
+        for scoped in tok.agents or []:
             if agent_names is not None and scoped not in agent_names:
                 yield f"auth.tokens[{i}].agents: unknown agent {scoped!r}"
 

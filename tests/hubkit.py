@@ -15,12 +15,20 @@ from typing import Any
 import httpx
 import uvicorn
 
-from channels.asgi import PreframedWebSocketProtocol
 from hub.app import Hub, create_app
 from hub.config import HubConfig, parse_config
+from hub.server import uvicorn_options
 from tests.timing import eventually, units
 
-__all__ = ["RunningHub", "free_port", "hub_config", "kill_process", "run_hub", "stop_process"]
+__all__ = [
+    "RunningHub",
+    "free_port",
+    "hub_config",
+    "kill_process",
+    "one_agent_yaml",
+    "run_hub",
+    "stop_process",
+]
 
 TOKEN = "test-admin-token"
 
@@ -83,6 +91,20 @@ def hub_config(
     return parse_config(text + textwrap.dedent(extra), "test-config")
 
 
+def one_agent_yaml(extra: str = "") -> str:
+    """A config file's text: agent_1 on an in-process simulator on a free port."""
+    return textwrap.dedent(
+        f"""
+            symbols: {{XAUUSD: {{contract_size: 100, digits: 2}}}}
+            agents:
+              agent_1:
+                {{name: Atlas, strategy: amd, bridge: "sim://127.0.0.1:{free_port()}",
+                 symbols: [XAUUSD], initial_balance: 200,
+                 risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 1}}}}
+            """
+    ) + textwrap.dedent(extra)
+
+
 class RunningHub:
     def __init__(self, hub: Hub, port: int) -> None:
         self.hub = hub
@@ -128,18 +150,9 @@ async def _serve(config: HubConfig, environ: dict[str, str]) -> AsyncIterator[Ru
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    options = uvicorn_options(config.server)  # as `mt4hub run`
     server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="on",
-            ws=PreframedWebSocketProtocol,
-            ws_per_message_deflate=False,
-            access_log=False,  # as `mt4hub run`: the hub's own access log redacts tokens
-            ws_max_size=4 * config.server.max_frame_bytes,
-        )
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **options)
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await eventually(

@@ -136,8 +136,14 @@ class Dashboard {
     for (const agent of this.agents.values()) this.cards.update(agent, this.emergencyState, Date.now());
   }
 
+  /** True for a token limited to some agents: it may not read the cross-agent channels. */
+  get limited() {
+    return Boolean(this.me && Array.isArray(this.me.agents));
+  }
+
   channels() {
-    const list = ["summary", "signals", "system"];
+    // summary and signals carry every agent: a limited token reads its summary over REST.
+    const list = this.limited ? ["system"] : ["summary", "signals", "system"];
     for (const id of this.agents.keys()) {
       for (const kind of ["ticks", "account", "positions", "status", "orders"]) {
         list.push(`agent:${id}:${kind}`);
@@ -182,6 +188,7 @@ class Dashboard {
         if (agent) agent.risk = r;
       }
       this.globalRisk = risk.global;
+      if (this.limited) this.summary = await api(this.token, "/api/agents/summary");
       if (risk.emergency && Boolean(risk.emergency.stopped) !== Boolean(this.emergencyState.stopped)) {
         this.setEmergency(risk.emergency);
       }

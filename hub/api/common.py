@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from channels.asgi import bearer_token
+from channels.errors import ProtocolError
 from channels.session import Access, Role
 from channels.validation import describe
 from hub.errors import HubError
@@ -40,7 +41,10 @@ def hub_of(conn: HTTPConnection) -> Hub:
 
 def authenticate(conn: HTTPConnection) -> Access:
     """The caller's access, or 401."""
-    token = bearer_token(conn.headers, conn.query_params)
+    try:
+        token = bearer_token(conn.headers, conn.scope.get("query_string", b""))
+    except ProtocolError as exc:
+        raise HubError(exc.code, exc.message) from None
     if token is None:
         raise HubError("unauthorized", "missing token: send 'Authorization: Bearer <token>'")
     access = hub_of(conn).auth.authenticate(token)

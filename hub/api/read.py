@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from channels.session import Access
 from hub import __version__
 from hub.agents import AgentRuntime
 from hub.api.common import hub_of, json_response, require
@@ -20,13 +21,17 @@ from hub.risk import agent_risk_summary, exposure_summary
 __all__ = ["routes"]
 
 
-def _agent(request: Request) -> AgentRuntime:
+def _caller_and_agent(request: Request) -> tuple[Access, AgentRuntime]:
     agent_id = request.path_params["agent_id"]
-    require(request, "read", agent_id)
+    access = require(request, "read", agent_id)
     agent = hub_of(request).registry.get(agent_id)
     if agent is None:
         raise HubError("not_found", f"unknown agent {agent_id!r}")
-    return agent
+    return access, agent
+
+
+def _agent(request: Request) -> AgentRuntime:
+    return _caller_and_agent(request)[1]
 
 
 def _agent_view(request: Request, agent: AgentRuntime) -> dict[str, object]:
@@ -127,17 +132,27 @@ async def whoami(request: Request) -> Response:
 
 
 async def symbols(request: Request) -> Response:
-    require(request, "read")
-    return json_response(hub_of(request).config.symbols)
+    access = require(request, "read")
+    config = hub_of(request).config
+    mine = [agent for agent_id, agent in config.agents.items() if access.may_touch(agent_id)]
+    traded = {symbol for agent in mine for symbol in agent.symbols}
+    return json_response({name: spec for name, spec in config.symbols.items() if name in traded})
 
 
 async def history(request: Request) -> Response:
-    agent = _agent(request)
+    """Closed trades read from the bridge: a read shared for ``polling.history_interval``
+    seconds and counted against the token's command rate (the bridge's connections are
+    polling's and trading's first)."""
+    access, agent = _caller_and_agent(request)
     since = request.query_params.get("since")
     if since is not None and not since.isdigit():
         raise HubError("bad_request", "since: must be epoch milliseconds")
+    hub = hub_of(request)
+    hub.limiter.check(access)
     try:
-        trades = await agent.client.history(int(since) if since else None)
+        trades = await agent.client.recent_history(
+            int(since) if since else None, hub.config.polling.history_interval
+        )
     except BridgeError as exc:
         raise HubError(exc.code, f"{agent.id} bridge: {exc}") from None
     return json_response({"trades": trades})
@@ -147,13 +162,14 @@ async def risk(request: Request) -> Response:
     access = require(request, "read")
     hub = hub_of(request)
     ctx = hub.risk.context()
-    agents = {
-        agent_id: agent_risk_summary(ctx, agent_id)
-        for agent_id in ctx.agents
-        if access.may_touch(agent_id)
-    }
+    # The global block too counts only the token's agents: a limited token learns nothing
+    # of the others (not even their totals).
+    mine = msgspec.structs.replace(
+        ctx, agents={a: book for a, book in ctx.agents.items() if access.may_touch(a)}
+    )
+    agents = {agent_id: agent_risk_summary(mine, agent_id) for agent_id in mine.agents}
     return json_response(
-        {"agents": agents, "global": exposure_summary(ctx), "emergency": hub.emergency.state}
+        {"agents": agents, "global": exposure_summary(mine), "emergency": hub.emergency.state}
     )
 
 

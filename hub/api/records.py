@@ -1,17 +1,21 @@
-"""REST on records: trades, logs, signals (newest first, keyset pages) and equity series."""
+"""REST on records: trades, logs, signals (newest first, keyset pages) and equity series.
+
+A token limited to agents reads only its agents' rows, and of a signal only its agents'
+routes and targets."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.api.common import hub_of, json_response, require
 from hub.errors import HubError
-from hub.records import QueryError, StoreUnavailable
+from hub.records import QueryError, SignalRow, StoreUnavailable
 
 __all__ = ["routes"]
 
@@ -30,6 +34,7 @@ async def _page(
     request: Request,
     key: str,
     query: Callable[..., Awaitable[Sequence[Any]]],
+    narrow: Callable[[Any, frozenset[str]], Any] | None = None,
 ) -> Response:
     access = require(request, "read")
     agent = request.query_params.get("agent") or None
@@ -48,6 +53,8 @@ async def _page(
     except StoreUnavailable as exc:
         raise HubError("service_unavailable", f"records store unavailable: {exc}") from None
     next_before = rows[-1].id if rows and len(rows) == limit else None
+    if narrow is not None and access.agents is not None:
+        rows = [narrow(row, access.agents) for row in rows]
     return json_response({key: rows, "next_before": next_before})
 
 
@@ -59,8 +66,20 @@ async def logs(request: Request) -> Response:
     return await _page(request, "logs", hub_of(request).store.logs)
 
 
+def _signal_for(row: SignalRow, agents: frozenset[str]) -> SignalRow:
+    """A signal as a token limited to ``agents`` sees it: its agents' routes and targets."""
+    outcome = row.outcome
+    if outcome is not None and isinstance(outcome.get("routes"), list):
+        routes = [r for r in outcome["routes"] if isinstance(r, dict) and r.get("agent") in agents]
+        outcome = {**outcome, "routes": routes}
+    payload = row.payload
+    if isinstance(payload.get("agents"), list):
+        payload = {**payload, "agents": [a for a in payload["agents"] if a in agents]}
+    return msgspec.structs.replace(row, outcome=outcome, payload=payload)
+
+
 async def signals(request: Request) -> Response:
-    return await _page(request, "signals", hub_of(request).store.signals)
+    return await _page(request, "signals", hub_of(request).store.signals, _signal_for)
 
 
 async def equity(request: Request) -> Response:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from channels import names
@@ -42,16 +43,21 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     server = hub.config.server
+    refused: ProtocolError | None = None
+    try:
+        token = bearer_token(websocket.headers, websocket.scope.get("query_string", b""))
+    except ProtocolError as exc:  # answered by authenticate(): the error, then close 4001
+        token, refused = "", exc
 
     async def authenticate(token: str) -> Access | None:
+        if refused is not None:
+            raise refused
         access = hub.auth.authenticate(token)
         if access is not None:
-            limit = server.max_connections_per_token
-            if hub.connections_by_token[access.name] >= limit:
-                raise ProtocolError(
-                    "rate_limited", f"token {access.name!r}: at most {limit} connections at once"
-                )
-            hub.connections_by_token[access.name] += 1
+            try:
+                hub.slots.claim(access)
+            except HubError as exc:
+                raise ProtocolError(exc.code, exc.message) from None
         return access
 
     def on_command(
@@ -65,7 +71,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         authenticate=authenticate,
         on_command=on_command,
         commands=BY_NAME,
-        token=bearer_token(websocket.headers, websocket.query_params),
+        token=token,
         batch=wants_batch(websocket.query_params),
         limits=SessionLimits(
             heartbeat=server.heartbeat,
@@ -81,11 +87,11 @@ async def ws_endpoint(websocket: WebSocket) -> None:
     finally:
         hub.sessions.discard(session)
         if session.access is not None:
-            hub.connections_by_token[session.access.name] -= 1
+            hub.slots.release(session.access)
 
 
 async def channel_history(request: Request) -> Response:
-    require(request, "read")  # auth before anything about the channel is revealed
+    access = require(request, "read")  # auth before anything about the channel is revealed
     channel = request.path_params["channel"]
     try:
         names.validate(channel)
@@ -95,7 +101,9 @@ async def channel_history(request: Request) -> Response:
         raise HubError(
             "bad_request", f"channel {channel!r}: history needs one channel, not a pattern"
         )
-    require(request, "read", names.agent_of(channel))
+    refused = names.refusal(channel, access.agents)
+    if refused is not None:
+        raise HubError("forbidden", f"channel {channel!r}: {refused}")
     since_text = request.query_params.get("since", "0")
     if not since_text.isdigit():
         raise HubError("bad_request", "since: must be a seq (an integer >= 0)")
@@ -117,24 +125,41 @@ async def channel_history(request: Request) -> Response:
     )
 
 
+class _SseResponse(StreamingResponse):
+    """The stream, holding one of its token's connection slots until it ends however."""
+
+    def __init__(self, stream: SseStream, release: Callable[[], None]) -> None:
+        super().__init__(
+            stream,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 async def sse_stream(request: Request) -> Response:
     access = require(request, "read")
     hub = hub_of(request)
+    server = hub.config.server
     try:
         stream = SseStream(
             hub.node,
             parse_channels(request.query_params.get("channels")),
             agents=access.agents,
             last_event_id=request.headers.get("last-event-id"),
-            heartbeat=hub.config.server.heartbeat,
+            heartbeat=server.heartbeat,
+            max_subscriptions=server.max_subscriptions,
         )
     except ProtocolError as exc:
         raise HubError(exc.code, exc.message) from None
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    hub.slots.claim(access)  # the same slots as the socket's
+    return _SseResponse(stream, lambda: hub.slots.release(access))
 
 
 routes = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any, TypeVar
 
 import aiohttp
@@ -41,6 +42,7 @@ __all__ = [
 T = TypeVar("T")
 
 _ENCODER = msgspec.json.Encoder()
+EXTRA_READS = 2  # bridge reads for REST clients at once (the pool holds 8 connections)
 
 
 class BridgeError(Exception):
@@ -96,6 +98,10 @@ class BridgeClient:
         self.timeout = timeout
         self.trade_timeout = trade_timeout
         self._session: aiohttp.ClientSession | None = None
+        # Reads for REST clients: shared for a while, and at most two at once, so that they
+        # never take the pool's connections from polling and trading.
+        self._recent: dict[int | None, tuple[float, asyncio.Future[list[ClosedTrade]]]] = {}
+        self._extra_reads = asyncio.Semaphore(EXTRA_READS)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -166,6 +172,23 @@ class BridgeClient:
     async def history(self, since_ms: int | None = None) -> list[ClosedTrade]:
         params = {"since": str(since_ms)} if since_ms is not None else None
         return await self._call("GET", "/history", list[ClosedTrade], params=params)
+
+    async def recent_history(self, since_ms: int | None, max_age: float) -> list[ClosedTrade]:
+        """``history(since_ms)`` as read at most ``max_age`` seconds ago: one bridge call
+        serves every caller of that window (REST reads), never more than
+        ``EXTRA_READS`` of them at once."""
+        now = time.monotonic()
+        self._recent = {k: v for k, v in self._recent.items() if now - v[0] <= max_age}
+        entry = self._recent.get(since_ms)
+        if entry is None:
+            read = asyncio.ensure_future(self._read(since_ms))
+            read.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen
+            entry = self._recent[since_ms] = (now, read)
+        return await asyncio.shield(entry[1])
+
+    async def _read(self, since_ms: int | None) -> list[ClosedTrade]:
+        async with self._extra_reads:
+            return await self.history(since_ms)
 
     async def trade(self, order: TradeOrder) -> Position:
         return await self._call("POST", "/trade", Position, body=order, limit=self.trade_timeout)

@@ -14,12 +14,21 @@ Fault modes: ``down`` drops the connection without an answer; ``slow`` processes
 the request at once (an order IS filled) and answers after ``delay_ms``; ``error``
 answers 500; ``garbage`` answers 200 with bodies that break the contract. Only
 ``ok`` and ``slow`` reach the account.
+
+Only programs may call it, never a web page: a request carrying ``Origin`` is 403 and a
+``POST`` whose body is not ``application/json`` is 415 (a page's ``fetch`` with
+``text/plain`` needs no CORS preflight; a JSON one does, and gets no CORS answer). The
+``/sim/`` controls need ``Authorization: Bearer <control token>`` when one is set
+(``HUB_SIM_CONTROL_TOKEN``, ``mt4hub sim --control-token``); without one they answer only
+on a loopback address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import itertools
 import logging
 import signal
@@ -41,6 +50,7 @@ __all__ = [
     "SimServer",
     "SimState",
     "create_sim_app",
+    "is_loopback",
     "serve_sim_forever",
     "start_sim",
 ]
@@ -79,9 +89,12 @@ class _PriceBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class _Control:
-    """The fault switch and order counter of one simulator app."""
+    """The fault switch and order counter of one simulator app, and who may use ``/sim/``:
+    anyone (``token`` None and ``open``), the holder of ``token``, or nobody."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None, open: bool = True) -> None:
+        self.token = token
+        self.open = open and token is None
         self.mode: FaultMode = "ok"
         self.delay_ms = DEFAULT_DELAY_MS
         self.orders_received = 0
@@ -246,6 +259,33 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 @web.middleware
+async def _callers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Programs only (no ``Origin``, JSON bodies); ``/sim/`` for the control token's holder."""
+    if "Origin" in request.headers:
+        return _error(f"{request.method} {request.path}: requests from web pages are refused", 403)
+    if request.method == "POST" and request.content_type != "application/json":
+        return _error(f"POST {request.path}: the body must be application/json", 415)
+    if request.path.startswith("/sim/"):
+        refused = _control_refusal(request.app[_CONTROL], request.headers.get("Authorization"))
+        if refused is not None:
+            return _error(f"{request.method} {request.path}: {refused}", 403)
+    return await handler(request)
+
+
+def _control_refusal(control: _Control, authorization: str | None) -> str | None:
+    if control.open:
+        return None
+    if control.token is None:
+        return "the controls answer on loopback only; set a control token to use them here"
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), control.token.encode()
+    ):
+        return None
+    return "send Authorization: Bearer <the control token>"
+
+
+@web.middleware
 async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Apply the fault mode to bridge endpoints; advance the walk before answering."""
     if request.path.startswith("/sim/"):
@@ -280,11 +320,20 @@ async def _walk(model: SimMarket, interval: float) -> None:
             log.exception("simulated bridge: price step failed")
 
 
-def create_sim_app(model: SimMarket, *, walk_interval: float = WALK_INTERVAL) -> web.Application:
-    """The simulator app; while it runs, a task advances ``model`` every ``walk_interval`` s."""
-    app = web.Application(middlewares=[_errors, _faults])
+def create_sim_app(
+    model: SimMarket,
+    *,
+    walk_interval: float = WALK_INTERVAL,
+    control_token: str | None = None,
+    controls_open: bool = True,
+) -> web.Application:
+    """The simulator app; while it runs, a task advances ``model`` every ``walk_interval`` s.
+
+    ``/sim/`` controls: for the holder of ``control_token`` when given, else for anyone
+    when ``controls_open``, else for nobody."""
+    app = web.Application(middlewares=[_errors, _callers, _faults])
     app[_MODEL] = model
-    app[_CONTROL] = _Control()
+    app[_CONTROL] = _Control(control_token, controls_open)
 
     async def walker(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_walk(model, walk_interval), name="sim-walk")
@@ -306,6 +355,16 @@ def create_sim_app(model: SimMarket, *, walk_interval: float = WALK_INTERVAL) ->
     app.router.add_post("/sim/reset", _sim_reset)
     app.router.add_get("/sim/state", _sim_state)
     return app
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.0.0.1``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SimServer:
@@ -337,11 +396,20 @@ async def start_sim(
     leverage: int = 100,
     currency: str = "USD",
     seed: int | None = None,
+    control_token: str | None = None,
 ) -> SimServer:
-    """Serve a fresh simulated account on ``host:port`` (0 picks a free port)."""
+    """Serve a fresh simulated account on ``host:port`` (0 picks a free port).
+
+    Its ``/sim/`` controls need ``control_token`` when given; without one they answer
+    only when ``host`` is a loopback address."""
     model = SimMarket(symbols, balance, leverage, currency, seed)
+    if control_token is None and not is_loopback(host):
+        log.warning(
+            "simulated EA Bridge on %s: /sim/ controls disabled (not loopback, no control token)",
+            host,
+        )
     runner = web.AppRunner(
-        create_sim_app(model),
+        create_sim_app(model, control_token=control_token, controls_open=is_loopback(host)),
         access_log=None,
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
@@ -368,6 +436,7 @@ async def serve_sim_forever(
     leverage: int = 100,
     currency: str = "USD",
     seed: int | None = None,
+    control_token: str | None = None,
 ) -> None:
     """Run a simulator until cancelled, SIGINT or SIGTERM (the ``mt4hub sim`` command)."""
     server = await start_sim(
@@ -378,6 +447,7 @@ async def serve_sim_forever(
         leverage=leverage,
         currency=currency,
         seed=seed,
+        control_token=control_token,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

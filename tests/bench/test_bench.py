@@ -116,6 +116,16 @@ def test_poller_reports_cpu_and_staleness(run: Run) -> None:
     assert poller.staleness_ms["samples"] and poller.age_ms["samples"]
 
 
+def test_churn_measures_pings_and_ticks_quiet_and_under_attack(run: Run) -> None:
+    churn = run.results.churn
+    assert churn is not None
+    assert [w.attack for w in churn.windows] == [False, True]
+    for window in churn.windows:
+        assert window.ping_ms["samples"] and window.ticks_delivered > 0, window
+    assert churn.attack.churn_ops > 0 and churn.quiet.churn_ops == 0
+    assert any(t.startswith("subscription churn") for t, _, _ in targets(run.results))
+
+
 def test_markdown_and_plot_are_written(run: Run) -> None:
     text = (run.out / "BENCHMARKS.md").read_text()
     for heading in ("## Machine", "## How to run", "## Targets", "## What is left and why"):

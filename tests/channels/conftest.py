@@ -79,7 +79,7 @@ def build_app(node: Node, limits: SessionLimits) -> Starlette:
             authenticate=authenticate,
             on_command=on_command,
             commands=COMMANDS,
-            token=bearer_token(websocket.headers, websocket.query_params),
+            token=bearer_token(websocket.headers, websocket.scope["query_string"]),
             batch=wants_batch(websocket.query_params),
             limits=limits,
         )

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from channels import names
 from channels.errors import InvalidChannel
@@ -80,3 +82,41 @@ def test_validate_accepts_channels_and_patterns(name: str) -> None:
 def test_validate_names_the_unknown_channel(name: str) -> None:
     with pytest.raises(InvalidChannel, match=f"unknown channel {name!r}"):
         names.validate(name)
+
+
+_SEGMENT = st.sampled_from(["agent", "a", "b", "ticks", "orders", "*"])
+
+
+@given(
+    channel=st.lists(st.sampled_from(["agent", "a", "b", "ticks"]), min_size=1, max_size=3),
+    pattern=st.lists(_SEGMENT, min_size=1, max_size=3),
+)
+def test_subscriptions_for_lists_exactly_the_names_that_match(
+    channel: list[str], pattern: list[str]
+) -> None:
+    concrete, name = ":".join(channel), ":".join(pattern)
+    assert (name in names.subscriptions_for(concrete)) == names.matches(name, concrete)
+
+
+def test_a_channel_is_matched_by_at_most_eight_names() -> None:
+    assert len(names.subscriptions_for("agent:agent_1:ticks")) == 8
+    assert names.subscriptions_for("summary") == ["summary", "*"]
+
+
+@pytest.mark.parametrize(
+    ("name", "readable"),
+    [
+        ("agent:agent_1:ticks", True),
+        ("agent:agent_1:*", True),
+        ("agent:*:ticks", True),  # a pattern: delivery is checked channel by channel
+        ("*", True),
+        ("system", True),
+        ("agent:agent_2:ticks", False),
+        ("*:agent_2:*", False),
+        ("summary", False),
+        ("signals", False),
+    ],
+)
+def test_a_limited_reader_gets_its_agents_and_system_only(name: str, readable: bool) -> None:
+    assert names.readable(name, frozenset({"agent_1"})) is readable
+    assert names.readable(name, None)

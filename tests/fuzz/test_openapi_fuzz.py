@@ -1,9 +1,11 @@
 """schemathesis against the hub's own ``/openapi.json``, served by a real hub.
 
-Every operation is fuzzed (valid and schema-violating inputs) with the admin token and
-without a token. Every response must be declared (200 / 4XX / 5XX), carry the declared
-content type and match its schema, and no request may cause a 5xx. Trading endpoints
-really trade on this module's own simulators.
+Every operation is fuzzed (valid and schema-violating inputs) with the admin token, with a
+trade token limited to agent_1, and without a token; JWTs with random claims must be
+refused (401) or accepted, never a 5xx. Every response must be declared (200 / 4XX /
+5XX), carry the declared content type and match its schema, and no request may cause a
+5xx. Trading endpoints (dry runs and lift-halt among them) really trade on this module's
+own simulators.
 
 The operations are listed from ``build_openapi()`` so each gets its own test id; the
 schema each test fuzzes is the one the live hub serves.
@@ -11,9 +13,12 @@ schema each test fuzzes is the one the live hub serves.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +28,7 @@ from schemathesis.specs.openapi.checks import ignored_auth, positive_data_accept
 
 from hub.api.openapi import build_openapi
 from tests.fuzz._threaded import ThreadedHub, threaded_hub
+from tests.hubkit import hub_config
 from tests.timing import units
 
 OPERATIONS = [(m.upper(), p) for p, item in build_openapi()["paths"].items() for m in item]
@@ -42,9 +48,15 @@ FUZZ = settings(
 )
 
 
+LIMITED = "fuzz-limited-token-0123"  # trade, agent_1 only
+JWT_SECRET = "fuzz-jwt-secret-0123456789abcdef0123"
+TOKENS = "auth: {tokens: [{name: limited, role: trade, secret_env: T_LIMITED, agents: [agent_1]}]}"
+
+
 @pytest.fixture(scope="module")
 def hub() -> Iterator[ThreadedHub]:
-    with threaded_hub() as running:
+    env = {"T_LIMITED": LIMITED, "HUB_JWT_SECRET": JWT_SECRET}
+    with threaded_hub(hub_config(TOKENS), env) as running:
         yield running
 
 
@@ -88,6 +100,46 @@ def test_with_admin_token_no_5xx_and_responses_match_schema(
         assert response.status_code < 500, response.text
 
     fuzz()
+
+
+@pytest.mark.parametrize(("method", "path"), AUTHORISED, ids=[f"{m} {p}" for m, p in AUTHORISED])
+def test_with_a_token_limited_to_agent_1_no_5xx_and_responses_match_schema(
+    method: str, path: str, hub: ThreadedHub, api_schema: schemathesis.BaseSchema
+) -> None:
+    auth = {"Authorization": f"Bearer {LIMITED}"}
+
+    @FUZZ
+    @given(case=cases(api_schema, method, path))
+    def fuzz(case: schemathesis.Case[Any]) -> None:
+        response = case.call_and_validate(
+            base_url=hub.url, headers=auth, timeout=units(100), excluded_checks=BUSINESS
+        )
+        assert response.status_code < 500, response.text
+
+    fuzz()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_CLAIM = _JSON | st.sampled_from(["read", "trade", "admin", "agent_1", ["agent_1"], ["x y"]])
+
+
+@FUZZ
+@given(sub=_CLAIM, role=_CLAIM, agents=_CLAIM)
+def test_jwts_with_any_claims_are_accepted_or_401_never_a_5xx(
+    hub: ThreadedHub, sub: Any, role: Any, agents: Any
+) -> None:
+    claims = {"sub": sub, "role": role, "agents": agents, "exp": int(time.time()) + 600}
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    r = httpx.get(f"{hub.url}/api/agents", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code in (200, 401), r.text
+    if r.status_code == 200:
+        assert isinstance(sub, str) and sub and role in ("read", "trade", "admin")
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])

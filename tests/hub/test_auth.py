@@ -139,7 +139,7 @@ async def test_connections_per_token_are_limited_and_freed_on_close() -> None:
                 with pytest.raises(websockets.ConnectionClosed) as info:
                     await three.recv()
                 assert info.value.rcvd is not None and info.value.rcvd.code == 4029
-        await eventually(lambda: h.hub.connections_by_token["admin"] == 0)
+        await eventually(lambda: "admin" not in h.hub.slots.open)
         async with websockets.connect(url) as again:
             assert json.loads(await again.recv())["type"] == "welcome"
 
@@ -160,3 +160,91 @@ async def test_cors_allows_only_configured_origins() -> None:
         assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
         r = await h.get("/api/agents", headers={**h.headers, "Origin": "http://evil.example"})
         assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+async def sse_refusal(h: RunningHub, params: dict[str, str]) -> tuple[int, str | None]:
+    """The status of ``/api/stream`` and its error code (None while it streams)."""
+    async with h.http.stream("GET", "/api/stream", params=params, headers=h.headers) as r:
+        if r.status_code == 200:
+            return 200, None
+        await r.aread()
+        return r.status_code, r.json()["error"]["code"]
+
+
+async def test_sse_streams_count_toward_the_per_token_connection_cap() -> None:
+    async with run_hub(hub_config("server: {max_connections_per_token: 2}\n")) as h:
+        url = f"{h.ws_url}?token={h.token}"
+        params = {"channels": "system"}
+        async with (
+            websockets.connect(url) as ws,
+            h.http.stream("GET", "/api/stream", params=params, headers=h.headers) as sse,
+        ):
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            assert sse.status_code == 200
+            assert await sse_refusal(h, params) == (429, "rate_limited")
+            async with websockets.connect(url) as third:
+                assert json.loads(await third.recv())["error"]["code"] == "rate_limited"
+        await eventually(lambda: "admin" not in h.hub.slots.open)
+        async with h.http.stream("GET", "/api/stream", params=params, headers=h.headers) as again:
+            assert again.status_code == 200
+
+
+async def test_sse_and_ws_refuse_more_subscriptions_than_the_cap() -> None:
+    async with run_hub(hub_config("server: {max_subscriptions: 3}\n")) as h:
+        many = [f"agent:agent_{i}:*" for i in range(4)]
+        assert await sse_refusal(h, {"channels": ",".join(many)}) == (429, "rate_limited")
+        async with websockets.connect(f"{h.ws_url}?token={h.token}") as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"op": "subscribe", "id": "s", "channels": many}))
+            reply = json.loads(await ws.recv())
+            assert reply["id"] == "s" and reply["error"]["code"] == "rate_limited", reply
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 4029
+
+
+async def test_a_jwt_subject_never_shares_a_configured_tokens_name() -> None:
+    limits = "server: {max_connections_per_token: 1, command_rate: 0.01, command_burst: 1}\n"
+    async with run_hub(hub_config(limits), env={"HUB_JWT_SECRET": SECRET}) as h:
+        impostor = token(sub="admin", role="trade")
+        me = (await h.get("/api/whoami", headers=bearer(impostor))).json()
+        assert me["name"] == "jwt:admin"
+        async with websockets.connect(h.ws_url, additional_headers=bearer(impostor)) as ws:
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            async with websockets.connect(f"{h.ws_url}?token={h.token}") as real:
+                assert json.loads(await real.recv())["type"] == "welcome"  # its own slot
+        signal = {"signal_id": "j-1", "symbol": "XAUUSD", "direction": "long",
+                  "confidence": 0.1, "sl": 1.0}  # fmt: skip
+        r = await h.post("/api/signals", signal, headers=bearer(impostor))
+        assert r.status_code == 200, r.text
+        r = await h.post("/api/signals", {**signal, "signal_id": "a-1"})
+        assert r.status_code == 200, r.text  # the real admin's rate is its own
+        rows = (await h.get("/api/signals")).json()["signals"]
+        assert {row["signal_id"]: row["payload"]["by"] for row in rows} == {
+            "j-1": "jwt:admin",
+            "a-1": "admin",
+        }
+
+
+async def test_malformed_jwt_claims_are_401_never_a_500(caplog: pytest.LogCaptureFixture) -> None:
+    async with run_hub(env={"HUB_JWT_SECRET": SECRET}) as h:
+        bad = [
+            {"role": ["admin"]},
+            {"role": {"admin": True}},
+            {"role": None},
+            {"sub": 7},
+            {"sub": ["admin"]},
+            {"sub": ""},
+            {"agents": "agent_1"},
+            {"agents": [1, 2]},
+            {"agents": {"agent_1": True}},
+            {"agents": ["agent 1"]},
+            {"exp": "later"},
+        ]
+        for claims in bad:
+            forged = token(**claims)
+            r = await h.get("/api/agents", headers=bearer(forged))
+            assert r.status_code == 401, (claims, r.status_code, r.text)
+            async with websockets.connect(h.ws_url, additional_headers=bearer(forged)) as ws:
+                assert json.loads(await ws.recv())["error"]["code"] == "unauthorized", claims
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

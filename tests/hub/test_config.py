@@ -157,6 +157,35 @@ def test_new_risk_keys_report_bad_values_with_their_path(new: str, expected: str
     assert any(p.startswith(f"f.yml: {expected}") for p in found), found
 
 
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        ("[{name: 'jwt:x', role: read, secret_env: T}]", "auth.tokens[0].name: must match"),
+        ("[{name: admin, role: read, secret_env: T}]", "auth.tokens[0].name: 'admin' is taken"),
+        (
+            "[{name: a, role: read, secret_env: T}, {name: a, role: trade, secret_env: U}]",
+            "auth.tokens[1].name: 'a' is taken",
+        ),
+    ],
+)
+def test_token_names_are_unique_and_never_like_a_jwt_subject(tokens: str, expected: str) -> None:
+    found = problems(GOOD + f"auth: {{tokens: {tokens}}}\n")
+    assert any(p.startswith(f"f.yml: {expected}") for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("header_timeout: 0", "server.header_timeout: must be > 0"),
+        ("idle_timeout: 0.5", "server.idle_timeout: expected int, got float"),
+        ("max_concurrency: 0", "server.max_concurrency: must be >= 1"),
+        ("shutdown_timeout: 0", "server.shutdown_timeout: must be >= 1"),
+    ],
+)
+def test_server_timeouts_and_concurrency_are_validated(server: str, expected: str) -> None:
+    assert f"f.yml: {expected}" in problems(GOOD + f"server: {{{server}}}\n")
+
+
 def test_every_bad_section_is_reported_at_once() -> None:
     text = GOOD + "server: {port: 0}\npolling: {tick_interval: -1}\n"
     found = problems(text)

@@ -23,7 +23,7 @@ from tests.hubkit import free_port, kill_process, stop_process
 from tests.rediskit import redis_prefix
 from tests.timing import eventually, units
 
-TOKEN = "scaleout-admin"
+TOKEN = "scaleout-admin-token"
 LEASE_TTL = 3.0  # the supervisor's lease TTL (hub/app.py): a dead poller's agents move in 2 x TTL
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 SPECS = {
@@ -236,7 +236,7 @@ async def test_trades_split_across_instances_fill_once(redis_url: str, tmp: Path
             "max_positions"
         }
         same = {**body, "client_order_id": "both-1"}
-        await http.post(f"{sims[0].url}/sim/reset")
+        await http.post(f"{sims[0].url}/sim/reset", json={})
         await http.post(
             f"{sims[0].url}/sim/price", json={"symbol": "XAUUSD", "bid": 2650.0, "ask": 2650.3}
         )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from tests.hubkit import hub_config, run_hub
 from tests.timing import units
-from tests.web.conftest import Dashboard
+from tests.web.conftest import Dashboard, _dashboard
 
 WAIT_MS = units(100) * 1000
 
@@ -80,3 +84,37 @@ async def test_phone_width_has_no_horizontal_overflow(phone: Dashboard) -> None:
     await phone.page.wait_for_timeout(units(10) * 1000)
     await phone.screenshot("phone-390x844")
     assert phone.errors == []
+
+
+async def test_the_socket_signs_in_with_the_auth_message_never_the_url(
+    dashboard: Dashboard,
+) -> None:
+    sockets: list[Any] = []
+    sent: list[str] = []
+
+    def on_websocket(ws: Any) -> None:
+        sockets.append(ws)
+        ws.on("framesent", lambda payload: sent.append(str(payload)))
+
+    dashboard.page.on("websocket", on_websocket)
+    await dashboard.open()
+    assert sockets and all("token" not in ws.url for ws in sockets), [ws.url for ws in sockets]
+    first = json.loads(sent[0])
+    assert first["op"] == "auth" and first["token"] == dashboard.hub.token
+    assert dashboard.errors == []
+
+
+async def test_a_token_limited_to_one_agent_gets_a_live_dashboard_of_it(
+    chromium_path: str,
+) -> None:
+    tokens = "auth: {tokens: [{name: a1, role: trade, secret_env: T_A1, agents: [agent_1]}]}\n"
+    secret = "a1-dashboard-token-0123"
+    async with run_hub(hub_config(tokens), env={"T_A1": secret}) as hub:
+        async for dashboard in _dashboard(hub, chromium_path, {"width": 1280, "height": 800}):
+            await dashboard.open(secret)
+            page = dashboard.page
+            assert await page.locator("#agents article.card").count() == 1
+            await page.wait_for_selector('article[data-agent="agent_1"][data-status="online"]')
+            await page.wait_for_timeout(units(10) * 1000)
+            assert await page.locator("#problem").is_hidden()
+            assert dashboard.errors == []

@@ -1,5 +1,6 @@
-// The /ws client: batch frames, request/reply by id, reconnect with backoff, and resume
-// with {seq, epoch} per channel so nothing is missed and no stale value is shown as live.
+// The /ws client: signs in with the auth message, batch frames, request/reply by id,
+// reconnect with backoff, and resume with {seq, epoch} per channel so nothing is missed
+// and no stale value is shown as live.
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
@@ -39,10 +40,12 @@ export class Connection extends EventTarget {
 
   open() {
     this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
-    const query = new URLSearchParams({ token: this.token, batch: "1" });
-    const socket = new WebSocket(`${this.url}?${query}`);
+    // The token goes in the first message, never in the URL (which proxies and logs keep).
+    const socket = new WebSocket(this.url);
     this.socket = socket;
-    socket.addEventListener("open", () => this.subscribe());
+    socket.addEventListener("open", () =>
+      socket.send(JSON.stringify({ op: "auth", token: this.token, batch: true })),
+    );
     socket.addEventListener("message", (ev) => this.receive(ev.data));
     socket.addEventListener("close", (ev) => this.closed(socket, ev));
   }
@@ -126,8 +129,11 @@ export class Connection extends EventTarget {
       case "error":
         if (!this.settle(msg, false)) this.emit("problem", msg.error || {});
         break;
+      case "welcome":
+        this.subscribe();
+        break;
       default:
-        break; // welcome, pong, heartbeat, unsubscribed
+        break; // pong, heartbeat, unsubscribed
     }
   }
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
+import pytest
 
 from tests.hubkit import RunningHub, hub_config, run_hub
 from tests.timing import eventually, units
@@ -146,3 +148,25 @@ async def test_a_price_that_stops_moving_is_listed_as_stale() -> None:
         await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "walk": True})
         await eventually(lambda: agent.ticks["XAUUSD"].bid != 2650.0)
         assert (await h.get("/api/agents/agent_1")).json()["status"]["stale"] == []
+
+
+async def test_bridge_history_over_rest_is_shared_and_counts_against_the_token_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with run_hub(hub_config("server: {command_rate: 0.01, command_burst: 5}\n")) as h:
+        await wait_online(h, "agent_1")
+        client = h.hub.registry.agents["agent_1"].client
+        real, calls = client.history, []
+
+        async def counted(since_ms: int | None = None) -> Any:
+            if since_ms == 12345:  # the REST reads of this test, not the poller's
+                calls.append(since_ms)
+            return await real(since_ms)
+
+        monkeypatch.setattr(client, "history", counted)
+        path, params = "/api/agents/agent_1/history", {"since": "12345"}
+        burst = await asyncio.gather(*(h.get(path, params=params) for _ in range(5)))
+        assert [r.status_code for r in burst] == [200] * 5
+        assert len(calls) == 1  # one bridge read for the burst
+        r = await h.get(path, params=params)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"

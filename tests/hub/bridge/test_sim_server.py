@@ -22,6 +22,7 @@ SYMBOLS = {
     "EURUSD": SymbolSpec(contract_size=100_000, digits=5, max_lots=50),
 }
 MODES = ["ok", "down", "slow", "error", "garbage"]
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -41,7 +42,8 @@ async def call(
     http: aiohttp.ClientSession, method: str, url: str, body: Any = None
 ) -> tuple[int, bytes]:
     data = None if body is None else msgspec.json.encode(body)
-    async with http.request(method, url, data=data) as resp:
+    headers = JSON if method == "POST" else None
+    async with http.request(method, url, data=data, headers=headers) as resp:
         return resp.status, await resp.read()
 
 
@@ -137,7 +139,7 @@ async def test_bad_order_body_is_400_naming_the_field(
     sim: SimServer, http: aiohttp.ClientSession, body: Any, field: str
 ) -> None:
     data = body if isinstance(body, bytes) else msgspec.json.encode(body)
-    async with http.post(sim.url + "/trade", data=data) as resp:
+    async with http.post(sim.url + "/trade", data=data, headers=JSON) as resp:
         assert resp.status == 400
         assert error_of(await resp.read()).startswith(f"{field}: ")
 
@@ -355,3 +357,51 @@ async def test_serve_forever_listens_until_cancelled(
         await task
     with pytest.raises(aiohttp.ClientConnectionError):
         await call(http, "GET", url + "/account")
+
+
+# -- who may call it ------------------------------------------------------------
+
+
+async def test_a_web_page_cannot_post_an_order_as_text_plain(
+    sim: SimServer, http: aiohttp.ClientSession
+) -> None:
+    body = msgspec.json.encode({**BUY, "lots": 0.3, "sl": None})  # 0.3 lot, no stop
+    for headers in ({"Content-Type": "text/plain"}, {}):  # a "simple" cross-site request
+        async with http.post(sim.url + "/trade", data=body, headers=headers) as resp:
+            assert resp.status == 415, await resp.text()
+    assert (await state(http, sim)).orders_received == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/trade"), ("GET", "/account"), ("POST", "/sim/price"), ("POST", "/sim/reset")],
+)
+async def test_requests_from_a_web_page_are_refused(
+    sim: SimServer, http: aiohttp.ClientSession, method: str, path: str
+) -> None:
+    body = msgspec.json.encode(
+        {"symbol": "XAUUSD", "bid": 1.0, "ask": 1.1} if "price" in path else BUY
+    )
+    headers = {**JSON, "Origin": "https://evil.example"}
+    async with http.request(method, sim.url + path, data=body, headers=headers) as resp:
+        assert resp.status == 403, await resp.text()
+    assert (await state(http, sim)).orders_received == 0
+
+
+async def test_controls_off_loopback_need_the_control_token(http: aiohttp.ClientSession) -> None:
+    async with await start_sim("0.0.0.0", 0, symbols=SYMBOLS, balance=100) as open_sim:
+        url = f"http://127.0.0.1:{open_sim.port}"
+        status, raw = await call(http, "POST", url + "/sim/reset")
+        assert status == 403 and "control token" in error_of(raw)
+        assert (await call(http, "GET", url + "/account"))[0] == 200  # the bridge itself works
+    secret = "sim-control-token-0123"
+    guarded = await start_sim("0.0.0.0", 0, symbols=SYMBOLS, balance=100, control_token=secret)
+    async with guarded:
+        url = f"http://127.0.0.1:{guarded.port}"
+        assert (await call(http, "POST", url + "/sim/reset"))[0] == 403
+        wrong = {**JSON, "Authorization": "Bearer nope"}
+        async with http.post(url + "/sim/reset", headers=wrong) as resp:
+            assert resp.status == 403
+        right = {**JSON, "Authorization": f"Bearer {secret}"}
+        async with http.post(url + "/sim/reset", headers=right) as resp:
+            assert resp.status == 200
