@@ -229,7 +229,7 @@ def test_cli_check_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> No
 
 
 def test_every_problem_of_one_agent_is_reported_at_once() -> None:
-    """An unknown key and a bad value in the same section: both lines (SPEC 2)."""
+    """An unknown key and a bad value in the same section: both lines."""
     text = GOOD.replace("max_positions: 1", "max_positions: 0, max_risk: 2%")
     text = text.replace("strategy: amd", "strategy: amd\n    leverage: none")
     found = problems(text)
