@@ -6,14 +6,15 @@ the test controls under ``/sim/`` answer in every mode:
 | call | body | answer |
 |---|---|---|
 | ``POST /sim/price`` | ``{"symbol","bid","ask"}`` pins, ``{"symbol","walk":true}`` unpins | Tick |
-| ``POST /sim/fault`` | ``{"mode":"ok|down|slow|error|garbage","delay_ms":5000}`` | state |
+| ``POST /sim/fault`` | ``{"mode":"ok|down|slow|error|garbage","delay_ms":N,"paths":…}`` | state |
 | ``POST /sim/reset`` | | state |
 | ``GET /sim/state`` | | state |
 
 Fault modes: ``down`` drops the connection without an answer; ``slow`` processes
 the request at once (an order IS filled) and answers after ``delay_ms``; ``error``
 answers 500; ``garbage`` answers 200 with bodies that break the contract. Only
-``ok`` and ``slow`` reach the account.
+``ok`` and ``slow`` reach the account. With ``paths`` (e.g. ``["/trade"]``) the mode applies
+to those bridge paths only; the others answer normally.
 
 Only programs may call it, never a web page: a request carrying ``Origin`` is 403 and a
 ``POST`` whose body is not ``application/json`` is 415 (a page's ``fetch`` with
@@ -79,6 +80,7 @@ class SimState(msgspec.Struct, frozen=True, kw_only=True):
 class _FaultBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     mode: FaultMode
     delay_ms: Annotated[int, Meta(ge=0, le=600_000)] = DEFAULT_DELAY_MS
+    paths: list[str] | None = None  # only these bridge paths (e.g. ["/trade"]); None: all
 
 
 class _PriceBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -97,6 +99,7 @@ class _Control:
         self.open = open and token is None
         self.mode: FaultMode = "ok"
         self.delay_ms = DEFAULT_DELAY_MS
+        self.paths: list[str] | None = None
         self.orders_received = 0
         self.garbage = itertools.cycle(_GARBAGE)
 
@@ -222,7 +225,7 @@ async def _sim_price(request: web.Request) -> web.Response:
 async def _sim_fault(request: web.Request) -> web.Response:
     body = await _decode(request, _FaultBody)
     control = request.app[_CONTROL]
-    control.mode, control.delay_ms = body.mode, body.delay_ms
+    control.mode, control.delay_ms, control.paths = body.mode, body.delay_ms, body.paths
     log.info("simulated bridge fault mode: %s (delay %d ms)", body.mode, body.delay_ms)
     return _json(_state(request.app))
 
@@ -231,6 +234,7 @@ async def _sim_reset(request: web.Request) -> web.Response:
     request.app[_MODEL].reset(now_ms())
     control = request.app[_CONTROL]
     control.mode, control.delay_ms, control.orders_received = "ok", DEFAULT_DELAY_MS, 0
+    control.paths = None
     return _json(_state(request.app))
 
 
@@ -294,6 +298,8 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path == "/trade" and request.method == "POST":
         control.orders_received += 1
     mode = control.mode
+    if control.paths is not None and request.path not in control.paths:
+        mode = "ok"
     if mode == "down":
         if request.transport is not None:
             request.transport.abort()

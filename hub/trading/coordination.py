@@ -86,6 +86,10 @@ class Coordination(Protocol):
     async def take_hub_close(self, agent_id: str, ticket: int, lots: float) -> bool:
         """True (once per mark) when that close was made by a hub command."""
 
+    async def claim(self, key: str) -> bool:
+        """True for the first caller only, on any instance (kept 3 days): one instance
+        handles each closed trade the bridges' histories show."""
+
     async def hold_lease(self, name: str) -> bool:
         """Acquire or renew ``name`` for this instance; False when another holds it."""
 
@@ -132,6 +136,7 @@ class LocalCoordination:
         self._emergency = EmergencyFile(data_dir / "emergency.json")
         self._days = DayFile(data_dir / "days.json")
         self._hub_closes: Counter[tuple[str, int, str]] = Counter()
+        self._claims: dict[str, None] = {}  # insertion-ordered, bounded
         self._reserved: dict[str, Reservation] = {}
 
     async def start(self) -> None:
@@ -189,6 +194,14 @@ class LocalCoordination:
         self._hub_closes[(agent_id, ticket, _lots(lots))] += 1
         while len(self._hub_closes) > _MAX_HUB_CLOSES:  # unseen for long: history moved on
             del self._hub_closes[next(iter(self._hub_closes))]
+
+    async def claim(self, key: str) -> bool:
+        if key in self._claims:
+            return False
+        self._claims[key] = None
+        while len(self._claims) > _MAX_HUB_CLOSES:
+            del self._claims[next(iter(self._claims))]
+        return True
 
     async def take_hub_close(self, agent_id: str, ticket: int, lots: float) -> bool:
         key = (agent_id, ticket, _lots(lots))
@@ -454,6 +467,10 @@ class RedisCoordination:
         async with _shared_state(f"record a close of {agent_id}"):
             await self._redis.hincrby(key, f"{ticket}:{_lots(lots)}", 1)
             await self._redis.expire(key, _DAY_TTL)
+
+    async def claim(self, key: str) -> bool:
+        async with _shared_state("claim a closed trade"):
+            return bool(await self._redis.set(f"{self._p}:claim:{key}", 1, nx=True, ex=_DAY_TTL))
 
     async def take_hub_close(self, agent_id: str, ticket: int, lots: float) -> bool:
         key = f"{self._p}:closes:{agent_id}"

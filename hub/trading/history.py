@@ -35,27 +35,39 @@ class ClosedTrades:
         """A fill of this hub: its records are completed with ``client_order_id``."""
         self._opened[(agent_id, ticket)] = client_order_id
 
-    async def closed_by_hub(self, agent: AgentRuntime, trade: ClosedTrade) -> None:
-        """A close command of this hub: recorded now, not announced again from history
-        (by whichever instance polls the agent)."""
+    async def closing(self, agent: AgentRuntime, ticket: int, lots: float) -> None:
+        """A close command is about to be sent: should the poller read it in the history
+        before the command has its answer, it is the command's to announce, not news."""
+        await self.coord.mark_hub_close(agent.id, ticket, lots)
+
+    async def not_closed(self, agent: AgentRuntime, ticket: int, lots: float) -> None:
+        """The close was refused or never reached the bridge: forget the mark."""
         try:
-            await self.coord.mark_hub_close(agent.id, trade.ticket, trade.lots)
-        except HubError as exc:  # the close happened: its answer must not become an error
-            log.error("hub_close_unmarked agent=%s ticket=%s error=%r: the poller may "
-                      "announce it a second time", agent.id, trade.ticket, exc.message)  # fmt: skip
+            await self.coord.take_hub_close(agent.id, ticket, lots)
+        except HubError as exc:  # it only stops one announcement of a later close
+            log.error("hub_close_unmark_failed agent=%s ticket=%s error=%r",
+                      agent.id, ticket, exc.message)  # fmt: skip
+
+    def closed_by_hub(self, agent: AgentRuntime, trade: ClosedTrade) -> None:
+        """A close command of this hub, confirmed: its record is completed now."""
         key = (agent.id, trade.ticket)
         self.events.journal.trade_closed(agent.id, trade, self._opened.pop(key, None))
 
     async def seen(self, agent: AgentRuntime, trades: list[ClosedTrade]) -> None:
-        """Closed trades read from ``agent``'s bridge history."""
+        """Closed trades read from ``agent``'s bridge history. Each is handled by one
+        instance only (two may poll one agent around a lease hand-over); one that a hub
+        command closed is that command's to announce."""
         for trade in trades:
             key = (agent.id, trade.ticket)
             coid = self._opened.pop(key, None)
             self.events.journal.trade_closed(agent.id, trade, coid)
-            if await self.coord.take_hub_close(agent.id, trade.ticket, trade.lots):
-                continue
             if trade.close_time < self._started_ms:
                 continue  # closed before this hub started: recorded, not news
+            row = f"{agent.id}:{trade.ticket}:{trade.close_time}:{trade.lots:.8f}"
+            if not await self.coord.claim(row):
+                continue  # another instance (or an earlier read) handled it
+            if await self.coord.take_hub_close(agent.id, trade.ticket, trade.lots):
+                continue
             event = OrderEvent(
                 event="closed",
                 agent_id=agent.id,

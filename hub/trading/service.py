@@ -15,6 +15,7 @@ agree on (:mod:`hub.trading.coordination`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any
@@ -72,16 +73,22 @@ class TradingService:
         self.closed = closed
 
     async def _fresh_state(self, agent: AgentRuntime) -> None:
-        """Under the agent's lock, before a check: the day's durable start and halt and,
-        when other instances trade too, the kill switch and the bridge's positions as they
-        are now (another instance may just have filled one or halted the agent)."""
+        """Under the agent's lock, before a check: the account and positions as the bridge
+        holds them now (a stop it hit, a fill's spread, another instance's fill: a poll may
+        not have read them yet), the day's durable start and halt and, when other
+        instances trade too, the kill switch and the day record they may have changed."""
         if self.coord.shared:
             await self.emergency.refresh()
             await self.risk.daily.refresh(agent.id)
+        if agent.online:  # offline: the kill switch and `enabled` answer first, then offline
             try:
-                agent.set_positions(await agent.client.positions())
+                account, positions = await asyncio.gather(
+                    agent.client.account(), agent.client.positions()
+                )
             except BridgeError as exc:
-                raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
+                raise HubError(exc.code, f"{agent.id}: cannot read its account: {exc}") from None
+            agent.account = account
+            agent.set_positions(positions)
         if agent.account is not None:
             await self.risk.daily.observe(agent.id, agent.account.equity)
 
@@ -389,10 +396,12 @@ class TradingService:
             by=by,
         )
         lots = req.lots or position.lots
+        await self.closed.closing(agent, req.ticket, lots)
         try:
             closed = await agent.client.close_position(CloseOrder(ticket=req.ticket, lots=req.lots))
         except (BridgeTimeout, BridgeUnavailable) as exc:
             if isinstance(exc, BridgeUnavailable) and not exc.sent:
+                await self.closed.not_closed(agent, req.ticket, lots)
                 error = HubError("agent_offline", f"{agent.id} bridge unreachable: {exc}")
                 await self.events.emit(
                     _with(base, event="failed", error=error.body()["error"]), "close_failed"
@@ -401,7 +410,8 @@ class TradingService:
             confirmed = await confirm_close(
                 agent, position, lots, self.config.polling.trade_timeout
             )
-            if confirmed is None:
+            if confirmed is None:  # should it close later, the poller announces it
+                await self.closed.not_closed(agent, req.ticket, lots)
                 error = HubError(
                     "bridge_timeout",
                     f"{agent.id}: close of {req.ticket}: {exc}; the bridge still shows the "
@@ -415,6 +425,7 @@ class TradingService:
                 raise error from None
             closed = confirmed
         except BridgeError as exc:
+            await self.closed.not_closed(agent, req.ticket, lots)
             error = HubError(exc.code, f"{agent.id} bridge refused the close: {exc}")
             await self.events.emit(
                 _with(base, event="failed", error=error.body()["error"]), "close_failed"
@@ -431,7 +442,7 @@ class TradingService:
         )
         event = _with(base, price=closed.close_price, profit=closed.profit, lots=closed.lots)
         await self.events.emit(event, "position_closed")
-        await self.closed.closed_by_hub(agent, closed)
+        self.closed.closed_by_hub(agent, closed)
         return {
             "ticket": closed.ticket,
             "agent_id": agent.id,

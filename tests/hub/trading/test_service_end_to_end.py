@@ -112,7 +112,8 @@ async def test_timeout_after_fill_is_reconciled_without_a_second_order() -> None
     async with run_hub(cfg) as h:
         await ready(h, "agent_1")
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
-        await h.sim("agent_1", "/sim/fault", {"mode": "slow", "delay_ms": int(units(40) * 1000)})
+        slow_trade = {"mode": "slow", "delay_ms": int(units(40) * 1000), "paths": ["/trade"]}
+        await h.sim("agent_1", "/sim/fault", slow_trade)  # the order fills, its answer is late
         trade = asyncio.create_task(h.post("/api/agents/agent_1/trade", buy(2648.50)))
 
         async def filled() -> bool:
@@ -135,8 +136,17 @@ async def test_timeout_with_unreadable_bridge_says_outcome_unknown() -> None:
     async with run_hub(cfg) as h:
         await ready(h, "agent_1")
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
-        await h.sim("agent_1", "/sim/fault", {"mode": "slow", "delay_ms": 60_000})
-        r = await h.post("/api/agents/agent_1/trade", buy(2648.50))
+        await h.sim(
+            "agent_1", "/sim/fault", {"mode": "slow", "delay_ms": 60_000, "paths": ["/trade"]}
+        )
+        trade = asyncio.create_task(h.post("/api/agents/agent_1/trade", buy(2648.50)))
+
+        async def received() -> bool:
+            return bool((await sim_state(h, "agent_1"))["orders_received"] >= 1)
+
+        await eventually(received, timeout=units(30), interval=units(0.1), message="the order")
+        await h.sim("agent_1", "/sim/fault", {"mode": "down"})  # sent; now nothing answers
+        r = await trade
         assert r.status_code == 504
         err = r.json()["error"]
         assert err["code"] == "bridge_timeout" and "unknown" in err["message"]
