@@ -1,5 +1,5 @@
 # One way to run things, shared by developers and CI (scripts/ hold the logic).
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench soak attack clean
 
 run:            ## set up and run the hub with three simulated EA Bridges
 	@scripts/run
@@ -15,6 +15,9 @@ bench:          ## benchmarks (BENCHMARKS.md)
 
 soak:           ## 30-minute soak: subscribers, trading, a bridge fault a minute (docs/reliability.md)
 	@scripts/setup && .venv/bin/python -m bench.soak --duration 1800 --subscribers 200
+
+attack:         ## long model-based attack on trading (tests/hub/trading/test_attack.py), 10 000 steps
+	@MT4HUB_ATTACK_STEPS=$${MT4HUB_ATTACK_STEPS:-10000} scripts/test tests/hub/trading/test_attack.py -m slow -s
 
 clean:
 	rm -rf .venv .services data .pytest_cache .mypy_cache .ruff_cache
