@@ -30,7 +30,7 @@ CONFIG = parse_config(
     """
     polling: {tick_interval: 0.05, account_interval: 0.000001, history_interval: 0.000001,
               timeout: 0.5, trade_timeout: 0.3, backoff_initial: 0.05, backoff_max: 0.2}
-    global_risk: {max_total_exposure: 3%, correlation_limit: 0.5}
+    global_risk: {max_total_exposure: 2%, correlation_limit: 0.5}
     symbols:
       XAUUSD: {contract_size: 100, digits: 2}
       EURUSD: {contract_size: 100000, digits: 5}
@@ -51,8 +51,8 @@ CONFIG = parse_config(
     """,
     "attack-config",
 )
-"""The shipped agents, with daily limits (3 %) and a total exposure (3 %) low enough that
-a few trades at their per-trade budget reach them."""
+"""The shipped agents, with daily limits (3 %) and a total exposure (2 %, below the sum of
+the daily limits) low enough that a few trades at their per-trade budgets reach them."""
 
 AGENTS = tuple(CONFIG.agents)
 SYMBOLS = {a: tuple(cfg.symbols) for a, cfg in CONFIG.agents.items()}
@@ -267,15 +267,15 @@ class BridgeModel:
     # -- the invariants ----------------------------------------------------------------------
 
     def check(self) -> None:
-        try:
-            self.check_max_positions()
-            self.check_per_trade()
-            self.check_daily()
-            self.check_exposure()
+        try:  # the exact invariants first, the limits with a tolerance last
             self.check_gates()
+            self.check_max_positions()
             self.check_closes()
             self.check_idempotency()
             self.check_events()
+            self.check_per_trade()
+            self.check_daily()
+            self.check_exposure()
         finally:
             self.touched.clear()
 

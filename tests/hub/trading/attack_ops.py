@@ -97,6 +97,9 @@ Op = Trade | Signal | Modify | Close | CloseAll | Poll
 
 # -- strategies -----------------------------------------------------------------------------
 
+SL_KINDS = ("budget", "budget", "half", "half", "headroom", "point")  # valid, weighted
+SL_KINDS += ("cent_over", "double", "wrong_side", "none")  # refused by the hub (or a breach)
+
 instances = st.sampled_from(("A", "B"))
 _pres = st.integers(0, 4)
 _faults = st.sampled_from(FAULTS)
@@ -109,13 +112,11 @@ def _trade_for(agent: str) -> st.SearchStrategy[Trade]:
         agent=st.just(agent),
         symbol=st.sampled_from(SYMBOLS[agent]),
         action=st.sampled_from(("buy", "sell")),
-        lots=st.sampled_from(("min", "min", "two", "five", "off_step", "below_min")),
-        sl=st.sampled_from(
-            ("budget", "cent_over", "headroom", "half", "double", "point", "wrong_side", "none")
-        ),
-        tp=st.sampled_from((None, "far", "wrong_side")),
+        lots=st.sampled_from(("min", "min", "min", "two", "five", "off_step", "below_min")),
+        sl=st.sampled_from(SL_KINDS),
+        tp=st.sampled_from((None, None, "far", "wrong_side")),
         quote=st.sampled_from(("now", "seen")),
-        coid=st.sampled_from(("new", "none", "again", "changed")),
+        coid=st.sampled_from(("new", "new", "new", "none", "again", "changed")),
         fault=_faults,
         pre=_pres,
     )

@@ -96,6 +96,7 @@ class MarketBridge:
 
     async def _order(self, what: str, order: Any, run: Callable[[], Any]) -> Any:
         self.sent.append(what)
+        await asyncio.sleep(0)  # as over a socket: others run while the request travels
         queued = self.faults.get(what)
         fault = queued.popleft() if queued else None
         if fault is None and self.lose_next:
@@ -126,9 +127,7 @@ class MarketBridge:
         return result
 
     async def _read_delay(self, what: str) -> None:
-        delay = self.delays.get(what, 0.0)
-        if delay:
-            await asyncio.sleep(delay)
+        await asyncio.sleep(self.delays.get(what, 0.0))  # at least one turn, as over a socket
 
     async def account(self) -> Account:
         await self._read_delay("account")

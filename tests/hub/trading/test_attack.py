@@ -76,6 +76,7 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
@@ -203,6 +204,7 @@ class Attack(RuleBasedStateMachine):
         self.kits[name], self.stacks[name] = kit, stack
 
     def teardown(self) -> None:
+        STATS["model: halts"] += self.model.halts
         try:
             for stack in self.stacks.values():
                 self.run(stack.aclose())
@@ -226,7 +228,8 @@ class Attack(RuleBasedStateMachine):
 
     def count(self, what: str) -> None:
         STATS[what] += 1
-        event(what)
+        if currently_in_test_context():  # not when a failing example is replayed by hand
+            event(what)
 
     # -- running operations -----------------------------------------------------------------
 
