@@ -166,6 +166,9 @@ class BridgeModel:
     def day(self) -> str:
         return utc_day(self.clock())
 
+    def halted_today(self) -> list[str]:
+        return [a for a, day in self.halted.items() if day == self.day()]
+
     def positions(self) -> list[tuple[str, Position]]:
         return [(a, p) for a in AGENTS for p in self.markets[a].positions()]
 

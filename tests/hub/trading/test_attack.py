@@ -120,6 +120,7 @@ from tests.rediskit import redis_prefix
 
 DAY_MS = 86_400_000
 STEP_TIMEOUT_S = 60.0  # a step that takes longer is a deadlock, reported as one
+RARE = 3  # rollovers, restarts and emergency stops per run, at most: trading comes first
 
 LONG_STEPS = int(os.environ.get("MT4HUB_ATTACK_STEPS", "0") or 0)
 NORMAL_STEPS = 200  # per setup (one hub, two hubs) in the normal suite
@@ -157,6 +158,7 @@ class Attack(RuleBasedStateMachine):
         }
         self.kits: dict[str, TradingKit] = {}
         self.stacks: dict[str, contextlib.AsyncExitStack] = {}
+        self.rare: Counter[str] = Counter()  # rollovers, restarts, emergency stops so far
         STATS["runs"] += 1
         for name in self.INSTANCES:
             self.run(self._start(name))
@@ -433,25 +435,30 @@ class Attack(RuleBasedStateMachine):
         )
         market.pin(pos.symbol, bid, bid + spread)
 
+    @precondition(lambda self: self.rare["rollover"] < RARE)
     @rule(read_before=st.booleans())
     def rollover(self, read_before: bool) -> None:
         """The hub's clock passes 00:00 UTC (after a last read at 23:59:59.999, maybe)."""
         self.count("rule rollover")
+        self.rare["rollover"] += 1
         midnight = (self.hub_ms // DAY_MS + 1) * DAY_MS
         if read_before:
             self.hub_ms = midnight - 1
             self.run(self.poll_everywhere(AGENTS))
         self.hub_ms = midnight
 
+    @precondition(lambda self: self.rare["restart"] < RARE)
     @rule(on=instances)
     def restart(self, on: str) -> None:
         """A hub instance restarts over its data dir, the same bridges (and Redis)."""
         self.count("rule restart")
+        self.rare["restart"] += 1
         name = on if on in self.kits else self.INSTANCES[0]
         self.run(self.stacks.pop(name).aclose())
         del self.kits[name]
         self.run(self._start(name))
 
+    @precondition(lambda self: self.rare["emergency"] < RARE)
     @rule(
         on=instances,
         close_positions=st.booleans(),
@@ -461,6 +468,7 @@ class Attack(RuleBasedStateMachine):
     def emergency(self, on: str, close_positions: bool, during: list[Op], resume: bool) -> None:
         """An admin's emergency stop racing ``during``; then, maybe, a resume."""
         self.count("rule emergency")
+        self.rare["emergency"] += 1
         kit = self.kit(on)
 
         async def stop() -> str:
@@ -487,6 +495,7 @@ class Attack(RuleBasedStateMachine):
         self.model.stopped = False
         self.run(self.kit(on).emergency.resume(by="admin"))
 
+    @precondition(lambda self: self.model.halted_today())
     @rule(on=instances, agent=st.sampled_from(AGENTS))
     def lift_halt(self, on: str, agent: str) -> None:
         """An admin lifts ``agent``'s halt for the day (refused when the hub sees none)."""
