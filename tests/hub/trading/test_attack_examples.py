@@ -1,0 +1,149 @@
+"""The attack's minimal failing examples, replayed step by step (each a regression test).
+
+Each test is a rule sequence that ``test_attack.py`` found (and that was shrunk by hand),
+run on the same machine with every invariant checked after every step, as hypothesis does.
+The docstring names the invariant it broke and the SPEC item behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.hub.trading.attack_ops import Close, Modify, Poll, Signal, Trade
+from tests.hub.trading.test_attack import Attack, OneHub, TwoHubs, shared_redis
+
+
+class Steps:
+    """A machine whose rules are followed by the invariants' check, as in a hypothesis run."""
+
+    def __init__(self, state: Attack) -> None:
+        self.state = state
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        rule = getattr(self.state, name)
+
+        def step(*args: Any, **kwargs: Any) -> None:
+            rule(*args, **kwargs)
+            self.state.bridges_hold_every_limit()
+
+        return step
+
+
+@contextlib.contextmanager
+def attack(machine: type[Attack]) -> Iterator[Steps]:
+    state = machine()
+    try:
+        state.bridges_hold_every_limit()
+        yield Steps(state)
+    finally:
+        state.teardown()
+
+
+@pytest.fixture
+def two_hubs(request: pytest.FixtureRequest) -> type[TwoHubs]:
+    TwoHubs.redis_url = shared_redis(request)
+    return TwoHubs
+
+
+def test_a_full_close_is_not_confirmed_by_an_earlier_partial_close() -> None:
+    """[4 closes] After a partial close, a full close that never reached the bridge was
+    reported done: the history row of the partial close was taken for it (SPEC 7, outcomes
+    are the bridge's: a history row for that ticket with those lots, closed after the
+    request)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="two", sl="half"))
+        hub.close(Close("A", pick=0, size="part"))
+        hub.close(Close("A", pick=0, size="all", fault="unsent"))
+
+
+def test_two_closes_of_one_ticket_are_not_announced_again_from_the_history() -> None:
+    """[6 events] A partial and then a full close by the hub, read in one history poll: the
+    second row was announced again as a ``bridge`` close (closed lots 0.03 of 0.02)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="two", sl="half"))
+        hub.close(Close("A", pick=0, size="part"))
+        hub.close(Close("A", pick=0, size="all"))
+        hub.poll(Poll("A", "agent_3"))
+
+
+def test_a_close_by_one_instance_is_not_announced_again_by_the_other(
+    two_hubs: type[TwoHubs],
+) -> None:
+    """[6 events] Instance A closed the ticket; instance B, polling the bridge's history,
+    announced the same close again (two ``closed`` for one full close, cluster-wide)."""
+    with attack(two_hubs) as hub:
+        hub.trade(Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.close(Close("A", pick=0, size="all"))
+        hub.poll(Poll("B", "agent_1"))
+
+
+def test_the_daily_headroom_counts_the_open_risk() -> None:
+    """[2b daily_loss] loss_today 5.41 + open risk 29.43 > 30.00 + 10 %: each trade was
+    checked as ``loss_today + its risk``, without the open positions' risk (SPEC 7,
+    daily loss: loss_today + open risk + this trade's risk <= limit)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="point"))
+        hub.gap(agent="agent_3", pick=0, beyond=470)
+        hub.poll(Poll("A", "agent_3"))
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
+
+
+def test_a_fill_away_from_the_quote_the_hub_read_is_brought_back_to_the_limit() -> None:
+    """[2a max_risk_per_trade] The price moved 1.00 after the hub's last read; a buy priced
+    on that quote at exactly the 2.00 budget filled 1.00 higher and kept 3.00 of risk
+    (SPEC 7, after a fill: risk recomputed at the fill price, breach -> tighten)."""
+    with attack(OneHub) as hub:
+        hub.move(agent="agent_1", symbol="XAUUSD", points=100, skip_poll=True)
+        hub.trade(Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget", quote="seen"))
+
+
+def test_a_signal_is_sized_on_the_balance_after_a_stop_the_hub_has_not_read() -> None:
+    """[2a max_risk_per_trade] A gap through the SL lost 110.10 in all; before the next poll a
+    signal was sized on the old balance (risk 20.00 where the limit is now 17.80):
+    ``max_risk_per_trade x balance`` must hold against the bridge's balance (SPEC 7, exact
+    semantics hold with a poller racing a command)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="half"))
+        hub.gap(agent="agent_3", pick=0, beyond=2000)
+        hub.signal(Signal("A", "USDJPY", "long", sl_spreads=4))
+
+
+def test_a_trade_after_a_loss_the_hub_has_not_read_keeps_the_daily_limit() -> None:
+    """[2b daily_loss] The same gap (loss_today 110.10, past the 30.00 limit); the next
+    trade was checked on the equity of the last poll and filled (SPEC 7, daily loss)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="half"))
+        hub.gap(agent="agent_3", pick=0, beyond=2000)
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="budget"))
+
+
+def test_concurrent_trades_on_different_agents_keep_the_total_exposure() -> None:
+    """[2c max_total_exposure] Three agents traded at once; each was checked against the
+    open risk without the others' orders in flight: 38.70 > 2 % of 1699.20 + 10 % (SPEC 7,
+    global checks count in-flight risk of every agent and are serialised across agents)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.burst(
+            [
+                Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"),
+                Trade("A", "agent_2", "EURUSD", "buy", lots="min", sl="budget"),
+                Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"),
+            ]
+        )
+
+
+def test_a_wider_stop_is_refused_while_the_agent_is_halted() -> None:
+    """[3 gates] agent_3 lost 30.10 (its daily limit) and was halted at the next poll; a
+    modify widening the SL of its other position still reached the bridge (SPEC 7,
+    widening a stop is checked like a new order: halt, daily headroom, ...)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="half"))
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
+        hub.gap(agent="agent_3", pick=0, beyond=2000)
+        hub.poll(Poll("A", "agent_3"))
+        hub.modify(Modify("A", pick=0, sl="widen_budget"))
