@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import tempfile
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -93,6 +93,21 @@ class MarketBridge:
     def fault(self, op: str, fault: OrderFault) -> None:
         """The next ``op`` order meets ``fault``."""
         self.faults.setdefault(op, deque()).append(fault)
+
+    @contextlib.contextmanager
+    def faulty(self, op: str, fault: OrderFault | None) -> Iterator[None]:
+        """The next ``op`` order sent within the block meets ``fault`` (if none was sent,
+        the fault is forgotten: it does not wait for a later order)."""
+        if fault is None:
+            yield
+            return
+        self.fault(op, fault)
+        try:
+            yield
+        finally:
+            queued = self.faults.get(op)
+            if queued and fault in queued:
+                queued.remove(fault)
 
     async def _order(self, what: str, order: Any, run: Callable[[], Any]) -> Any:
         self.sent.append(what)

@@ -279,10 +279,9 @@ class Attack(RuleBasedStateMachine):
 
     async def _trade(self, kit: TradingKit, op: Trade, req: TradeRequest) -> str:
         await self._turns(op.pre)
-        if op.fault is not None:
-            kit.bridge(op.agent).fault("trade", op.fault)
         try:
-            await kit.trading.open(op.agent, req, by="attack")
+            with kit.bridge(op.agent).faulty("trade", op.fault):
+                await kit.trading.open(op.agent, req, by="attack")
         except HubError as exc:
             return f"trade {_refusal(exc)}"
         return "trade executed"
@@ -302,20 +301,18 @@ class Attack(RuleBasedStateMachine):
 
     async def _modify(self, kit: TradingKit, op: Modify, agent: str, req: ModifyRequest) -> str:
         await self._turns(op.pre)
-        if op.fault is not None:
-            kit.bridge(agent).fault("modify", op.fault)
         try:
-            await kit.trading.modify(agent, req, by="attack")
+            with kit.bridge(agent).faulty("modify", op.fault):
+                await kit.trading.modify(agent, req, by="attack")
         except HubError as exc:
             return f"modify {_refusal(exc)}"
         return "modify done"
 
     async def _close(self, kit: TradingKit, op: Close, agent: str, req: CloseRequest) -> str:
         await self._turns(op.pre)
-        if op.fault is not None:
-            kit.bridge(agent).fault("close", op.fault)
         try:
-            result = await kit.trading.close(agent, req, by="attack")
+            with kit.bridge(agent).faulty("close", op.fault):
+                result = await kit.trading.close(agent, req, by="attack")
         except HubError as exc:
             return f"close {_refusal(exc)}"
         self.model.reported_closed(agent, req.ticket, req.lots, result["lots"], f"close {req}")
@@ -323,10 +320,9 @@ class Attack(RuleBasedStateMachine):
 
     async def _close_all(self, kit: TradingKit, op: CloseAll) -> str:
         await self._turns(op.pre)
-        if op.fault is not None:
-            kit.bridge(op.agent).fault("close", op.fault)
         try:
-            result = await kit.trading.close_all(op.agent, by="attack")
+            with kit.bridge(op.agent).faulty("close", op.fault):
+                result = await kit.trading.close_all(op.agent, by="attack")
         except HubError as exc:
             return f"close_all {_refusal(exc)}"
         self.model.reported_all_closed(op.agent, result, "close_all")
