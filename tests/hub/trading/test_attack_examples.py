@@ -73,12 +73,34 @@ def test_two_closes_of_one_ticket_are_not_announced_again_from_the_history() -> 
 def test_a_close_by_one_instance_is_not_announced_again_by_the_other(
     two_hubs: type[TwoHubs],
 ) -> None:
-    """[6 events] Instance A closed the ticket; instance B, polling the bridge's history,
-    announced the same close again (two ``closed`` for one full close, cluster-wide)."""
+    """[6 events] Instance A closed the ticket; A and then B read the bridge's history (two
+    pollers of one agent, as around a poll-lease failover, whose new holder reads the last
+    24 h): B announced the same close again, a second ``closed`` for one full close."""
     with attack(two_hubs) as hub:
         hub.trade(Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"))
         hub.close(Close("A", pick=0, size="all"))
+        hub.poll(Poll("A", "agent_1"))
         hub.poll(Poll("B", "agent_1"))
+
+
+def test_a_stop_hit_is_announced_once_cluster_wide(two_hubs: type[TwoHubs]) -> None:
+    """[6 events] The SL filled at the bridge; each instance that read the history announced
+    it (two ``closed`` with ``command: bridge`` for one close)."""
+    with attack(two_hubs) as hub:
+        hub.trade(Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.gap(pick=0, beyond=0)
+        hub.poll(Poll("A", "agent_1"))
+        hub.poll(Poll("B", "agent_1"))
+
+
+def test_a_close_whose_answer_is_late_is_not_announced_as_a_bridge_close() -> None:
+    """[6 events] The bridge closed the position but its answer never came (``hang``); the
+    poller read the close in the history before the hub confirmed it, and announced it as a
+    ``bridge`` close; then the hub announced its own ``close`` (two for one; a poller
+    racing a command)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.concurrently([Close("A", pick=0, size="all", fault="hang"), Poll("A", "agent_3")])
 
 
 def test_the_daily_headroom_counts_the_open_risk() -> None:
@@ -87,10 +109,20 @@ def test_the_daily_headroom_counts_the_open_risk() -> None:
     daily loss: loss_today + open risk + this trade's risk <= limit)."""
     with attack(OneHub) as hub:
         hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="point"))
-        hub.gap(agent="agent_3", pick=0, beyond=470)
+        hub.gap(pick=0, beyond=470)
         hub.poll(Poll("A", "agent_3"))
         hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
         hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
+
+
+def test_the_daily_headroom_counts_the_spread_paid_by_the_hubs_own_last_fill() -> None:
+    """[2b daily_loss] Two signals without a poll between: the second was checked on the
+    equity read before the first fill (loss_today 0 instead of the 6.60 of spread it paid),
+    so loss_today 7.50 + open risk 27.60 = 35.10 > 30.00 + 10 % (SPEC 7, daily loss: the
+    floating P/L of a position is counted in equity, its open risk from the price now)."""
+    with attack(OneHub) as hub:
+        hub.signal(Signal("A", "XAUUSD", "long", sl_spreads=2))
+        hub.signal(Signal("A", "XAUUSD", "long", sl_spreads=16))
 
 
 def test_a_fill_away_from_the_quote_the_hub_read_is_brought_back_to_the_limit() -> None:
@@ -109,7 +141,7 @@ def test_a_signal_is_sized_on_the_balance_after_a_stop_the_hub_has_not_read() ->
     semantics hold with a poller racing a command)."""
     with attack(OneHub) as hub:
         hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="half"))
-        hub.gap(agent="agent_3", pick=0, beyond=2000)
+        hub.gap(pick=0, beyond=2000)
         hub.signal(Signal("A", "USDJPY", "long", sl_spreads=4))
 
 
@@ -118,7 +150,7 @@ def test_a_trade_after_a_loss_the_hub_has_not_read_keeps_the_daily_limit() -> No
     trade was checked on the equity of the last poll and filled (SPEC 7, daily loss)."""
     with attack(OneHub) as hub:
         hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="half"))
-        hub.gap(agent="agent_3", pick=0, beyond=2000)
+        hub.gap(pick=0, beyond=2000)
         hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="budget"))
 
 
@@ -144,6 +176,6 @@ def test_a_wider_stop_is_refused_while_the_agent_is_halted() -> None:
     with attack(OneHub) as hub:
         hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="half"))
         hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
-        hub.gap(agent="agent_3", pick=0, beyond=2000)
+        hub.gap(pick=0, beyond=2000)
         hub.poll(Poll("A", "agent_3"))
         hub.modify(Modify("A", pick=0, sl="widen_budget"))
