@@ -89,7 +89,7 @@ class CloseAll:
 class Poll:
     on: str
     agent: str
-    slow: str = "none"  # none | tick | positions | account | history: that read takes 10 ms
+    slow: str = "none"  # none | tick | positions | account | history: that read is slow
     pre: int = 0
 
 

@@ -56,11 +56,14 @@ OrderFault = Literal["lost", "hang", "dropped", "unsent", "vanished", "slow"]
 """What happens to an order on its way (``MarketBridge.faults``):
 
 - ``lost``: the market executes it, the answer is lost (``BridgeTimeout`` at once);
-- ``hang``: the market executes it, no answer comes (``BridgeTimeout`` after ``hang_s``);
+- ``hang``: the market executes it, no answer comes (``BridgeTimeout`` after ``hang_turns``);
 - ``dropped``: the market executes it, then the connection drops (``BridgeUnavailable``, sent);
 - ``unsent``: the connection is refused, the market never sees it (``BridgeUnavailable``, not sent);
 - ``vanished``: the request is lost on the way, the market never sees it (``BridgeTimeout``);
-- ``slow``: it reaches the market after ``slow_s`` and is answered normally.
+- ``slow``: it reaches the market after ``slow_turns`` and is answered normally.
+
+Delays are counted in turns of the event loop, not seconds: what runs meanwhile does not
+depend on the machine's speed, so an interleaving replays the same way.
 """
 
 OrderObserver = Callable[[str, Any, Any, list[Position]], None]
@@ -69,22 +72,27 @@ OrderObserver = Callable[[str, Any, Any, list[Position]], None]
 ``ClosedTrade``, or the ``SimError`` it refused with). Called at the instant of execution."""
 
 
+async def _turns(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
 class MarketBridge:
     """The bridge client's interface over an in-memory market.
 
     ``lose_next`` makes the next order (trade/close/modify) execute and its answer get
     lost (``BridgeTimeout``, as a bridge that hangs after sending). ``faults[op]`` queues
     an :data:`OrderFault` for the next orders of ``op``; ``delays[op]`` slows a read
-    (``account``, ``positions``, ``tick``, ``history``) by that many seconds."""
+    (``account``, ``positions``, ``tick``, ``history``) by that many turns of the event loop."""
 
     def __init__(self, market: SimMarket) -> None:
         self.market = market
         self.lose_next = False
         self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
-        self.delays: dict[str, float] = {}
+        self.delays: dict[str, int] = {}
         self.faults: dict[str, deque[OrderFault]] = {}
-        self.hang_s = 0.02
-        self.slow_s = 0.01
+        self.hang_turns = 25
+        self.slow_turns = 25
         self.sent: list[str] = []
         self.on_order: OrderObserver | None = None
         self.on_account: Callable[[Account], None] | None = None  # each account answered
@@ -122,7 +130,7 @@ class MarketBridge:
         if fault == "vanished":
             raise BridgeTimeout("no answer: the request was lost on the way (by the test)")
         if fault == "slow":
-            await asyncio.sleep(self.slow_s)
+            await _turns(self.slow_turns)
         before = self.market.positions() if self.on_order is not None else []
         try:
             result = run()
@@ -135,14 +143,14 @@ class MarketBridge:
         if fault == "lost":
             raise BridgeTimeout("no answer (lost by the test)")
         if fault == "hang":
-            await asyncio.sleep(self.hang_s)
+            await _turns(self.hang_turns)
             raise BridgeTimeout("no answer (the test's bridge hung after executing)")
         if fault == "dropped":
             raise BridgeUnavailable("connection dropped after sending (by the test)", sent=True)
         return result
 
     async def _read_delay(self, what: str) -> None:
-        await asyncio.sleep(self.delays.get(what, 0.0))  # at least one turn, as over a socket
+        await _turns(1 + self.delays.get(what, 0))  # at least one, as over a socket
 
     async def account(self) -> Account:
         await self._read_delay("account")

@@ -64,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import math
 import os
 import tempfile
@@ -71,12 +72,13 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
+from hypothesis.errors import Flaky
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
@@ -120,6 +122,7 @@ from tests.rediskit import redis_prefix
 
 DAY_MS = 86_400_000
 STEP_TIMEOUT_S = 60.0  # a step that takes longer is a deadlock, reported as one
+SLOW_READ_TURNS = 25  # a slow read takes that many turns of the event loop (a trade ~10)
 RARE = 3  # rollovers, restarts and emergency stops per run, at most: trading comes first
 # Rules are never disabled by the bridges' state (a rule without a position to act on does
 # nothing): with two instances on Redis a replay may interleave differently, and a
@@ -132,6 +135,26 @@ SHRINK = bool(LONG_STEPS) or os.environ.get("MT4HUB_ATTACK_SHRINK") == "1"
 RANDOM = os.environ.get("MT4HUB_ATTACK_SEED") is not None and not CI
 
 STATS: Counter[str] = Counter()
+FIRST_FAILURE: list[str] = []  # the first invariant broken in a test, then the steps to it
+
+RuleMethod = TypeVar("RuleMethod", bound=Callable[..., None])
+
+
+def recorded(rule_method: RuleMethod) -> RuleMethod:
+    """A rule whose calls are counted and logged as ``state.rule(arg=...)`` lines."""
+
+    signature = inspect.signature(rule_method)
+
+    @functools.wraps(rule_method)
+    def run(self: Attack, *args: Any, **kwargs: Any) -> None:
+        name = rule_method.__name__
+        given = signature.bind(self, *args, **kwargs).arguments
+        shown = ", ".join(f"{k}={v!r}" for k, v in given.items() if k != "self")
+        self.log.append(f"state.{name}({shown})")
+        self.count(f"rule {name}")
+        rule_method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 class Attack(RuleBasedStateMachine):
@@ -162,6 +185,7 @@ class Attack(RuleBasedStateMachine):
         self.kits: dict[str, TradingKit] = {}
         self.stacks: dict[str, contextlib.AsyncExitStack] = {}
         self.rare: Counter[str] = Counter()  # rollovers, restarts, emergency stops so far
+        self.log = ["state = " + type(self).__name__ + "()"]
         STATS["runs"] += 1
         for name in self.INSTANCES:
             self.run(self._start(name))
@@ -335,7 +359,7 @@ class Attack(RuleBasedStateMachine):
         await self._turns(op.pre)
         bridge = kit.bridge(op.agent)
         if op.slow != "none":
-            bridge.delays[op.slow] = 0.01
+            bridge.delays[op.slow] = SLOW_READ_TURNS
         try:
             await kit.pollers[op.agent].poll_once()
         finally:
@@ -350,45 +374,45 @@ class Attack(RuleBasedStateMachine):
     # -- rules ------------------------------------------------------------------------------
 
     @rule(op=trades)
+    @recorded
     def trade(self, op: Trade) -> None:
-        self.count("rule trade")
         self.race([op])
 
     @rule(batch=st.lists(st.one_of(trades, signals), min_size=2, max_size=4))
+    @recorded
     def burst(self, batch: list[Op]) -> None:
         """Trades and signals on several agents at once: the global limits under concurrency."""
-        self.count("rule burst")
         self.race(batch)
 
     @rule(batch=st.lists(ops, min_size=2, max_size=4))
+    @recorded
     def concurrently(self, batch: list[Op]) -> None:
         """Any commands at once, polls (some slower on one read) racing them."""
-        self.count("rule concurrently")
         self.race(batch)
 
     @rule(op=signals)
+    @recorded
     def signal(self, op: Signal) -> None:
-        self.count("rule signal")
         self.race([op])
 
     @rule(op=modifies)
+    @recorded
     def modify(self, op: Modify) -> None:
-        self.count("rule modify")
         self.race([op])
 
     @rule(op=closes)
+    @recorded
     def close(self, op: Close) -> None:
-        self.count("rule close")
         self.race([op])
 
     @rule(op=close_alls)
+    @recorded
     def close_all(self, op: CloseAll) -> None:
-        self.count("rule close_all")
         self.race([op])
 
     @rule(op=polls)
+    @recorded
     def poll(self, op: Poll) -> None:
-        self.count("rule poll")
         self.race([op])
 
     @rule(
@@ -397,10 +421,10 @@ class Attack(RuleBasedStateMachine):
         points=st.one_of(st.integers(-300, 300), st.integers(-3000, 3000)),
         skip_poll=st.booleans(),
     )
+    @recorded
     def move(self, agent: str | None, symbol: str, points: int, skip_poll: bool) -> None:
         """``symbol`` moves by ``points`` on one bridge (None: every bridge quoting it); the
         hub instances read it at once unless ``skip_poll``."""
-        self.count("rule move")
         moved = tuple(a for a in AGENTS if agent in (None, a) and symbol in SYMBOLS[a])
         if not moved:
             return
@@ -414,10 +438,10 @@ class Attack(RuleBasedStateMachine):
             self.run(self.poll_everywhere(moved))
 
     @rule(pick=st.integers(0, 7), beyond=st.integers(0, 2000))
+    @recorded
     def gap(self, pick: int, beyond: int) -> None:
         """The price gaps ``beyond`` points past the SL of one of the positions the bridges
         hold (``pick``), which fills that much worse. No hub has read it yet."""
-        self.count("rule gap")
         held = [(a, p) for a, p in self.model.positions() if p.sl]
         if not held:
             return
@@ -433,9 +457,9 @@ class Attack(RuleBasedStateMachine):
 
     @precondition(lambda self: self.rare["rollover"] < RARE)
     @rule(read_before=st.booleans())
+    @recorded
     def rollover(self, read_before: bool) -> None:
         """The hub's clock passes 00:00 UTC (after a last read at 23:59:59.999, maybe)."""
-        self.count("rule rollover")
         self.rare["rollover"] += 1
         midnight = (self.hub_ms // DAY_MS + 1) * DAY_MS
         if read_before:
@@ -445,9 +469,9 @@ class Attack(RuleBasedStateMachine):
 
     @precondition(lambda self: self.rare["restart"] < RARE)
     @rule(on=instances)
+    @recorded
     def restart(self, on: str) -> None:
         """A hub instance restarts over its data dir, the same bridges (and Redis)."""
-        self.count("rule restart")
         self.rare["restart"] += 1
         name = on if on in self.kits else self.INSTANCES[0]
         self.run(self.stacks.pop(name).aclose())
@@ -461,9 +485,9 @@ class Attack(RuleBasedStateMachine):
         during=st.lists(st.one_of(trades, signals, modifies, polls), max_size=3),
         resume=st.sampled_from((True, True, True, False)),
     )
+    @recorded
     def emergency(self, on: str, close_positions: bool, during: list[Op], resume: bool) -> None:
         """An admin's emergency stop racing ``during``; then, maybe, a resume."""
-        self.count("rule emergency")
         self.rare["emergency"] += 1
         kit = self.kit(on)
 
@@ -485,16 +509,16 @@ class Attack(RuleBasedStateMachine):
             self.run(kit.emergency.resume(by="admin"))
 
     @rule(on=instances)
+    @recorded
     def resume(self, on: str) -> None:
         """An admin resumes trading (stopped or not)."""
-        self.count("rule resume")
         self.model.stopped = False
         self.run(self.kit(on).emergency.resume(by="admin"))
 
     @rule(on=instances, agent=st.sampled_from(AGENTS))
+    @recorded
     def lift_halt(self, on: str, agent: str) -> None:
         """An admin lifts ``agent``'s halt for the day (refused when the hub sees none)."""
-        self.count("rule lift_halt")
         try:
             self.run(self.kit(on).daily.lift(agent, by="admin", reason="attack"))
         except HubError as exc:
@@ -508,7 +532,12 @@ class Attack(RuleBasedStateMachine):
     @invariant()
     def bridges_hold_every_limit(self) -> None:
         STATS["checks"] += 1
-        self.model.check()
+        try:
+            self.model.check()
+        except AssertionError as exc:
+            if not FIRST_FAILURE:  # kept: a replay over Redis may interleave differently
+                FIRST_FAILURE.extend([str(exc).splitlines()[0], *self.log])
+            raise
 
 
 def _refusal(exc: HubError) -> str:
@@ -564,9 +593,21 @@ def summary(title: str, started: float) -> str:
 
 def attack(machine: type[Attack], steps: int, per_run: int, title: str) -> None:
     STATS.clear()
+    FIRST_FAILURE.clear()
     started = time.monotonic()
     try:
         run_state_machine_as_test(machine, settings=attack_settings(steps, per_run))
+    except Flaky as exc:
+        if not FIRST_FAILURE:
+            raise
+        # Two instances over a real Redis do not interleave the same way twice: hypothesis
+        # could not replay the failure, so it is reported as it first happened.
+        steps_to_it = "\n".join(FIRST_FAILURE[1:])
+        raise AssertionError(
+            f"{FIRST_FAILURE[0]}\nafter these steps (each followed by the invariants' check; "
+            f"hypothesis could not replay them the same way: {type(exc).__name__}):\n"
+            f"{steps_to_it}"
+        ) from exc
     finally:
         print(summary(title, started))  # the figures to report (shown with -s)
 
