@@ -179,3 +179,36 @@ def test_a_wider_stop_is_refused_while_the_agent_is_halted() -> None:
         hub.gap(pick=0, beyond=2000)
         hub.poll(Poll("A", "agent_3"))
         hub.modify(Modify("A", pick=0, sl="widen_budget"))
+
+
+def test_a_trade_racing_the_poll_that_reads_a_halting_loss_is_refused() -> None:
+    """[3 gates] A gap cost agent_3 110.10, past its 30.00 limit. A poll read the account
+    (the bridge answered: halted from then on) but waited for its slow quotes; a trade in
+    that window was checked on the old equity and reached the bridge (SPEC 7, daily loss:
+    halted when equity has fallen..., with a poller racing a command)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="half"))
+        hub.gap(pick=0, beyond=2000)
+        hub.concurrently(
+            [
+                Poll("A", "agent_3", slow="tick"),
+                Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="budget"),
+            ]
+        )
+
+
+def test_the_start_of_day_is_the_first_equity_read_after_midnight() -> None:
+    """[3 gates] The last read of the day (23:59:59.999) showed 998.40; after 00:00 a
+    modify fixed the new day's start from that read, before the first read of the day
+    (1048.50, a price move). The price fell back: 50.10 lost since the day's start, past
+    the 31.45 limit; the hub, counting from 998.40, was not halted and the next trade
+    reached the bridge (SPEC 7, start-of-day equity: the first equity read at or after
+    00:00 UTC)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="budget"))
+        hub.rollover(read_before=True)
+        hub.move(agent="agent_3", symbol="XAUUSD", points=1000, skip_poll=True)
+        hub.modify(Modify("A", pick=0, sl="tighten"))
+        hub.poll(Poll("A", "agent_3"))
+        hub.move(agent="agent_3", symbol="XAUUSD", points=-1000, skip_poll=False)
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
