@@ -13,7 +13,14 @@ The model
 ---------
 Time. The hub's clock (``DailyLimits``) is the machine's: it starts at 2030-03-04 08:00 UTC
 and moves only by the ``rollover`` rule. Every quote is pinned (``SimMarket.pin``) and moves
-only by the ``move`` and ``gap`` rules, so a run is reproducible.
+only by the ``move`` and ``gap`` rules; a move the hubs do not poll at once (``skip_poll``,
+and every gap) is a change of the bridge that no hub has read yet. Bridge delays are turns
+of the event loop, not seconds, so one hub replays an interleaving the same way; two hubs
+on a real Redis may not (a failure hypothesis cannot replay is reported as it happened).
+
+Instances. With two hubs, commands land on either, and either polls any agent: one agent
+polled by both is what happens around a poll-lease failover (the new holder reads the
+bridge's last 24 h of history).
 
 Start of day. Per agent and UTC day of the hub's clock: the equity of the first account
 read a bridge answered at or after 00:00 (any hub instance, any reason: a poll, a
@@ -52,11 +59,12 @@ Invariants (each asserts on its own line, so hypothesis shrinks each one apart):
    the bridge's lots; the ``closed`` lots of a ticket never exceed its filled lots; nothing
    (``closed``/``modified``) after a ticket is fully closed.
 
-Run length: the normal suite runs a few hundred steps; ``MT4HUB_ATTACK_STEPS`` selects the
-long run (``make attack``, marked slow). Runs are derandomized and use no example database
-(the same examples on every run) unless ``MT4HUB_ATTACK_SEED`` is set outside CI; they
-shrink a failure in the long run or with ``MT4HUB_ATTACK_SHRINK=1``. A summary of steps,
-rules and outcomes is printed at the end (``-s``).
+Run length: the normal suite runs 2 x 200 steps; ``MT4HUB_ATTACK_STEPS`` selects the long
+run (``make attack``, marked slow). Runs are derandomized and use no example database (the
+same examples on every run) unless ``MT4HUB_ATTACK_RANDOM=1`` outside CI (a failure then
+prints a ``@reproduce_failure`` blob); they shrink a failure in the long run or with
+``MT4HUB_ATTACK_SHRINK=1``. A summary of steps, rules and outcomes is printed at the end
+(``-s``). ``test_attack_examples.py`` replays the violations found so far, one test each.
 """
 
 from __future__ import annotations
@@ -132,7 +140,7 @@ LONG_STEPS = int(os.environ.get("MT4HUB_ATTACK_STEPS", "0") or 0)
 NORMAL_STEPS = 200  # per setup (one hub, two hubs) in the normal suite
 CI = os.environ.get("CI") == "true"
 SHRINK = bool(LONG_STEPS) or os.environ.get("MT4HUB_ATTACK_SHRINK") == "1"
-RANDOM = os.environ.get("MT4HUB_ATTACK_SEED") is not None and not CI
+RANDOM = os.environ.get("MT4HUB_ATTACK_RANDOM") == "1" and not CI
 
 STATS: Counter[str] = Counter()
 FIRST_FAILURE: list[str] = []  # the first invariant broken in a test, then the steps to it
