@@ -255,13 +255,16 @@ async def trading_kit(
     clock: Callable[[], int] = now_ms,
     coordination: Coordination | None = None,
     bridge: Callable[[str, SimMarket], MarketBridge] | None = None,
+    broker: MemoryBroker | None = None,
 ) -> AsyncIterator[TradingKit]:
     """The trading services over in-memory markets. Pass the ``data_dir`` and ``markets``
     of an earlier kit to restart the hub over the same bridges and state files.
 
     ``clock`` is the hub's clock (the UTC day of the daily limits). ``coordination`` (started and
     closed by the kit) replaces the local one: a ``RedisCoordination`` shared by two
-    kits over the same ``markets`` is two hub instances on the same bridges.
+    kits over the same ``markets`` is two hub instances on the same bridges; give them one
+    connected ``broker`` too (what the instances share on Redis: each channel's last value,
+    e.g. another instance's fills), which the kit then leaves open.
     ``bridge(agent_id, market)`` builds each agent's bridge (default :class:`MarketBridge`).
     """
     with contextlib.ExitStack() as stack:
@@ -277,6 +280,7 @@ async def trading_kit(
                 clock,
                 coord,
                 bridge or (lambda _agent_id, market: MarketBridge(market)),
+                broker,
             ) as kit:
                 yield kit
         finally:
@@ -291,6 +295,7 @@ async def _kit(
     clock: Callable[[], int],
     coordination: Coordination,
     bridge: Callable[[str, SimMarket], MarketBridge],
+    shared_broker: MemoryBroker | None,
 ) -> AsyncIterator[TradingKit]:
     registry = Registry(config)
     for agent_id, agent in registry.agents.items():
@@ -300,8 +305,9 @@ async def _kit(
             {s: config.symbols[s] for s in cfg.symbols}, cfg.initial_balance, seed=7
         )
         agent.client = bridge(agent_id, market)  # type: ignore[assignment]
-    broker = MemoryBroker(history_size=1000)
-    await broker.connect()
+    broker = shared_broker or MemoryBroker(history_size=1000)
+    if shared_broker is None:
+        await broker.connect()
     publisher = Publisher(broker)
     records: list[Record] = []
     journal = RecordsJournal(records.append)
@@ -355,4 +361,5 @@ async def _kit(
     try:
         yield kit
     finally:
-        await broker.close()
+        if shared_broker is None:
+            await broker.close()

@@ -20,7 +20,8 @@ on a real Redis may not (a failure hypothesis cannot replay is reported as it ha
 
 Instances. With two hubs, commands land on either, and either polls any agent: one agent
 polled by both is what happens around a poll-lease failover (the new holder reads the
-bridge's last 24 h of history).
+bridge's last 24 h of history). They share a coordination on Redis and one in-memory broker
+(what they share on Redis: each channel's last value, e.g. another instance's fills).
 
 Start of day. Per agent and UTC day of the hub's clock: the equity of the first account
 read a bridge answered at or after 00:00 (any hub instance, any reason: a poll, a
@@ -95,6 +96,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from channels.memory import MemoryBroker
 from hub.bridge.sim import SimMarket
 from hub.errors import HubError
 from hub.trading.coordination import RedisCoordination
@@ -192,9 +194,13 @@ class Attack(RuleBasedStateMachine):
         }
         self.kits: dict[str, TradingKit] = {}
         self.stacks: dict[str, contextlib.AsyncExitStack] = {}
+        self.broker: MemoryBroker | None = None  # with two hubs, the channels they share
         self.rare: Counter[str] = Counter()  # rollovers, restarts, emergency stops so far
         self.log = ["state = " + type(self).__name__ + "()"]
         STATS["runs"] += 1
+        if self.redis_url is not None:
+            self.broker = MemoryBroker(history_size=1000)
+            self.run(self.broker.connect())
         for name in self.INSTANCES:
             self.run(self._start(name))
 
@@ -235,6 +241,7 @@ class Attack(RuleBasedStateMachine):
                 clock=self.clock,
                 coordination=coordination,
                 bridge=self._bridge,
+                broker=self.broker,
             )
         )
         kit.publisher.observers.append(functools.partial(self.model.published, name))
@@ -245,6 +252,8 @@ class Attack(RuleBasedStateMachine):
         try:
             for stack in self.stacks.values():
                 self.run(stack.aclose())
+            if self.broker is not None:
+                self.run(self.broker.close())
             if self.redis_url is not None:
                 self.run(self._forget_redis_keys())
         finally:
