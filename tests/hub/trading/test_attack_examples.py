@@ -169,6 +169,21 @@ def test_concurrent_trades_on_different_agents_keep_the_total_exposure() -> None
         )
 
 
+def test_trades_on_two_instances_keep_the_total_exposure(two_hubs: type[TwoHubs]) -> None:
+    """[2c max_total_exposure] The same three orders, on two instances: each instance
+    checked the total against what it knew (38.70 > 2 % of 1699.20 + 10 %; SPEC 7, global
+    checks serialised across agents and instances)."""
+    with attack(two_hubs) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.burst(
+            [
+                Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"),
+                Trade("B", "agent_2", "EURUSD", "buy", lots="min", sl="budget"),
+                Trade("B", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"),
+            ]
+        )
+
+
 def test_a_wider_stop_is_refused_while_the_agent_is_halted() -> None:
     """[3 gates] agent_3 lost 30.10 (its daily limit) and was halted at the next poll; a
     modify widening the SL of its other position still reached the bridge (SPEC 7,
