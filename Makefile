@@ -1,5 +1,5 @@
 # One way to run things, shared by developers and CI (scripts/ hold the logic).
-.PHONY: run test lint bench soak cluster cluster-stop clean
+.PHONY: run test lint bench soak attack cluster cluster-stop clean
 
 run:            ## set up and run the hub with three simulated EA Bridges
 	@scripts/run
@@ -21,6 +21,9 @@ cluster:        ## docs/deploy.md on this machine: Redis, Postgres, 3 simulated 
 
 cluster-stop:   ## stop what `make cluster` started
 	@deploy/cluster.sh stop
+
+attack:         ## long model-based attack on trading (tests/hub/trading/test_attack.py), 10 000 steps
+	@MT4HUB_ATTACK_STEPS=$${MT4HUB_ATTACK_STEPS:-10000} scripts/test tests/hub/trading/test_attack.py -m slow -s
 
 clean:
 	@[ ! -d .cluster ] || deploy/cluster.sh stop

@@ -1,0 +1,229 @@
+"""The attack's minimal failing examples, replayed step by step (each a regression test).
+
+Each test is a rule sequence that ``test_attack.py`` found (and that was shrunk by hand),
+run on the same machine with every invariant checked after every step, as hypothesis does.
+The docstring names the invariant it broke and the SPEC item behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.hub.trading.attack_ops import Close, Modify, Poll, Signal, Trade
+from tests.hub.trading.test_attack import Attack, OneHub, TwoHubs, shared_redis
+
+
+class Steps:
+    """A machine whose rules are followed by the invariants' check, as in a hypothesis run."""
+
+    def __init__(self, state: Attack) -> None:
+        self.state = state
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        rule = getattr(self.state, name)
+
+        def step(*args: Any, **kwargs: Any) -> None:
+            rule(*args, **kwargs)
+            self.state.bridges_hold_every_limit()
+
+        return step
+
+
+@contextlib.contextmanager
+def attack(machine: type[Attack]) -> Iterator[Steps]:
+    state = machine()
+    try:
+        state.bridges_hold_every_limit()
+        yield Steps(state)
+    finally:
+        state.teardown()
+
+
+@pytest.fixture
+def two_hubs(request: pytest.FixtureRequest) -> type[TwoHubs]:
+    TwoHubs.redis_url = shared_redis(request)
+    return TwoHubs
+
+
+def test_a_full_close_is_not_confirmed_by_an_earlier_partial_close() -> None:
+    """[4 closes] After a partial close, a full close that never reached the bridge was
+    reported done: the history row of the partial close was taken for it (SPEC 7, outcomes
+    are the bridge's: a history row for that ticket with those lots, closed after the
+    request)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="two", sl="half"))
+        hub.close(Close("A", pick=0, size="part"))
+        hub.close(Close("A", pick=0, size="all", fault="unsent"))
+
+
+def test_two_closes_of_one_ticket_are_not_announced_again_from_the_history() -> None:
+    """[6 events] A partial and then a full close by the hub, read in one history poll: the
+    second row was announced again as a ``bridge`` close (closed lots 0.03 of 0.02)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="two", sl="half"))
+        hub.close(Close("A", pick=0, size="part"))
+        hub.close(Close("A", pick=0, size="all"))
+        hub.poll(Poll("A", "agent_3"))
+
+
+def test_a_close_by_one_instance_is_not_announced_again_by_the_other(
+    two_hubs: type[TwoHubs],
+) -> None:
+    """[6 events] Instance A closed the ticket; A and then B read the bridge's history (two
+    pollers of one agent, as around a poll-lease failover, whose new holder reads the last
+    24 h): B announced the same close again, a second ``closed`` for one full close."""
+    with attack(two_hubs) as hub:
+        hub.trade(Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.close(Close("A", pick=0, size="all"))
+        hub.poll(Poll("A", "agent_1"))
+        hub.poll(Poll("B", "agent_1"))
+
+
+def test_a_stop_hit_is_announced_once_cluster_wide(two_hubs: type[TwoHubs]) -> None:
+    """[6 events] The SL filled at the bridge; each instance that read the history announced
+    it (two ``closed`` with ``command: bridge`` for one close)."""
+    with attack(two_hubs) as hub:
+        hub.trade(Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.gap(pick=0, beyond=0)
+        hub.poll(Poll("A", "agent_1"))
+        hub.poll(Poll("B", "agent_1"))
+
+
+def test_a_close_whose_answer_is_late_is_not_announced_as_a_bridge_close() -> None:
+    """[6 events] The bridge closed the position but its answer never came (``hang``); the
+    poller read the close in the history before the hub confirmed it, and announced it as a
+    ``bridge`` close; then the hub announced its own ``close`` (two for one; a poller
+    racing a command)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.concurrently([Close("A", pick=0, size="all", fault="hang"), Poll("A", "agent_3")])
+
+
+def test_the_daily_headroom_counts_the_open_risk() -> None:
+    """[2b daily_loss] loss_today 5.41 + open risk 29.43 > 30.00 + 10 %: each trade was
+    checked as ``loss_today + its risk``, without the open positions' risk (SPEC 7,
+    daily loss: loss_today + open risk + this trade's risk <= limit)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="point"))
+        hub.gap(pick=0, beyond=470)
+        hub.poll(Poll("A", "agent_3"))
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
+
+
+def test_the_daily_headroom_counts_the_spread_paid_by_the_hubs_own_last_fill() -> None:
+    """[2b daily_loss] Two signals without a poll between: the second was checked on the
+    equity read before the first fill (loss_today 0 instead of the 6.60 of spread it paid),
+    so loss_today 7.50 + open risk 27.60 = 35.10 > 30.00 + 10 % (SPEC 7, daily loss: the
+    floating P/L of a position is counted in equity, its open risk from the price now)."""
+    with attack(OneHub) as hub:
+        hub.signal(Signal("A", "XAUUSD", "long", sl_spreads=2))
+        hub.signal(Signal("A", "XAUUSD", "long", sl_spreads=16))
+
+
+def test_a_fill_away_from_the_quote_the_hub_read_is_brought_back_to_the_limit() -> None:
+    """[2a max_risk_per_trade] The price moved 1.00 after the hub's last read; a buy priced
+    on that quote at exactly the 2.00 budget filled 1.00 higher and kept 3.00 of risk
+    (SPEC 7, after a fill: risk recomputed at the fill price, breach -> tighten)."""
+    with attack(OneHub) as hub:
+        hub.move(agent="agent_1", symbol="XAUUSD", points=100, skip_poll=True)
+        hub.trade(Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget", quote="seen"))
+
+
+def test_a_signal_is_sized_on_the_balance_after_a_stop_the_hub_has_not_read() -> None:
+    """[2a max_risk_per_trade] A gap through the SL lost 110.10 in all; before the next poll a
+    signal was sized on the old balance (risk 20.00 where the limit is now 17.80):
+    ``max_risk_per_trade x balance`` must hold against the bridge's balance (SPEC 7, exact
+    semantics hold with a poller racing a command)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="half"))
+        hub.gap(pick=0, beyond=2000)
+        hub.signal(Signal("A", "USDJPY", "long", sl_spreads=4))
+
+
+def test_a_trade_after_a_loss_the_hub_has_not_read_keeps_the_daily_limit() -> None:
+    """[2b daily_loss] The same gap (loss_today 110.10, past the 30.00 limit); the next
+    trade was checked on the equity of the last poll and filled (SPEC 7, daily loss)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="half"))
+        hub.gap(pick=0, beyond=2000)
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="budget"))
+
+
+def test_concurrent_trades_on_different_agents_keep_the_total_exposure() -> None:
+    """[2c max_total_exposure] Three agents traded at once; each was checked against the
+    open risk without the others' orders in flight: 38.70 > 2 % of 1699.20 + 10 % (SPEC 7,
+    global checks count in-flight risk of every agent and are serialised across agents)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.burst(
+            [
+                Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"),
+                Trade("A", "agent_2", "EURUSD", "buy", lots="min", sl="budget"),
+                Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"),
+            ]
+        )
+
+
+def test_trades_on_two_instances_keep_the_total_exposure(two_hubs: type[TwoHubs]) -> None:
+    """[2c max_total_exposure] The same three orders, on two instances: each instance
+    checked the total against what it knew (38.70 > 2 % of 1699.20 + 10 %; SPEC 7, global
+    checks serialised across agents and instances)."""
+    with attack(two_hubs) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.burst(
+            [
+                Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"),
+                Trade("B", "agent_2", "EURUSD", "buy", lots="min", sl="budget"),
+                Trade("B", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"),
+            ]
+        )
+
+
+def test_a_wider_stop_is_refused_while_the_agent_is_halted() -> None:
+    """[3 gates] agent_3 lost 30.10 (its daily limit) and was halted at the next poll; a
+    modify widening the SL of its other position still reached the bridge (SPEC 7,
+    widening a stop is checked like a new order: halt, daily headroom, ...)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="half"))
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
+        hub.gap(pick=0, beyond=2000)
+        hub.poll(Poll("A", "agent_3"))
+        hub.modify(Modify("A", pick=0, sl="widen_budget"))
+
+
+def test_a_trade_racing_the_poll_that_reads_a_halting_loss_is_refused() -> None:
+    """[3 gates] A gap cost agent_3 110.10, past its 30.00 limit. A poll read the account
+    (the bridge answered: halted from then on) but waited for its slow quotes; a trade in
+    that window was checked on the old equity and reached the bridge (SPEC 7, daily loss:
+    halted when equity has fallen..., with a poller racing a command)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="half"))
+        hub.gap(pick=0, beyond=2000)
+        hub.concurrently(
+            [
+                Poll("A", "agent_3", slow="tick"),
+                Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="budget"),
+            ]
+        )
+
+
+def test_the_start_of_day_is_the_first_equity_read_after_midnight() -> None:
+    """[3 gates] The last read of the day (23:59:59.999) showed 998.40; after 00:00 a
+    modify fixed the new day's start from that read, before the first read of the day
+    (1048.50, a price move). The price fell back: 50.10 lost since the day's start, past
+    the 31.45 limit; the hub, counting from 998.40, was not halted and the next trade
+    reached the bridge (SPEC 7, start-of-day equity: the first equity read at or after
+    00:00 UTC)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="budget"))
+        hub.rollover(read_before=True)
+        hub.move(agent="agent_3", symbol="XAUUSD", points=1000, skip_poll=True)
+        hub.modify(Modify("A", pick=0, sl="tighten"))
+        hub.poll(Poll("A", "agent_3"))
+        hub.move(agent="agent_3", symbol="XAUUSD", points=-1000, skip_poll=False)
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
