@@ -70,6 +70,19 @@ def test_two_closes_of_one_ticket_are_not_announced_again_from_the_history() -> 
         hub.poll(Poll("A", "agent_3"))
 
 
+def test_a_close_after_a_restart_is_not_announced_again_from_the_history() -> None:
+    """[6 events] A partial close (0.01 of 0.02), a restart, the close of the rest (0.01):
+    reading the history, the row of the partial close (from before the restart) took the
+    mark of the new close (same ticket, same lots), and the new close was announced again
+    as a ``bridge`` close."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_2", "EURUSD", "buy", lots="two", sl="half"))
+        hub.close(Close("A", pick=0, size="part"))
+        hub.restart(on="A")
+        hub.close(Close("A", pick=0, size="all"))
+        hub.poll(Poll("A", "agent_2"))
+
+
 def test_a_close_by_one_instance_is_not_announced_again_by_the_other(
     two_hubs: type[TwoHubs],
 ) -> None:
