@@ -33,6 +33,7 @@ import ipaddress
 import itertools
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -422,7 +423,10 @@ async def start_sim(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        # Bound here, not by aiohttp: a port another process takes at the same instant is
+        # always an OSError (EADDRINUSE), which several instances on one config rely on.
+        sock = socket.create_server((host, port))
+        await web.SockSite(runner, sock).start()
     except OSError as exc:
         await runner.cleanup()
         reason = exc.strerror or str(exc)
