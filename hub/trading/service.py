@@ -185,13 +185,13 @@ class TradingService:
             finally:  # after the fill is in the positions every check reads
                 await self._release(reservation)
             self.closed.opened(agent.id, position.ticket, coid)
-            breach = self._fill_breach(agent, position)
+            breach = await self._fill_breach(agent, position)
             if breach is not None:  # confirmed on the freshest quote there is
                 try:
                     await self.risk.fresh_quote(agent, req.symbol, force=True)
                 except HubError as exc:
                     log.warning("breach_quote_unread agent=%s error=%r", agent.id, exc.message)
-                breach = self._fill_breach(agent, position)
+                breach = await self._fill_breach(agent, position)
             if breach is not None:
                 risk = {**risk, "risk_breach": await self._breach(agent, position, breach, base)}
         return self._result(agent, position, req, signal_id, risk)
@@ -268,15 +268,18 @@ class TradingService:
         await self.events.emit(filled, "order_filled", risk)
         return position
 
-    def _fill_breach(self, agent: AgentRuntime, position: Position) -> FillBreach | None:
+    async def _fill_breach(self, agent: AgentRuntime, position: Position) -> FillBreach | None:
+        """The fill against the per-trade, daily and exposure limits (every instance's
+        positions: another's fill is published before its reservation is released)."""
         tolerance = agent.config.risk.slippage_tolerance
-        return check_fill(self.risk.context(agent.id), agent.id, position, tolerance)
+        ctx = self.risk.context(agent.id, positions=await self._others_positions(agent))
+        return check_fill(ctx, agent.id, position, tolerance)
 
     async def _breach(
         self, agent: AgentRuntime, position: Position, breach: FillBreach, base: OrderEvent
     ) -> dict[str, Any]:
-        """The fill risks more than the per-trade limit allows (slippage, or a bridge whose
-        feed froze): a ``risk_breach`` event on the agent's orders and on ``system``, then
+        """The fill risks more than a limit leaves it (slippage, or a bridge whose feed
+        froze): a ``risk_breach`` event on the agent's orders and on ``system``, then
         ``risk.on_breach``: ``tighten`` the SL to the limit (close when the bridge refuses
         or no such SL is valid now), ``close``, or ``alert`` only."""
         policy = agent.config.risk.on_breach
@@ -296,6 +299,7 @@ class TradingService:
         elif policy == "tighten":
             action = "close"
         outcome: dict[str, Any] = {
+            "check": breach.check,
             "risk": breach.risk,
             "limit": breach.limit,
             "action": action,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.bridge.models import Action, Position
+from hub.config import GlobalRisk
 from hub.risk import FillBreach, check_fill
 from hub.risk._money import EPS, risk_to_stop
 from tests.hub.risk.builders import ATLAS, NOVA, PRICES, SPECS, book, context, position, tick
@@ -140,3 +142,55 @@ def test_the_tightened_sl_risks_at_most_the_budget_and_one_point_further_more(
     assert risk(level) <= budget + EPS
     assert risk(level - point if action == "buy" else level + point) > budget + EPS
     assert level < quote.bid if action == "buy" else level > quote.ask
+
+
+# -- the day's headroom and the total exposure, after the fill ------------------------------
+# A slipped fill within the per-trade tolerance can still cross the daily limit or the total
+# exposure (each was checked on the pre-trade quote): the breach names the limit it crosses
+# and tightens the SL to what that limit still leaves the position.
+
+HELD = position("XAUUSD", "buy", 0.1, 2650.30, 2648.00, ticket=2)  # 20.00 from the bid 2650.00
+
+
+def test_a_fill_past_the_day_s_headroom_is_a_daily_loss_breach() -> None:
+    """agent_3: daily limit 50, lost 20, 20 open: 10 left. The fill risks 19.50 (within the
+    20.00 per-trade budget): 59.50 > 55 (the limit + 10%); tightened to risk 10.00."""
+    filled = position("XAUUSD", "buy", 0.1, 2650.30, 2648.35, ticket=1)
+    ctx = context(("agent_3", book(NOVA, 1000, equity=980, positions=[HELD, filled])))
+    found = check_fill(ctx, "agent_3", filled, 0.1)
+    assert isinstance(found, FillBreach)
+    assert found.check == "daily_loss"
+    assert (round(found.risk, 6), round(found.limit, 6), found.tightened_sl) == (19.5, 10.0, 2649.3)
+    assert "daily limit 50.00 USD" in found.message
+
+
+def test_a_fill_within_the_day_s_limit_plus_tolerance_passes() -> None:
+    """Lost 15: 15 + 20 + 19.50 = 54.50 <= 55."""
+    filled = position("XAUUSD", "buy", 0.1, 2650.30, 2648.35, ticket=1)
+    ctx = context(("agent_3", book(NOVA, 1000, equity=985, positions=[HELD, filled])))
+    assert check_fill(ctx, "agent_3", filled, 0.1) is None
+
+
+def test_a_fill_past_the_total_exposure_is_an_exposure_breach() -> None:
+    """2 % of 1200 = 24.00; agent_3 holds 20.00 and fills 15.00 more: 35 > 26.40."""
+    filled = position("XAUUSD", "buy", 0.1, 2650.30, 2648.80, ticket=1)
+    ctx = msgspec.structs.replace(
+        context(("agent_1", book(ATLAS, 200)), ("agent_3", book(NOVA, 1000, positions=[HELD]))),
+        global_risk=GlobalRisk(max_total_exposure=0.02),
+    )
+    found = check_fill(ctx, "agent_3", filled, 0.1)
+    assert isinstance(found, FillBreach)
+    assert found.check == "max_total_exposure"
+    assert (round(found.risk, 6), round(found.limit, 6), found.tightened_sl) == (15.0, 4.0, 2649.9)
+
+
+def test_no_room_left_means_close() -> None:
+    """Exposure already at the limit from another agent: no SL can fit, so close."""
+    filled = position("XAUUSD", "buy", 0.01, 2650.30, 2648.50, ticket=1)
+    ctx = msgspec.structs.replace(
+        context(("agent_1", book(ATLAS, 200)), ("agent_3", book(NOVA, 1000, positions=[HELD]))),
+        global_risk=GlobalRisk(max_total_exposure=0.015),
+    )
+    found = check_fill(ctx, "agent_1", filled, 0.1)
+    assert isinstance(found, FillBreach)
+    assert (found.check, found.tightened_sl) == ("max_total_exposure", None)

@@ -116,3 +116,31 @@ async def test_a_fill_off_a_frozen_feed_that_cannot_be_tightened_is_closed() -> 
         assert market.positions() == []
         system = await kit.broker.history("system", 0)
         assert any(b'"risk_breach"' in bytes(p.data) for p in system or [])
+
+
+async def test_slippage_within_the_per_trade_tolerance_can_still_breach_the_total_exposure() -> (
+    None
+):
+    """1 % of 1700 = 17.00: agent_1 holds 1.80, agent_3's 15.00 fits (16.80). The market
+    moves 0.50 while the order travels: the fill risks 20.00 (within 20.00 x 1.1 per trade)
+    and agent_1's position 2.00, 22.00 > 18.70: tightened to the 15.00 left."""
+    async with trading_kit(hub_config(EXPOSURE)) as kit:
+        for agent_id in ("agent_1", "agent_3"):
+            kit.market(agent_id).pin("XAUUSD", 2650.0, 2650.3)
+            await kit.poll(agent_id)
+        await kit.trading.open("agent_1", buy("XAUUSD", 0.01, 2648.5), by="t")
+        kit.bridge("agent_3").trade_delay = 0.05
+
+        async def jump() -> None:
+            await asyncio.sleep(0.01)
+            for agent_id in ("agent_1", "agent_3"):
+                kit.market(agent_id).pin("XAUUSD", 2650.5, 2650.8)
+
+        mover = asyncio.create_task(jump())
+        filled = await kit.trading.open("agent_3", buy("XAUUSD", 0.1, 2648.8), by="t")
+        await mover
+        breach = filled["risk"]["risk_breach"]
+        assert (breach["check"], breach["action"]) == ("max_total_exposure", "tighten")
+        assert breach["risk"] == pytest.approx(20.0)
+        (position,) = kit.market("agent_3").positions()
+        assert position.sl == pytest.approx(2649.3)
