@@ -101,12 +101,15 @@ def exit_price(market: SimMarket, symbol: str, action: str) -> float:
     return q.bid if action == "buy" else q.ask
 
 
-def open_risk(market: SimMarket, pos: Position) -> float:
-    """What ``pos`` would still lose from the current exit price to its SL (unbounded
-    without SL)."""
+def open_risk(market: SimMarket, pos: Position, quote: Tick | None = None) -> float:
+    """What ``pos`` would still lose from the current exit price (or ``quote``'s) to its SL
+    (unbounded without SL)."""
     if pos.sl is None or pos.sl == 0:
         return math.inf
-    frm = exit_price(market, pos.symbol, pos.action)
+    if quote is None:
+        frm = exit_price(market, pos.symbol, pos.action)
+    else:
+        frm = quote.bid if pos.action == "buy" else quote.ask
     return usd(market, pos.symbol, max(0.0, loss_to(pos.action, pos.lots, pos.symbol, frm, pos.sl)))
 
 
@@ -187,6 +190,18 @@ class BridgeModel:
         if start is None or start[0] != self.day():
             start = self.day_start[agent] = (self.day(), self.markets[agent].account().equity)
         return start[1]
+
+    def held_risk(self, agent: str, pos: Position) -> float:
+        """``pos``'s open risk for the daily and exposure invariants: from the bridge's
+        current price, or from a quote of that symbol a hub read, whichever risks less. A
+        check may price positions at a quote up to ``max_quote_age_ms`` old (SPEC 7), and
+        the ``move`` rule's unpolled moves are all within that age; the fill of the order
+        itself is held to the fill price by invariant 2a."""
+        risk = open_risk(self.markets[agent], pos)
+        for (_, symbol), quote in self.seen.items():
+            if symbol == pos.symbol:
+                risk = min(risk, open_risk(self.markets[agent], pos, quote))
+        return risk
 
     def room(self, agent: str) -> float:
         """What the SPEC still lets ``agent`` risk: per trade, daily headroom, exposure."""
@@ -323,7 +338,7 @@ class BridgeModel:
             equity = market.account().equity
             loss = max(0.0, start - equity)
             held = market.positions()
-            risk = sum(open_risk(market, p) for p in held)
+            risk = sum(self.held_risk(agent, p) for p in held)
             assert loss + risk <= limit * (1 + TOLERANCE) + CENT, (
                 f"[2b daily_loss] {agent} on {self.day()}: loss_today {loss:.2f} + open risk "
                 f"{risk:.2f} = {loss + risk:.2f} USD > daily limit {limit:.2f} (+10 %) "
@@ -335,10 +350,7 @@ class BridgeModel:
     def check_exposure(self) -> None:
         if not self.touched:
             return
-        held = {
-            a: sum(open_risk(self.markets[a], p) for p in self.markets[a].positions())
-            for a in AGENTS
-        }
+        held = {a: sum(self.held_risk(a, p) for p in self.markets[a].positions()) for a in AGENTS}
         equity = sum(m.account().equity for m in self.markets.values())
         limit = MAX_EXPOSURE * max(equity, 0.0)
         total = sum(held.values())
