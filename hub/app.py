@@ -31,7 +31,7 @@ from channels.node import Node
 from channels.session import Session
 from hub import gc_policy
 from hub.agents import AgentRuntime, Registry
-from hub.api import commands, openapi, read, records, stream
+from hub.api import commands, notifications, openapi, read, records, stream
 from hub.api.common import json_response
 from hub.api.middleware import AccessLog
 from hub.api.openapi import build_openapi
@@ -41,6 +41,7 @@ from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
 from hub.errors import STATUS, HubError
 from hub.metrics import Metrics
+from hub.notify import Notifier, Outbox
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
 from hub.records import RecordWriter, Spool, SpoolInUse, open_store
@@ -148,6 +149,10 @@ class Hub:
         self.openapi = build_openapi()
         self.signals = SignalRouter(self.trading, self.risk, self.journal)
         self.publisher.observers.append(self._observe)
+        self.notifier = Notifier(
+            config.notifications, Outbox(data_dir / "notifications.db"), self.env
+        )
+        self.publisher.observers.append(self.notifier.observe)
         self.tasks: list[asyncio.Task[None]] = []
         self._summary_dirty = False
         self._summary_task: asyncio.Task[None] | None = None
@@ -210,6 +215,7 @@ class Hub:
                 "instance its own HUB_DATA_DIR (or HUB_INSTANCE_ID, which picks "
                 "data/<instance id>)"
             ) from exc
+        await self.notifier.start()
         self.journal.log(
             None,
             "config_loaded",
@@ -281,6 +287,7 @@ class Hub:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 log.error("task_failed task=%s error=%r", task.get_name(), task.exception())
         self.tasks.clear()
+        await self.notifier.stop()
         await self.coordination.close()
         await self.broker.close()
         await self.writer.close()
@@ -361,6 +368,7 @@ def create_app(
             *read.routes,
             *commands.routes,
             *records.routes,
+            *notifications.routes,
             *stream.routes,
             *openapi.routes,
             Route("/", _dashboard),

@@ -55,6 +55,12 @@ PAGE = [
     {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
 ]
 
+NOTIFY_FILTERS = [
+    {"name": "target", "in": "query", "schema": {"type": "string"}},
+    {"name": "status", "in": "query", "schema": {"enum": ["pending", "delivered"]}},
+    {"name": "event", "in": "query", "schema": {"type": "string"}},
+]
+
 IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
 
 # (method, path, summary, auth role or None, body struct, 200 schema name or None, params)
@@ -75,6 +81,7 @@ _READS: list[_Entry] = [
     ("get", "/api/signals", "Signals, newest first", "read", None, None, PAGE),
     ("get", "/api/trades", "Trade records, newest first", "read", None, None, PAGE),
     ("get", "/api/logs", "Log records, newest first", "read", None, None, PAGE),
+    ("get", "/api/notifications", "Notification deliveries, newest first", "read", None, None, [*PAGE, *NOTIFY_FILTERS]),
     ("get", "/api/risk", "Per-agent risk state and global exposure", "read", None, None, []),
     ("get", "/api/channels/{channel}/history", "A channel's bounded history", "read", None, None, [CHANNEL, {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}]),
     ("get", "/api/stream", "Server-Sent Events", "read", None, None, [{"name": "channels", "in": "query", "required": True, "schema": {"type": "string"}}]),
