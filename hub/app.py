@@ -31,7 +31,8 @@ from channels.node import Node
 from channels.session import Session
 from hub import gc_policy
 from hub.agents import AgentRuntime, Registry
-from hub.api import commands, notifications, openapi, read, records, stream
+from hub.api import asyncapi, commands, notifications, openapi, read, records, stream
+from hub.api.asyncapi import build_asyncapi
 from hub.api.common import json_response
 from hub.api.middleware import AccessLog
 from hub.api.openapi import build_openapi
@@ -147,6 +148,7 @@ class Hub:
         self.summary_leader = False
         self.metrics = Metrics(self)
         self.openapi = build_openapi()
+        self.asyncapi = build_asyncapi()
         self.signals = SignalRouter(self.trading, self.risk, self.journal)
         self.publisher.observers.append(self._observe)
         self.notifier = Notifier(
@@ -371,6 +373,7 @@ def create_app(
             *notifications.routes,
             *stream.routes,
             *openapi.routes,
+            *asyncapi.routes,
             Route("/", _dashboard),
             Mount("/static", StaticFiles(directory=web_dir, check_dir=False), name="static"),
         ],

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.api.common import hub_of
+from hub.api.common import hub_of, require
 from hub.api.records import page
 from hub.errors import HubError
 
@@ -19,6 +19,7 @@ _STATUSES = ("pending", "delivered")
 
 
 async def notifications(request: Request) -> Response:
+    require(request, "read")  # a caller without a token learns nothing, not even a bad filter
     params = request.query_params
     status = params.get("status") or None
     if status is not None and status not in _STATUSES:

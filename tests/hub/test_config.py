@@ -302,23 +302,30 @@ def test_notification_targets_parse_with_defaults() -> None:
     assert (tg.api_base, tg.agents) == ("https://api.telegram.org", ["agent_1"])
 
 
+HOOK = "name: a, url: 'http://h/x', secret_env: S"
+TG = "name: a, type: telegram, events: [filled], token_env: T"
+
+
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        ("{name: a, url: 'http://h/x', events: [filed], secret_env: S}", "events[0]: invalid value 'filed'"),
-        ("{name: a, url: 'http://h/x', events: [], secret_env: S}", "events: length must be >= 1"),
+        (f"{{{HOOK}, events: [filed]}}", "events[0]: invalid value 'filed'"),
+        (f"{{{HOOK}, events: []}}", "events: length must be >= 1"),
         ("{name: a, events: [filled], secret_env: S}", "url: required for a webhook target"),
         ("{name: a, url: 'http://h/x', events: [filled]}", "secret_env: required for a webhook"),
         ("{name: a, url: 'ftp://h/x', events: [filled], secret_env: S}", "url: must be an http"),
-        ("{name: a, url: 'http://h/x', events: [filled], secret_env: 'no good'}", "secret_env: must match"),
-        ("{name: a, type: telegram, events: [filled], token_env: T}", "chat_id_env: required for a telegram"),
-        ("{name: a, type: telegram, events: [filled], token_env: T, chat_id_env: C, url: 'http://h'}", "url: not for a telegram"),
+        ("{name: a, url: 'http://h', events: [filled], secret_env: 'no good'}", "secret_env: must"),
+        (f"{{{TG}}}", "chat_id_env: required for a telegram"),
+        (f"{{{TG}, chat_id_env: C, url: 'http://h'}}", "url: not for a telegram"),
         ("{name: a, type: sms, events: [filled]}", "type: invalid value 'sms'"),
-        ("{name: a, url: 'http://h/x', events: [filled], secret_env: S, retry_initial: 10, retry_max: 5}", "retry_initial: must be <= retry_max (5)"),
-        ("{name: a, url: 'http://h/x', events: [filled], secret_env: S, agents: [agent_9]}", "agents: unknown agent 'agent_9'"),
-        ("{name: a, url: 'http://h/x', events: [filled], secret_env: S, colour: red}", "colour: unknown key"),
+        (
+            f"{{{HOOK}, events: [filled], retry_initial: 10, retry_max: 5}}",
+            "retry_initial: must be <= retry_max (5)",
+        ),
+        (f"{{{HOOK}, events: [filled], agents: [agent_9]}}", "agents: unknown agent 'agent_9'"),
+        (f"{{{HOOK}, events: [filled], colour: red}}", "colour: unknown key"),
     ],
-)  # fmt: skip
+)
 def test_bad_notification_targets_name_the_key(target: str, expected: str) -> None:
     found = problems(GOOD + f"notifications: [{target}]\n")
     assert any(p.startswith(f"f.yml: notifications[0].{expected}") for p in found), found
