@@ -50,12 +50,15 @@ def one_line(event: str, agent_id: str | None, data: Mapping[str, Any]) -> str:
     error = data.get("error")
     if isinstance(error, Mapping) and error.get("message"):
         parts.append(f"- {error['message']}")
+    elif isinstance(error, str) and error:  # an agent status's bridge error
+        parts.append(f"- {error}")
     for key in ("reason", "by"):
         if data.get(key) and event in ("emergency_stop", "resume", "halted", "halt_lifted"):
             parts.append(f"{key} {data[key]}")
-    if data.get("message") and not isinstance(error, Mapping):
+    if data.get("message") and not error:
         parts.append(f"- {data['message']}")
-    line = f"{who}: {' '.join(parts)}" if parts else who
+    detail = " ".join(parts).removeprefix("- ")
+    line = f"{who}: {detail}" if detail else who
     return " ".join(line.split())[:400]  # one line, whatever the payload held
 
 

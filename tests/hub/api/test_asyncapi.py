@@ -28,6 +28,24 @@ def _official_validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(schema)
 
 
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def _resolves(doc: dict[str, Any], ref: str) -> bool:
+    node: Any = doc
+    for part in ref.removeprefix("#/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return ref.startswith("#/")
+
+
 def _tags(union: Any) -> set[str]:
     return {s.__struct_config__.tag for s in get_args(union)}
 
@@ -62,6 +80,8 @@ async def test_the_document_validates_against_the_official_asyncapi_schema(
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
     ]
     assert errors == []
+    unresolved = [ref for ref in _refs(doc) if not _resolves(doc, ref)]
+    assert unresolved == []  # the JSON Schema does not follow references: this does
     # The schema is strict enough to catch a wrong document.
     broken = {**doc, "operations": {**doc["operations"], "x": {"action": "publish"}}}
     assert not validator.is_valid(broken)

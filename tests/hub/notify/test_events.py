@@ -42,6 +42,8 @@ def test_a_rejection_shows_the_engine_message() -> None:
     )
     (notice,) = Notices().of("agent:agent_1:orders", event)
     assert notice.text == "rejected agent_1: buy 0.01 XAUUSD - risks 10.30 USD"
+    only_error = one_line("failed", "agent_1", {"error": {"message": "bridge_error"}})
+    assert only_error == "failed agent_1: bridge_error"
 
 
 def test_status_changes_become_transitions_only() -> None:
@@ -70,3 +72,17 @@ def test_system_gives_emergency_stop_and_resume_but_not_its_risk_breach_copy() -
 def test_one_line_is_one_line_and_bounded() -> None:
     text = one_line("failed", "agent_1", {"error": {"message": "bridge said\nno " + "x" * 900}})
     assert "\n" not in text and len(text) <= 400
+
+
+def test_an_offline_status_shows_the_bridge_error() -> None:
+    notices = Notices()
+    status = AgentStatus(
+        status="offline",
+        trading="active",
+        latency_ms=None,
+        error="GET /tick/EURUSD: no answer within 2s",
+        since=1,
+        stale=[],
+    )
+    (notice,) = notices.of("agent:agent_2:status", status)
+    assert notice.text == "agent_offline agent_2: GET /tick/EURUSD: no answer within 2s"

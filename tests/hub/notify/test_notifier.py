@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import textwrap
 from pathlib import Path
 from typing import Any
 
-from hub.config import parse_config
+from hub.bridge.sim_server import start_sim
+from hub.config import SymbolSpec, parse_config
+from tests.docs.blocks import blocks
+from tests.faults.kit import HubProc
 from tests.hub.notify.receiver import Receiver
 from tests.hubkit import RunningHub, one_agent_yaml, run_hub
 from tests.timing import eventually, units
 
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = "s3cret-key"
 ENV = {"OPS_SECRET": SECRET, "TG_TOKEN": "123456:ABC-def", "TG_CHAT": "-1001234"}
 TRADE = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "tp": 2660.0}
@@ -203,3 +208,72 @@ async def _attempted(h: RunningHub) -> bool:
     return (
         len(rows) == 6 and all(r["status"] == "pending" for r in rows) and rows[-1]["attempts"] > 0
     )
+
+
+def _documented_verify() -> Any:
+    """The ``verify`` function of docs/notifications.md, run as a reader would copy it."""
+    doc = ROOT / "docs" / "notifications.md"
+    section = doc.read_text().split("### Verifying the signature", 1)[1]
+    (code,) = [b.text for b in blocks(doc, section) if b.lang == "python"][:1]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(doc), "exec"), namespace)
+    return namespace["verify"]
+
+
+async def test_the_documented_verification_accepts_real_deliveries() -> None:
+    verify = _documented_verify()
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        async with run_hub(_config(_webhook(receiver, "'*'")), env=ENV) as h:
+            await _stop_and_resume(h, "doc")
+            await eventually(lambda: len(receiver.requests) >= 2, message="two deliveries")
+        for req in receiver.requests:
+            assert verify(SECRET, req.body, req.headers["X-MT4Hub-Signature"])
+            assert not verify("wrong", req.body, req.headers["X-MT4Hub-Signature"])
+    finally:
+        await receiver.stop()
+
+
+async def test_undelivered_notices_survive_a_killed_hub(tmp_path: Path) -> None:
+    spec = {"XAUUSD": SymbolSpec(contract_size=100, digits=2)}
+    sim = await start_sim("127.0.0.1", 0, symbols=spec, balance=1000.0, seed=3)
+    receiver = Receiver()
+    (tmp_path / "agents.yml").write_text(
+        textwrap.dedent(
+            f"""
+            symbols: {{XAUUSD: {{contract_size: 100, digits: 2}}}}
+            agents:
+              agent_1: {{name: Atlas, strategy: amd, bridge: "{sim.url}", symbols: [XAUUSD],
+                        risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 1}}}}
+            notifications:
+            """
+        )
+        + _webhook(receiver, "emergency_stop, resume", ", retry_initial: 0.1, retry_max: 0.5")
+    )
+    (tmp_path / "data").mkdir()
+    hub = HubProc(tmp_path / "agents.yml", tmp_path / "data", ENV, tmp_path / "hub.log")
+    try:
+        await hub.start()
+        for i in range(2):
+            r = await hub.http.post("/api/emergency/stop-all", json={"reason": f"k{i}"})
+            assert r.status_code == 200, r.text
+            assert (await hub.http.post("/api/emergency/resume")).status_code == 200
+
+        async def pending() -> bool:
+            rows = (await hub.http.get("/api/notifications")).json()["notifications"]
+            return len(rows) == 4 and rows[-1]["attempts"] > 0
+
+        await eventually(pending, message="four pending notices, the first one tried")
+        await hub.kill9()
+        await receiver.start()
+        await hub.start()
+        await eventually(lambda: len(receiver.requests) >= 4, message="four deliveries")
+        await asyncio.sleep(units(3))
+        got = [(r.json()["event"], r.json()["data"].get("reason")) for r in receiver.requests]
+        assert got == [("emergency_stop", "k0"), ("resume", None),
+                       ("emergency_stop", "k1"), ("resume", None)]  # fmt: skip
+    finally:
+        await hub.close()
+        await receiver.stop()
+        await sim.close()
