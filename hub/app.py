@@ -217,7 +217,6 @@ class Hub:
                 "instance its own HUB_DATA_DIR (or HUB_INSTANCE_ID, which picks "
                 "data/<instance id>)"
             ) from exc
-        await self.notifier.start()
         self.journal.log(
             None,
             "config_loaded",
@@ -231,6 +230,7 @@ class Hub:
             await self.mirror.attach(self.node)
             self.tasks.append(asyncio.create_task(self._watch_shared_state(), name="shared"))
         self.tasks.append(asyncio.create_task(self.supervisor.run(), name="poll-supervisor"))
+        await self.notifier.start()  # last: nothing to close if an earlier step fails
 
     async def _start_sims(self) -> None:
         for agent_id, agent in self.config.agents.items():

@@ -121,13 +121,16 @@ class Notifier:
             while True:
                 try:
                     await loop()
-                except (sqlite3.Error, OSError) as exc:
-                    log.error("notify_task_failed task=%s error=%r (restarting)", name, exc)
+                except Exception as exc:  # the outbox's disk, or a bug: logged, restarted
+                    log.error("notify_task_failed task=%s error=%r (restarting in 1 s)", name, exc,
+                              exc_info=not isinstance(exc, sqlite3.Error | OSError))  # fmt: skip
                     await cancellation.sleep(1.0)
 
         return asyncio.create_task(supervised(), name=name)
 
     async def stop(self) -> None:
+        if self._session is None:
+            return  # never started
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -135,8 +138,8 @@ class Notifier:
         try:
             await self._store_queued()  # what was observed to the end is kept
         finally:
-            if self._session is not None:
-                await self._session.close()
+            await self._session.close()
+            self._session = None
             await self.outbox.close()
 
     async def _store_loop(self) -> None:

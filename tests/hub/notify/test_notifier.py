@@ -11,6 +11,7 @@ from typing import Any
 
 from hub.bridge.sim_server import start_sim
 from hub.config import SymbolSpec, parse_config
+from hub.notify import Notifier, Outbox
 from tests.docs.blocks import blocks
 from tests.faults.kit import HubProc
 from tests.hub.notify.receiver import Receiver
@@ -277,3 +278,13 @@ async def test_undelivered_notices_survive_a_killed_hub(tmp_path: Path) -> None:
         await hub.close()
         await receiver.stop()
         await sim.close()
+
+
+def test_a_full_queue_drops_new_notices_and_counts_them(tmp_path: Path) -> None:
+    config = _config(_webhook(Receiver(), "emergency_stop"))
+    notifier = Notifier(config.notifications, Outbox(tmp_path / "n.db"), ENV, capacity=2)
+    for i in range(3):
+        notifier.observe("system", None, {"event": "emergency_stop", "reason": f"r{i}"})
+    notifier.observe("agent:agent_1:ticks", "XAUUSD", {"symbol": "XAUUSD"})
+    health = notifier.health()
+    assert (health.queued, health.dropped) == (2, 1)
