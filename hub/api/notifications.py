@@ -21,7 +21,7 @@ _STATUSES = ("pending", "delivered")
 async def notifications(request: Request) -> Response:
     require(request, "read")  # a caller without a token learns nothing, not even a bad filter
     params = request.query_params
-    status = params.get("status") or None
+    status = params.get("status")
     if status is not None and status not in _STATUSES:
         raise HubError("bad_request", f"status: must be pending or delivered, got {status!r}")
     query = functools.partial(

@@ -117,8 +117,9 @@ async def test_each_target_gets_only_its_events_and_agents() -> None:
             ]
             by_target = await h.get("/api/notifications", params={"target": "stops"})
             assert [r["event"] for r in by_target.json()["notifications"]] == ["emergency_stop"]
-            bad = await h.get("/api/notifications", params={"status": "lost"})
-            assert bad.status_code == 400 and "status" in bad.json()["error"]["message"]
+            for status in ("lost", ""):
+                bad = await h.get("/api/notifications", params={"status": status})
+                assert bad.status_code == 400 and "status" in bad.json()["error"]["message"]
     finally:
         await receiver.stop()
 
