@@ -31,7 +31,8 @@ from channels.node import Node
 from channels.session import Session
 from hub import gc_policy
 from hub.agents import AgentRuntime, Registry
-from hub.api import commands, openapi, read, records, stream
+from hub.api import asyncapi, commands, notifications, openapi, read, records, stream
+from hub.api.asyncapi import build_asyncapi
 from hub.api.common import json_response
 from hub.api.middleware import AccessLog
 from hub.api.openapi import build_openapi
@@ -41,6 +42,7 @@ from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import HubConfig, shipped_path
 from hub.errors import STATUS, HubError
 from hub.metrics import Metrics
+from hub.notify import Notifier, Outbox
 from hub.polling import AgentPoller
 from hub.publisher import Publisher
 from hub.records import RecordWriter, Spool, SpoolInUse, open_store
@@ -146,8 +148,13 @@ class Hub:
         self.summary_leader = False
         self.metrics = Metrics(self)
         self.openapi = build_openapi()
+        self.asyncapi = build_asyncapi()
         self.signals = SignalRouter(self.trading, self.risk, self.journal)
         self.publisher.observers.append(self._observe)
+        self.notifier = Notifier(
+            config.notifications, Outbox(data_dir / "notifications.db"), self.env
+        )
+        self.publisher.observers.append(self.notifier.observe)
         self.tasks: list[asyncio.Task[None]] = []
         self._summary_dirty = False
         self._summary_task: asyncio.Task[None] | None = None
@@ -223,6 +230,7 @@ class Hub:
             await self.mirror.attach(self.node)
             self.tasks.append(asyncio.create_task(self._watch_shared_state(), name="shared"))
         self.tasks.append(asyncio.create_task(self.supervisor.run(), name="poll-supervisor"))
+        await self.notifier.start()  # last: nothing to close if an earlier step fails
 
     async def _start_sims(self) -> None:
         for agent_id, agent in self.config.agents.items():
@@ -281,6 +289,7 @@ class Hub:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 log.error("task_failed task=%s error=%r", task.get_name(), task.exception())
         self.tasks.clear()
+        await self.notifier.stop()
         await self.coordination.close()
         await self.broker.close()
         await self.writer.close()
@@ -361,8 +370,10 @@ def create_app(
             *read.routes,
             *commands.routes,
             *records.routes,
+            *notifications.routes,
             *stream.routes,
             *openapi.routes,
+            *asyncapi.routes,
             Route("/", _dashboard),
             Mount("/static", StaticFiles(directory=web_dir, check_dir=False), name="static"),
         ],

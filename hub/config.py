@@ -25,6 +25,7 @@ from msgspec import Meta
 from channels.validation import describe, join_path
 
 __all__ = [
+    "NOTIFY_EVENTS",
     "AgentConfig",
     "AgentId",
     "AgentRisk",
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "GlobalRisk",
     "HubConfig",
+    "NotifyTarget",
     "PollingConfig",
     "Role",
     "ServerConfig",
@@ -171,6 +173,58 @@ class AuthConfig(_Base, frozen=True, kw_only=True):
     allowed_origins: list[str] = []
 
 
+# What a notification target may ask for (docs/notifications.md); "*" is every one.
+NOTIFY_EVENTS = (
+    "accepted",
+    "rejected",
+    "filled",
+    "closed",
+    "modified",
+    "failed",
+    "risk_breach",
+    "halted",
+    "halt_lifted",
+    "agent_offline",
+    "agent_online",
+    "emergency_stop",
+    "resume",
+)
+NotifyEvent = Literal[
+    "accepted",
+    "rejected",
+    "filled",
+    "closed",
+    "modified",
+    "failed",
+    "risk_breach",
+    "halted",
+    "halt_lifted",
+    "agent_offline",
+    "agent_online",
+    "emergency_stop",
+    "resume",
+    "*",
+]
+EnvName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class NotifyTarget(_Base, frozen=True, kw_only=True):
+    """One place notifications go: a signed JSON webhook, or a Telegram chat."""
+
+    name: TokenName
+    type: Literal["webhook", "telegram"] = "webhook"
+    events: Annotated[list[NotifyEvent], Meta(min_length=1)]
+    agents: list[AgentId] | None = None  # only these agents' events (global ones always)
+    url: str | None = None  # webhook: where to POST
+    secret_env: EnvName | None = None  # webhook: the env var holding the HMAC key
+    token_env: EnvName | None = None  # telegram: the env var holding the bot token
+    chat_id_env: EnvName | None = None  # telegram: the env var holding the chat id
+    api_base: str = "https://api.telegram.org"  # telegram: the Bot API's address
+    timeout: Seconds = 10.0  # one delivery attempt
+    retry_initial: Seconds = 1.0  # first retry delay; doubles per failed attempt ...
+    retry_max: Seconds = 300.0  # ... up to this
+
+
 class HubConfig(_Base, frozen=True, kw_only=True):
     server: ServerConfig = ServerConfig()
     polling: PollingConfig = PollingConfig()
@@ -178,6 +232,7 @@ class HubConfig(_Base, frozen=True, kw_only=True):
     agents: Annotated[dict[AgentId, AgentConfig], Meta(min_length=1)]
     global_risk: GlobalRisk = GlobalRisk()
     auth: AuthConfig = AuthConfig()
+    notifications: list[NotifyTarget] = []
 
     def symbol(self, name: str) -> SymbolSpec:
         return self.symbols[name]
@@ -310,6 +365,44 @@ def _cross_checks(raw: dict[str, Any]) -> Iterator[str]:
         for scoped in tok.agents or []:
             if agent_names is not None and scoped not in agent_names:
                 yield f"auth.tokens[{i}].agents: unknown agent {scoped!r}"
+    yield from _notify_checks(raw, agent_names)
+
+
+def _notify_checks(raw: dict[str, Any], agent_names: set[str] | None) -> Iterator[str]:
+    targets = raw.get("notifications")
+    seen: set[str] = set()
+    for i, item in enumerate(targets if isinstance(targets, list) else []):
+        target = _valid(item, NotifyTarget)
+        if target is None:
+            continue
+        where = f"notifications[{i}]"
+        if target.name in seen:
+            yield f"{where}.name: {target.name!r} is taken (each target needs its own name)"
+        seen.add(target.name)
+        if target.type == "webhook":
+            if target.url is None:
+                yield f"{where}.url: required for a webhook target"
+            if target.secret_env is None:
+                yield f"{where}.secret_env: required for a webhook target (the HMAC key's env var)"
+            for key in ("token_env", "chat_id_env"):
+                if getattr(target, key) is not None:
+                    yield f"{where}.{key}: only for a telegram target"
+        else:
+            for key in ("token_env", "chat_id_env"):
+                if getattr(target, key) is None:
+                    yield f"{where}.{key}: required for a telegram target"
+            if target.url is not None:
+                yield f"{where}.url: not for a telegram target (it posts to api_base)"
+        for key in ("url", "api_base"):
+            value = getattr(target, key)
+            parts = urlsplit(value) if value is not None else None
+            if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
+                yield f"{where}.{key}: must be an http:// or https:// URL, got {value!r}"
+        if target.retry_initial > target.retry_max:
+            yield f"{where}.retry_initial: must be <= retry_max ({target.retry_max:g})"
+        for scoped in target.agents or []:
+            if agent_names is not None and scoped not in agent_names:
+                yield f"{where}.agents: unknown agent {scoped!r}"
 
 
 def parse_config(text: str, source: str = "config") -> HubConfig:

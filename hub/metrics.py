@@ -34,6 +34,18 @@ class Metrics:
         self.stopped = Gauge(
             "mt4hub_emergency_stop", "1 while the emergency stop is on", registry=r
         )
+        self.notified = Gauge(
+            "mt4hub_notifications_delivered", "Notifications delivered", ["target"], registry=r
+        )
+        self.notify_failures = Gauge(
+            "mt4hub_notifications_failed_attempts",
+            "Notification delivery attempts that failed (each is retried)",
+            ["target"],
+            registry=r,
+        )
+        self.notify_dropped = Gauge(
+            "mt4hub_notifications_dropped", "Notices dropped: the queue was full", registry=r
+        )
         self.tasks = Gauge("mt4hub_asyncio_tasks", "asyncio tasks alive in the hub", registry=r)
 
     def refresh(self) -> None:
@@ -50,4 +62,10 @@ class Metrics:
         self.spool.set(health.spool_records)
         self.written.set(health.written)
         self.stopped.set(1 if hub.emergency.stopped else 0)
+        notify = hub.notifier.health()
+        for target, count in notify.delivered.items():
+            self.notified.labels(target).set(count)
+        for target, count in notify.failed_attempts.items():
+            self.notify_failures.labels(target).set(count)
+        self.notify_dropped.set(notify.dropped)
         self.tasks.set(len(asyncio.all_tasks()))

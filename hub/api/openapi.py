@@ -55,6 +55,12 @@ PAGE = [
     {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
 ]
 
+NOTIFY_FILTERS = [
+    {"name": "target", "in": "query", "schema": {"type": "string"}},
+    {"name": "status", "in": "query", "schema": {"enum": ["pending", "delivered"]}},
+    {"name": "event", "in": "query", "schema": {"type": "string"}},
+]
+
 IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
 
 # (method, path, summary, auth role or None, body struct, 200 schema name or None, params)
@@ -75,10 +81,12 @@ _READS: list[_Entry] = [
     ("get", "/api/signals", "Signals, newest first", "read", None, None, PAGE),
     ("get", "/api/trades", "Trade records, newest first", "read", None, None, PAGE),
     ("get", "/api/logs", "Log records, newest first", "read", None, None, PAGE),
+    ("get", "/api/notifications", "Notification deliveries, newest first", "read", None, None, [*PAGE, *NOTIFY_FILTERS]),
     ("get", "/api/risk", "Per-agent risk state and global exposure", "read", None, None, []),
     ("get", "/api/channels/{channel}/history", "A channel's bounded history", "read", None, None, [CHANNEL, {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}]),
     ("get", "/api/stream", "Server-Sent Events", "read", None, None, [{"name": "channels", "in": "query", "required": True, "schema": {"type": "string"}}]),
     ("get", "/metrics", "Prometheus metrics", None, None, None, []),
+    ("get", "/asyncapi.json", "The WebSocket protocol (/ws) as an AsyncAPI 3.0 document", None, None, None, []),
 ]  # fmt: skip
 _COMMANDS: list[_Entry] = [
     (
@@ -160,7 +168,7 @@ async def docs(request: Request) -> Response:
         "<!doctype html><meta charset=utf-8><title>MT4 Hub API</title>"
         "<style>body{font:14px system-ui;margin:2em}td{padding:2px 10px}</style>"
         f"<h1>MT4 Hub API {__version__}</h1><p>Schema: <a href=/openapi.json>/openapi.json</a>; "
-        "WebSocket protocol at <code>/ws</code> (see README).</p>"
+        "WebSocket protocol at <code>/ws</code>: <a href=/asyncapi.json>/asyncapi.json</a>.</p>"
         f"<table><tr><th>method<th>path<th>what<th>token</tr>{rows}</table>"
     )
     return HTMLResponse(page)

@@ -17,7 +17,7 @@ from hub.api.common import hub_of, json_response, require
 from hub.errors import HubError
 from hub.records import QueryError, SignalRow, StoreUnavailable
 
-__all__ = ["routes"]
+__all__ = ["page", "routes"]
 
 
 def _int(request: Request, name: str, default: int | None) -> int | None:
@@ -30,7 +30,7 @@ def _int(request: Request, name: str, default: int | None) -> int | None:
         raise HubError("bad_request", f"{name}: must be an integer, got {raw!r}") from None
 
 
-async def _page(
+async def page(
     request: Request,
     key: str,
     query: Callable[..., Awaitable[Sequence[Any]]],
@@ -59,11 +59,11 @@ async def _page(
 
 
 async def trades(request: Request) -> Response:
-    return await _page(request, "trades", hub_of(request).store.trades)
+    return await page(request, "trades", hub_of(request).store.trades)
 
 
 async def logs(request: Request) -> Response:
-    return await _page(request, "logs", hub_of(request).store.logs)
+    return await page(request, "logs", hub_of(request).store.logs)
 
 
 def _signal_for(row: SignalRow, agents: frozenset[str]) -> SignalRow:
@@ -79,7 +79,7 @@ def _signal_for(row: SignalRow, agents: frozenset[str]) -> SignalRow:
 
 
 async def signals(request: Request) -> Response:
-    return await _page(request, "signals", hub_of(request).store.signals, _signal_for)
+    return await page(request, "signals", hub_of(request).store.signals, _signal_for)
 
 
 async def equity(request: Request) -> Response:

@@ -280,3 +280,58 @@ def test_cli_run_prints_the_same_lines_as_check(tmp_path: Path) -> None:
         f"{bad}: agents.agent_1.risk.max_risk: unknown key",
     ]
     assert runs[1].stderr == runs[0].stderr
+
+
+def test_notification_targets_parse_with_defaults() -> None:
+    cfg = parse_config(
+        GOOD
+        + "notifications:\n"
+        + "  - {name: ops, url: 'http://127.0.0.1:9/hook', events: [filled, halted],"
+        + " secret_env: OPS_SECRET}\n"
+        + "  - {name: tg, type: telegram, events: ['*'], token_env: TG_TOKEN,"
+        + " chat_id_env: TG_CHAT, agents: [agent_1]}\n",
+        "f.yml",
+    )
+    ops, tg = cfg.notifications
+    assert (ops.type, ops.events, ops.retry_initial, ops.retry_max) == (
+        "webhook",
+        ["filled", "halted"],
+        1.0,
+        300.0,
+    )
+    assert (tg.api_base, tg.agents) == ("https://api.telegram.org", ["agent_1"])
+
+
+HOOK = "name: a, url: 'http://h/x', secret_env: S"
+TG = "name: a, type: telegram, events: [filled], token_env: T"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (f"{{{HOOK}, events: [filed]}}", "events[0]: invalid value 'filed'"),
+        (f"{{{HOOK}, events: []}}", "events: length must be >= 1"),
+        ("{name: a, events: [filled], secret_env: S}", "url: required for a webhook target"),
+        ("{name: a, url: 'http://h/x', events: [filled]}", "secret_env: required for a webhook"),
+        ("{name: a, url: 'ftp://h/x', events: [filled], secret_env: S}", "url: must be an http"),
+        ("{name: a, url: 'http://h', events: [filled], secret_env: 'no good'}", "secret_env: must"),
+        (f"{{{TG}}}", "chat_id_env: required for a telegram"),
+        (f"{{{TG}, chat_id_env: C, url: 'http://h'}}", "url: not for a telegram"),
+        ("{name: a, type: sms, events: [filled]}", "type: invalid value 'sms'"),
+        (
+            f"{{{HOOK}, events: [filled], retry_initial: 10, retry_max: 5}}",
+            "retry_initial: must be <= retry_max (5)",
+        ),
+        (f"{{{HOOK}, events: [filled], agents: [agent_9]}}", "agents: unknown agent 'agent_9'"),
+        (f"{{{HOOK}, events: [filled], colour: red}}", "colour: unknown key"),
+    ],
+)
+def test_bad_notification_targets_name_the_key(target: str, expected: str) -> None:
+    found = problems(GOOD + f"notifications: [{target}]\n")
+    assert any(p.startswith(f"f.yml: notifications[0].{expected}") for p in found), found
+
+
+def test_notification_target_names_are_unique() -> None:
+    target = "{name: a, url: 'http://h/x', events: [filled], secret_env: S}"
+    found = problems(GOOD + f"notifications: [{target}, {target}]\n")
+    assert "f.yml: notifications[1].name: 'a' is taken (each target needs its own name)" in found
