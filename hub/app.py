@@ -38,6 +38,7 @@ from hub.api.openapi import build_openapi
 from hub.auth import Authenticator, CommandLimiter, ConnectionSlots
 from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
+from hub.candle_feed import CandleFeed
 from hub.config import HubConfig, shipped_path
 from hub.errors import STATUS, HubError
 from hub.metrics import Metrics
@@ -103,6 +104,7 @@ class Hub:
         )
         self.writer = RecordWriter(self.store, Spool(data_dir / "spool"))
         self.journal = RecordsJournal(self.writer.submit)
+        self.candles = CandleFeed(self.publisher, self.writer.submit)
         self.emergency = EmergencyControl(
             self.coordination,
             self.publisher,
@@ -132,6 +134,7 @@ class Hub:
                 trading_state=self.risk.state_of,
                 on_history=self.closed_trades.seen,
                 on_account=self._account_read,
+                on_tick=self.candles.tick,
             )
             for agent in self.registry.agents.values()
         }
@@ -216,6 +219,7 @@ class Hub:
             f"{len(self.config.agents)} agents: {', '.join(self.config.agents)}",
             {"instance": self.instance_id, "agents": list(self.config.agents)},
         )
+        await self.candles.resume(self.store, self.registry.agents)
         await self.broker.connect()
         await self.coordination.start()
         await self.emergency.start()

@@ -72,6 +72,7 @@ _READS: list[_Entry] = [
     ("get", "/api/agents/{agent_id}/tick/{symbol}", "Last tick", "read", None, "Tick", [AGENT, SYMBOL]),
     ("get", "/api/agents/{agent_id}/history", "Closed trades from the bridge", "read", None, "TradeList", [AGENT]),
     ("get", "/api/agents/{agent_id}/equity", "Equity snapshots for charts", "read", None, None, [AGENT, {"name": "since", "in": "query", "schema": {"type": "integer"}}]),
+    ("get", "/api/agents/{agent_id}/candles/{symbol}", "OHLC bars of the bid, oldest first", "read", None, None, [AGENT, SYMBOL, {"name": "tf", "in": "query", "schema": {"type": "string", "enum": ["M1", "M5", "M15", "H1"]}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000}}, {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}}]),
     ("get", "/api/signals", "Signals, newest first", "read", None, None, PAGE),
     ("get", "/api/trades", "Trade records, newest first", "read", None, None, PAGE),
     ("get", "/api/logs", "Log records, newest first", "read", None, None, PAGE),

@@ -1,4 +1,5 @@
-"""REST on records: trades, logs, signals (newest first, keyset pages) and equity series.
+"""REST on records: trades, logs, signals (newest first, keyset pages), equity series and
+candles (oldest first, pages by bar open time).
 
 A token limited to agents reads only its agents' rows, and of a signal only its agents'
 routes and targets."""
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.api.common import hub_of, json_response, require
+from hub.candles import TIMEFRAMES, Timeframe
 from hub.errors import HubError
 from hub.records import QueryError, SignalRow, StoreUnavailable
 
@@ -109,9 +111,55 @@ async def equity(request: Request) -> Response:
     return json_response({"agent_id": agent_id, "points": points})
 
 
+MAX_CANDLES = 5000
+
+
+async def candles(request: Request) -> Response:
+    """Bars of one agent's symbol, oldest first: the stored ones and the current one."""
+    agent_id = request.path_params["agent_id"]
+    symbol = request.path_params["symbol"]
+    require(request, "read", agent_id)
+    hub = hub_of(request)
+    agent = hub.registry.get(agent_id)
+    if agent is None:
+        raise HubError("not_found", f"unknown agent {agent_id!r}")
+    if symbol not in agent.config.symbols:
+        symbols = ", ".join(agent.config.symbols)
+        raise HubError("not_found", f"agent {agent_id} does not trade {symbol!r} (only {symbols})")
+    tf = request.query_params.get("tf", "M1")
+    if tf not in TIMEFRAMES:
+        raise HubError("bad_request", f"tf: must be one of {', '.join(TIMEFRAMES)}, got {tf!r}")
+    timeframe: Timeframe = tf
+    limit = _int(request, "limit", 500)
+    before = _int(request, "before", None)
+    if limit is None or not 1 <= limit <= MAX_CANDLES:
+        raise HubError("bad_request", f"limit: must be from 1 to {MAX_CANDLES}, got {limit}")
+    if before is not None and before < 1:
+        raise HubError("bad_request", f"before: must be a bar open time (epoch ms), got {before}")
+    try:
+        rows = await hub.store.candles(agent_id, symbol, tf, limit=limit, before=before)
+    except QueryError as exc:
+        raise HubError("bad_request", str(exc)) from None
+    except StoreUnavailable as exc:
+        raise HubError("service_unavailable", f"records store unavailable: {exc}") from None
+    bars: list[Any] = list(rows)
+    current = hub.candles.current(agent_id, symbol, timeframe)
+    if current is not None and (before is None or current.t < before):
+        # The writer stores bars a moment later: the live bar wins over its stored copy.
+        if bars and bars[-1].t == current.t:
+            bars[-1] = current
+        elif not bars or bars[-1].t < current.t:
+            bars.append(current)
+            bars = bars[-limit:]
+    next_before = bars[0].t if len(bars) == limit else None
+    body = {"agent_id": agent_id, "symbol": symbol, "tf": tf, "candles": bars}
+    return json_response({**body, "next_before": next_before})
+
+
 routes = [
     Route("/api/trades", trades),
     Route("/api/logs", logs),
     Route("/api/signals", signals),
     Route("/api/agents/{agent_id}/equity", equity),
+    Route("/api/agents/{agent_id}/candles/{symbol}", candles),
 ]
