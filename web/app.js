@@ -91,25 +91,14 @@ class Dashboard {
       });
     }
     this.globalRisk = risk?.global;
-    const send = (op) => this.conn.request(op);
+    const send = (op) => (this.conn ? this.conn.request(op) : Promise.reject(new Error("not started")));
     this.cards = new AgentCards($("#agents"), this.agents);
     this.ticks = new TickBoard($("#ticks"));
     this.positions = new PositionsView($("#positions"), this.agents, {
       close: (agent, ticket) => send({ op: "close", agent, ticket }),
       modify: (agent, ticket, sl, tp) => send({ op: "modify", agent, ticket, sl, tp }),
     });
-    this.ticket = new TradeTicket($("#ticket"), {
-      agents: this.agents,
-      symbols,
-      priceOf: (agentId, symbol) => this.agents.get(agentId)?.ticks.get(symbol),
-      anyPrice: (symbol) => {
-        for (const agent of this.agents.values()) {
-          if (agent.ticks.has(symbol)) return agent.ticks.get(symbol);
-        }
-        return undefined;
-      },
-      send,
-    });
+    this.ticket = new TradeTicket($("#ticket"), { agents: this.agents, symbols, send });
     if (me && me.role === "read") this.ticket.setEnabled(false, "this token is read-only");
     this.feeds = {
       orders: new Feed($("#feed-orders")),
@@ -238,7 +227,7 @@ class Dashboard {
     if (kind === "ticks") {
       agent.ticks.set(data.symbol, data);
       this.ticks.update(agent, data, this.symbols[data.symbol]?.digits ?? 5);
-      this.ticket.refresh();
+      this.ticket.priced(id, data.symbol);
       return;
     }
     if (kind === "account") {
@@ -287,6 +276,7 @@ class Dashboard {
       this.lostAt = undefined;
       showProblem("");
       this.refreshRisk();
+      this.ticket.refresh();
     } else if (this.lostAt === undefined) {
       this.lostAt = Date.now();
     }
