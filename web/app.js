@@ -1,13 +1,14 @@
 // MT4 Hub dashboard: loads config over REST, then follows every channel over /ws.
 
 import { Connection } from "./lib/connection.js";
-import { LineChart } from "./lib/chart.js";
+import { LineChart } from "./lib/charts.js";
 import { $, setText } from "./lib/dom.js";
 import { age, money, signedMoney } from "./lib/format.js";
 import { AgentCards } from "./views/cards.js";
 import { EmergencyControls } from "./views/emergency.js";
 import { Feed, orderKind, orderText, signalText, systemText } from "./views/feeds.js";
 import { PositionsView } from "./views/positions.js";
+import { PriceChart } from "./views/pricechart.js";
 import { TickBoard } from "./views/ticks.js";
 import { TradeTicket } from "./views/ticket.js";
 
@@ -116,6 +117,16 @@ class Dashboard {
     );
     this.emergency.setAdmin(!me || me.role === "admin");
     this.emergency.set(this.emergencyState);
+    this.chart = new PriceChart(
+      { form: $("#chart-controls"), chart: $("#price-chart"), status: $("#chart-controls [data-chart-status]") },
+      {
+        agents: this.agents,
+        symbols,
+        api: (path) => api(this.token, path),
+        follow: (agentId) => this.conn.follow([`agent:${agentId}:candles`]),
+        unfollow: (agentId) => this.conn.unfollow([`agent:${agentId}:candles`]),
+      },
+    );
     this.summaryChart = new LineChart($("#summary-chart"), {
       series: [
         { key: "balance", color: "#8a94a6", label: "balance" },
@@ -150,6 +161,7 @@ class Dashboard {
     this.conn.start();
     window.__dashboard = this; // for tests and the console
     for (const agent of this.agents.values()) this.loadEquity(agent);
+    this.chart.load();
     setInterval(() => this.tick(), 1000);
     setInterval(() => this.refreshRisk(), RISK_REFRESH_MS);
   }
@@ -223,6 +235,10 @@ class Dashboard {
     const [, id, kind] = msg.ch.split(":");
     const agent = this.agents.get(id);
     if (!agent) return;
+    if (kind === "candles") {
+      this.chart.onCandle(id, data);
+      return;
+    }
     agent.updatedAt = Date.now();
     if (kind === "ticks") {
       agent.ticks.set(data.symbol, data);
@@ -236,6 +252,7 @@ class Dashboard {
     } else if (kind === "positions") {
       agent.positions = data.positions || [];
       this.positions.render(id, agent.positions, (s) => this.symbols[s]?.digits ?? 5);
+      this.chart.onPositions(id, agent.positions);
     } else if (kind === "status") {
       agent.status = data;
       this.ticks.markStale(agent, data.stale || []);
