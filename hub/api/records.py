@@ -6,6 +6,7 @@ routes and targets."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ async def _page(
     key: str,
     query: Callable[..., Awaitable[Sequence[Any]]],
     narrow: Callable[[Any, frozenset[str]], Any] | None = None,
+    **filters: str | None,
 ) -> Response:
     access = require(request, "read")
     agent = request.query_params.get("agent") or None
@@ -49,7 +51,7 @@ async def _page(
     limit = _int(request, "limit", 100)
     before = _int(request, "before", None)
     try:
-        rows = await query(agent=agent, limit=limit, before=before)
+        rows = await query(agent=agent, limit=limit, before=before, **filters)
     except QueryError as exc:
         raise HubError("bad_request", str(exc)) from None
     except StoreUnavailable as exc:
@@ -60,12 +62,26 @@ async def _page(
     return json_response({key: rows, "next_before": next_before})
 
 
+_EVENT = re.compile(r"[A-Za-z0-9_]{1,64}")
+TRADE_STATUSES = ("accepted", "open", "closed", "rejected", "failed")
+
+
 async def trades(request: Request) -> Response:
-    return await _page(request, "trades", hub_of(request).store.trades)
+    """``?status=closed`` keeps one status (the dashboard's history)."""
+    status = request.query_params.get("status") or None
+    if status is not None and status not in TRADE_STATUSES:
+        raise HubError(
+            "bad_request", f"status: must be one of {', '.join(TRADE_STATUSES)}, got {status!r}"
+        )
+    return await _page(request, "trades", hub_of(request).store.trades, status=status)
 
 
 async def logs(request: Request) -> Response:
-    return await _page(request, "logs", hub_of(request).store.logs)
+    """``?event=risk_rejected`` keeps one event type (the dashboard's journal)."""
+    event = request.query_params.get("event") or None
+    if event is not None and not _EVENT.fullmatch(event):
+        raise HubError("bad_request", f"event: must be an event type (order_filled), got {event!r}")
+    return await _page(request, "logs", hub_of(request).store.logs, event_type=event)
 
 
 def _signal_for(row: SignalRow, agents: frozenset[str]) -> SignalRow:

@@ -156,10 +156,12 @@ class PostgresStore:
         limit: int = 100,
         before: int | None = None,
         signal_id: str | None = None,
+        status: str | None = None,
     ) -> list[TradeRow]:
         check_page(limit, before)
         q = _Query(agent=agent, before=before)
         q.add("signal_id = {}", signal_id)
+        q.add("status = {}", status)
         rows = await self._select("agent_trades", q, "id DESC", limit)
         return [msgspec.convert(r, TradeRow) for r in rows]
 

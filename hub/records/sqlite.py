@@ -165,12 +165,14 @@ class SqliteStore:
         limit: int = 100,
         before: int | None = None,
         signal_id: str | None = None,
+        status: str | None = None,
     ) -> list[TradeRow]:
         check_page(limit, before)
         where, params = self._filters(agent=agent, before=before)
-        if signal_id is not None:
-            where.append("signal_id = ?")
-            params.append(signal_id)
+        for column, value in (("signal_id", signal_id), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         rows = await self._select("agent_trades", where, params, "id DESC", limit)
         return [msgspec.convert(r, TradeRow) for r in rows]
 

@@ -51,6 +51,7 @@ class Store(Protocol):
         limit: int = 100,
         before: int | None = None,
         signal_id: str | None = None,
+        status: str | None = None,
     ) -> list[TradeRow]:
         """Trades newest first; ``before`` is the id cursor of the previous page."""
 
