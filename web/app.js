@@ -9,6 +9,7 @@ import { EmergencyControls } from "./views/emergency.js";
 import { Feed, orderKind, orderText, signalText, systemText } from "./views/feeds.js";
 import { PositionsView } from "./views/positions.js";
 import { PriceChart } from "./views/pricechart.js";
+import { HistoryView, JournalView } from "./views/records.js";
 import { TickBoard } from "./views/ticks.js";
 import { TradeTicket } from "./views/ticket.js";
 
@@ -95,12 +96,18 @@ class Dashboard {
     const send = (op) => (this.conn ? this.conn.request(op) : Promise.reject(new Error("not started")));
     this.cards = new AgentCards($("#agents"), this.agents);
     this.ticks = new TickBoard($("#ticks"));
+    const canTrade = !me || me.role !== "read";
     this.positions = new PositionsView($("#positions"), this.agents, {
-      close: (agent, ticket) => send({ op: "close", agent, ticket }),
+      close: (agent, ticket, lots) => send({ op: "close", agent, ticket, ...(lots ? { lots } : {}) }),
       modify: (agent, ticket, sl, tp) => send({ op: "modify", agent, ticket, sl, tp }),
+      canTrade,
+      lotStep: (symbol) => symbols[symbol]?.lot_step ?? 0.01,
     });
+    const records = { agents: this.agents, api: (path) => api(this.token, path) };
+    this.history = new HistoryView($("#history"), records);
+    this.journal = new JournalView($("#journal"), records);
     this.ticket = new TradeTicket($("#ticket"), { agents: this.agents, symbols, send });
-    if (me && me.role === "read") this.ticket.setEnabled(false, "this token is read-only");
+    if (!canTrade) this.ticket.setEnabled(false, "this token is read-only");
     this.feeds = {
       orders: new Feed($("#feed-orders")),
       signals: new Feed($("#feed-signals")),
@@ -162,6 +169,8 @@ class Dashboard {
     window.__dashboard = this; // for tests and the console
     for (const agent of this.agents.values()) this.loadEquity(agent);
     this.chart.load();
+    this.history.first();
+    this.journal.first();
     setInterval(() => this.tick(), 1000);
     setInterval(() => this.refreshRisk(), RISK_REFRESH_MS);
   }
@@ -258,6 +267,11 @@ class Dashboard {
       this.ticks.markStale(agent, data.stale || []);
     } else if (kind === "orders") {
       this.feeds.orders.add(msg.ts, orderText(data), orderKind(data));
+      clearTimeout(this.recordsTimer); // the records writer batches: read a moment later
+      this.recordsTimer = setTimeout(() => {
+        this.history.refresh();
+        this.journal.refresh();
+      }, 1000);
       clearTimeout(this.riskTimer);
       this.riskTimer = setTimeout(() => this.refreshRisk(), 300);
     }

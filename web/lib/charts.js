@@ -68,6 +68,7 @@ export class LineChart {
         .map((p) => ({ time: seconds(p.time), value: p[s.key] }));
       this.lines.get(s.key).setData(data);
     }
+    this.chart.timeScale().fitContent();
     this.container.dataset.points = String(this.points.length);
   }
 
@@ -83,6 +84,7 @@ export class LineChart {
         this.lines.get(s.key).update({ time: seconds(point.time), value: point[s.key] });
       }
     }
+    this.chart.timeScale().fitContent(); // the whole series, however few points it has
     this.container.dataset.points = String(this.points.length);
   }
 }
