@@ -104,7 +104,7 @@ class Hub:
         )
         self.writer = RecordWriter(self.store, Spool(data_dir / "spool"))
         self.journal = RecordsJournal(self.writer.submit)
-        self.candles = CandleFeed(self.publisher, self.writer.submit)
+        self.candles = CandleFeed(self.publisher, self.writer.submit, self.store)
         self.emergency = EmergencyControl(
             self.coordination,
             self.publisher,
@@ -135,6 +135,7 @@ class Hub:
                 on_history=self.closed_trades.seen,
                 on_account=self._account_read,
                 on_tick=self.candles.tick,
+                on_start=self.candles.resume,
             )
             for agent in self.registry.agents.values()
         }
@@ -219,7 +220,6 @@ class Hub:
             f"{len(self.config.agents)} agents: {', '.join(self.config.agents)}",
             {"instance": self.instance_id, "agents": list(self.config.agents)},
         )
-        await self.candles.resume(self.store, self.registry.agents)
         await self.broker.connect()
         await self.coordination.start()
         await self.emergency.start()

@@ -2,9 +2,10 @@
 
 Wiring (in the app's lifespan)::
 
-    feed = CandleFeed(publisher, writer.submit)
-    await feed.resume(store, agent_ids)       # before the pollers start: the last stored bars
-    await feed.tick(agent_id, tick)           # by the poller, after the tick went out
+    feed = CandleFeed(publisher, writer.submit, store)
+    await feed.resume(agent_id)      # when a poller starts here (start, or a takeover): the
+                                     # newest stored bars, so the current ones go on from them
+    await feed.tick(agent_id, tick)  # by the poller, after the tick went out
 
 Each bid change updates the agent's M1, M5, M15 and H1 bar of that symbol: each is
 published on ``agent:{id}:candles`` (a state channel keyed ``{symbol}:{tf}``) and handed
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import msgspec
 
@@ -31,9 +32,12 @@ log = logging.getLogger("mt4hub.candles")
 
 
 class CandleFeed:
-    def __init__(self, publisher: Publisher, submit: Callable[[Record], None]) -> None:
+    def __init__(
+        self, publisher: Publisher, submit: Callable[[Record], None], store: Store
+    ) -> None:
         self.publisher = publisher
         self.submit = submit
+        self.store = store
         self._books: dict[str, CandleBook] = {}
         self._bids: dict[tuple[str, str], float] = {}
 
@@ -43,19 +47,23 @@ class CandleFeed:
             book = self._books[agent_id] = CandleBook()
         return book
 
-    async def resume(self, store: Store, agent_ids: Iterable[str], wait: float = 5.0) -> None:
-        """Continue each agent's current bars from the newest stored ones; a store that does
-        not answer in ``wait`` seconds leaves the books empty (logged)."""
-        for agent_id in agent_ids:
-            try:
-                async with asyncio.timeout(wait):
-                    rows = await store.last_candles(agent_id)
-            except (RecordsError, TimeoutError) as exc:
-                log.warning("candles_not_resumed agent=%s error=%r", agent_id, str(exc))
-                continue
-            bars = [msgspec.convert(msgspec.structs.asdict(r), Bar) for r in rows]
-            self.book(agent_id).resume(bars)
-            log.info("candles_resumed agent=%s bars=%d", agent_id, len(bars))
+    async def resume(self, agent_id: str, wait: float = 3.0) -> None:
+        """Continue the agent's current bars from the newest stored ones (a stored bar with
+        more ticks wins over the one held here, as after another instance polled it); a
+        store that does not answer in ``wait`` seconds leaves the book as it is (logged)."""
+        try:
+            async with asyncio.timeout(wait):
+                rows = await self.store.last_candles(agent_id)
+        except (RecordsError, TimeoutError) as exc:
+            log.warning("candles_not_resumed agent=%s error=%r", agent_id, str(exc))
+            return
+        except Exception:  # never keep the agent from being polled over its candles
+            log.exception("candles_not_resumed agent=%s", agent_id)
+            return
+        bars = [msgspec.convert(msgspec.structs.asdict(r), Bar) for r in rows]
+        self.book(agent_id).resume(bars)
+        self._bids = {k: v for k, v in self._bids.items() if k[0] != agent_id}
+        log.info("candles_resumed agent=%s bars=%d", agent_id, len(bars))
 
     async def tick(self, agent_id: str, tick: Tick) -> None:
         slot = (agent_id, tick.symbol)

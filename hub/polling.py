@@ -42,6 +42,7 @@ class AgentPoller:
         on_history: Callable[[AgentRuntime, list[ClosedTrade]], Awaitable[None]] | None = None,
         on_account: Callable[[AgentRuntime, Account], Awaitable[None]] | None = None,
         on_tick: Callable[[str, Tick], Awaitable[None]] | None = None,
+        on_start: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.agent = agent
         self.cfg = polling
@@ -51,6 +52,7 @@ class AgentPoller:
         self.on_history = on_history  # newly closed trades from the bridge's history
         self.on_account = on_account  # every account read (the day's start and halt)
         self.on_tick = on_tick  # every tick published (the candles)
+        self.on_start = on_start  # this instance starts polling the agent (start, takeover)
         self._next_history = 0.0
         self._history_seen: set[int] = set()
         self._history_since = now_ms() - 86_400_000  # on start: closes of the last day
@@ -62,6 +64,8 @@ class AgentPoller:
         stats.running = True
         backoff = self.cfg.backoff_initial
         try:
+            if self.on_start is not None:
+                await self.on_start(self.agent.id)
             while True:
                 started = time.monotonic()
                 try:

@@ -71,3 +71,12 @@ def test_resume_keeps_a_newer_bar_the_book_already_holds() -> None:
     old = Bar(symbol="XAUUSD", tf="H1", t=T0, o=1.0, h=1.0, l=1.0, c=1.0, ticks=9)
     book.resume([old])
     assert book.current("XAUUSD", "H1").t == T0 + 3_600_000  # type: ignore[union-attr]
+
+
+def test_resume_takes_a_stored_bar_that_went_further_than_the_one_held() -> None:
+    book = CandleBook()  # this instance polled the agent a while ago; another one went on
+    book.update("XAUUSD", 2650.0, T0)
+    further = Bar(symbol="XAUUSD", tf="H1", t=T0, o=2650.0, h=2670.0, l=2640.0, c=2660.0, ticks=40)
+    book.resume([further])
+    *_, h1 = book.update("XAUUSD", 2661.0, T0 + 1000)
+    assert (h1.h, h1.l, h1.c, h1.ticks) == (2670.0, 2640.0, 2661.0, 41)
