@@ -38,9 +38,10 @@ async def _page(
     key: str,
     query: Callable[..., Awaitable[Sequence[Any]]],
     narrow: Callable[[Any, frozenset[str]], Any] | None = None,
-    **filters: str | None,
+    filters: Callable[[Request], dict[str, str | None]] | None = None,
 ) -> Response:
-    access = require(request, "read")
+    access = require(request, "read")  # before any parameter is judged
+    extra = filters(request) if filters is not None else {}
     agent = request.query_params.get("agent") or None
     if agent is not None and access.agents is not None and agent not in access.agents:
         raise HubError("forbidden", f"this token may not read agent {agent!r}")
@@ -51,7 +52,7 @@ async def _page(
     limit = _int(request, "limit", 100)
     before = _int(request, "before", None)
     try:
-        rows = await query(agent=agent, limit=limit, before=before, **filters)
+        rows = await query(agent=agent, limit=limit, before=before, **extra)
     except QueryError as exc:
         raise HubError("bad_request", str(exc)) from None
     except StoreUnavailable as exc:
@@ -66,22 +67,30 @@ _EVENT = re.compile(r"[A-Za-z0-9_]{1,64}")
 TRADE_STATUSES = ("accepted", "open", "closed", "rejected", "failed")
 
 
-async def trades(request: Request) -> Response:
+def _trade_filters(request: Request) -> dict[str, str | None]:
     """``?status=closed`` keeps one status (the dashboard's history)."""
-    status = request.query_params.get("status") or None
+    status = request.query_params.get("status")
     if status is not None and status not in TRADE_STATUSES:
         raise HubError(
             "bad_request", f"status: must be one of {', '.join(TRADE_STATUSES)}, got {status!r}"
         )
-    return await _page(request, "trades", hub_of(request).store.trades, status=status)
+    return {"status": status}
+
+
+def _log_filters(request: Request) -> dict[str, str | None]:
+    """``?event=order_rejected`` keeps one event type (the dashboard's journal)."""
+    event = request.query_params.get("event")
+    if event is not None and not _EVENT.fullmatch(event):
+        raise HubError("bad_request", f"event: must be an event type (order_filled), got {event!r}")
+    return {"event_type": event}
+
+
+async def trades(request: Request) -> Response:
+    return await _page(request, "trades", hub_of(request).store.trades, filters=_trade_filters)
 
 
 async def logs(request: Request) -> Response:
-    """``?event=risk_rejected`` keeps one event type (the dashboard's journal)."""
-    event = request.query_params.get("event") or None
-    if event is not None and not _EVENT.fullmatch(event):
-        raise HubError("bad_request", f"event: must be an event type (order_filled), got {event!r}")
-    return await _page(request, "logs", hub_of(request).store.logs, event_type=event)
+    return await _page(request, "logs", hub_of(request).store.logs, filters=_log_filters)
 
 
 def _signal_for(row: SignalRow, agents: frozenset[str]) -> SignalRow:
