@@ -47,7 +47,7 @@ class CandleFeed:
             book = self._books[agent_id] = CandleBook()
         return book
 
-    async def resume(self, agent_id: str, wait: float = 3.0) -> None:
+    async def resume(self, agent_id: str, wait: float = 1.0) -> None:
         """Continue the agent's current bars from the newest stored ones (a stored bar with
         more ticks wins over the one held here, as after another instance polled it); a
         store that does not answer in ``wait`` seconds leaves the book as it is (logged)."""
