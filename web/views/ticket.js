@@ -76,7 +76,7 @@ export class TradeTicket {
   /** Ask the engine for its decision on the ticket as it stands (debounced). */
   refresh() {
     clearTimeout(this.previewTimer);
-    this.previewTimer = setTimeout(() => this.preview_(), PREVIEW_DEBOUNCE_MS);
+    this.previewTimer = setTimeout(() => this.askEngine(), PREVIEW_DEBOUNCE_MS);
     const spec = this.deps.symbols[this.symbolSelect.value];
     if (spec) {
       const lots = this.form.elements.namedItem("lots");
@@ -92,7 +92,7 @@ export class TradeTicket {
     this.refresh();
   }
 
-  preview_() {
+  askEngine() {
     this.previewTimer = undefined;
     const agent = this.agent;
     if (!agent) return;
