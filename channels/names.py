@@ -5,6 +5,7 @@
 | ``agent:{id}:ticks`` | state, one value per symbol |
 | ``agent:{id}:account`` / ``positions`` / ``status`` | state |
 | ``agent:{id}:orders`` | event |
+| ``agent:{id}:candles`` | state, one value per symbol and timeframe |
 | ``summary`` | state |
 | ``signals`` / ``system`` | event |
 
@@ -45,15 +46,15 @@ __all__ = [
     "validate",
 ]
 
-AgentKind = Literal["ticks", "account", "positions", "status", "orders"]
-AGENT_KINDS: tuple[str, ...] = ("ticks", "account", "positions", "status", "orders")
+AgentKind = Literal["ticks", "account", "positions", "status", "orders", "candles"]
+AGENT_KINDS: tuple[str, ...] = ("ticks", "account", "positions", "status", "orders", "candles")
 SUMMARY = "summary"
 SIGNALS = "signals"
 SYSTEM = "system"
 
 _GLOBAL = frozenset({SUMMARY, SIGNALS, SYSTEM})
 _CROSS_AGENT = frozenset({SUMMARY, SIGNALS})  # every agent's data in one stream
-_STATE_KINDS = frozenset({"ticks", "account", "positions", "status"})
+_STATE_KINDS = frozenset({"ticks", "account", "positions", "status", "candles"})
 _AGENT_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _WILD = "*"
 

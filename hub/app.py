@@ -39,6 +39,7 @@ from hub.api.openapi import build_openapi
 from hub.auth import Authenticator, CommandLimiter, ConnectionSlots
 from hub.bridge.models import Account, Tick
 from hub.bridge.sim_server import SimServer, start_sim
+from hub.candle_feed import CandleFeed
 from hub.config import HubConfig, shipped_path
 from hub.errors import STATUS, HubError
 from hub.metrics import Metrics
@@ -105,6 +106,7 @@ class Hub:
         )
         self.writer = RecordWriter(self.store, Spool(data_dir / "spool"))
         self.journal = RecordsJournal(self.writer.submit)
+        self.candles = CandleFeed(self.publisher, self.writer.submit, self.store)
         self.emergency = EmergencyControl(
             self.coordination,
             self.publisher,
@@ -134,6 +136,8 @@ class Hub:
                 trading_state=self.risk.state_of,
                 on_history=self.closed_trades.seen,
                 on_account=self._account_read,
+                on_tick=self.candles.tick,
+                on_start=self.candles.resume,
             )
             for agent in self.registry.agents.values()
         }

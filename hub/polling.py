@@ -18,7 +18,7 @@ from channels import cancellation
 from channels.clock import now_ms
 from hub.agents import AgentRuntime
 from hub.bridge.client import BridgeError
-from hub.bridge.models import Account, ClosedTrade, PositionList
+from hub.bridge.models import Account, ClosedTrade, PositionList, Tick
 from hub.config import PollingConfig
 from hub.publisher import Publisher
 from hub.risk import TradingState
@@ -41,6 +41,8 @@ class AgentPoller:
         trading_state: Callable[[str], TradingState] | None = None,
         on_history: Callable[[AgentRuntime, list[ClosedTrade]], Awaitable[None]] | None = None,
         on_account: Callable[[AgentRuntime, Account], Awaitable[None]] | None = None,
+        on_tick: Callable[[str, Tick], Awaitable[None]] | None = None,
+        on_start: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.agent = agent
         self.cfg = polling
@@ -49,6 +51,8 @@ class AgentPoller:
         self.trading_state = trading_state  # active | halted | disabled | stopped
         self.on_history = on_history  # newly closed trades from the bridge's history
         self.on_account = on_account  # every account read (the day's start and halt)
+        self.on_tick = on_tick  # every tick published (the candles)
+        self.on_start = on_start  # this instance starts polling the agent (start, takeover)
         self._next_history = 0.0
         self._history_seen: set[int] = set()
         self._history_since = now_ms() - 86_400_000  # on start: closes of the last day
@@ -60,6 +64,8 @@ class AgentPoller:
         stats.running = True
         backoff = self.cfg.backoff_initial
         try:
+            if self.on_start is not None:
+                await self.on_start(self.agent.id)
             while True:
                 started = time.monotonic()
                 try:
@@ -108,6 +114,8 @@ class AgentPoller:
             if old is None or (old.bid, old.ask) != (tick.bid, tick.ask):
                 agent.price_changed_at[tick.symbol] = now
                 await self.publisher.tick(agent.id, tick)
+                if self.on_tick is not None:
+                    await self.on_tick(agent.id, tick)
         if due_account:
             self._next_account = now + self.cfg.account_interval
             # Compared with the last value published on the channel — by this instance or,

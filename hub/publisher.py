@@ -60,6 +60,10 @@ class Publisher:
         """Ticks are published by the poller only when bid or ask moved."""
         await self._publish(agent_channel(agent_id, "ticks"), tick, tick.symbol)
 
+    async def candle(self, agent_id: str, bar: Any, key: str) -> None:
+        """A bar as it stands after a tick (``key``: ``{symbol}:{tf}``); every bid changes it."""
+        await self._publish(agent_channel(agent_id, "candles"), bar, key)
+
     async def summary(self, data: Any) -> bool:
         return await self.state_channel(SUMMARY, data)
 

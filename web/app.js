@@ -1,13 +1,15 @@
 // MT4 Hub dashboard: loads config over REST, then follows every channel over /ws.
 
 import { Connection } from "./lib/connection.js";
-import { LineChart } from "./lib/chart.js";
+import { LineChart } from "./lib/charts.js";
 import { $, setText } from "./lib/dom.js";
 import { age, money, signedMoney } from "./lib/format.js";
 import { AgentCards } from "./views/cards.js";
 import { EmergencyControls } from "./views/emergency.js";
 import { Feed, orderKind, orderText, signalText, systemText } from "./views/feeds.js";
 import { PositionsView } from "./views/positions.js";
+import { PriceChart } from "./views/pricechart.js";
+import { HistoryView, JournalView } from "./views/records.js";
 import { TickBoard } from "./views/ticks.js";
 import { TradeTicket } from "./views/ticket.js";
 
@@ -91,26 +93,21 @@ class Dashboard {
       });
     }
     this.globalRisk = risk?.global;
-    const send = (op) => this.conn.request(op);
+    const send = (op) => (this.conn ? this.conn.request(op) : Promise.reject(new Error("not started")));
     this.cards = new AgentCards($("#agents"), this.agents);
     this.ticks = new TickBoard($("#ticks"));
+    const canTrade = !me || me.role !== "read";
     this.positions = new PositionsView($("#positions"), this.agents, {
-      close: (agent, ticket) => send({ op: "close", agent, ticket }),
+      close: (agent, ticket, lots) => send({ op: "close", agent, ticket, ...(lots ? { lots } : {}) }),
       modify: (agent, ticket, sl, tp) => send({ op: "modify", agent, ticket, sl, tp }),
+      canTrade,
+      lotStep: (symbol) => symbols[symbol]?.lot_step ?? 0.01,
     });
-    this.ticket = new TradeTicket($("#ticket"), {
-      agents: this.agents,
-      symbols,
-      priceOf: (agentId, symbol) => this.agents.get(agentId)?.ticks.get(symbol),
-      anyPrice: (symbol) => {
-        for (const agent of this.agents.values()) {
-          if (agent.ticks.has(symbol)) return agent.ticks.get(symbol);
-        }
-        return undefined;
-      },
-      send,
-    });
-    if (me && me.role === "read") this.ticket.setEnabled(false, "this token is read-only");
+    const records = { agents: this.agents, api: (path) => api(this.token, path) };
+    this.history = new HistoryView($("#history"), records);
+    this.journal = new JournalView($("#journal"), records);
+    this.ticket = new TradeTicket($("#ticket"), { agents: this.agents, symbols, send });
+    if (!canTrade) this.ticket.setEnabled(false, "this token is read-only");
     this.feeds = {
       orders: new Feed($("#feed-orders")),
       signals: new Feed($("#feed-signals")),
@@ -127,6 +124,16 @@ class Dashboard {
     );
     this.emergency.setAdmin(!me || me.role === "admin");
     this.emergency.set(this.emergencyState);
+    this.chart = new PriceChart(
+      { form: $("#chart-controls"), chart: $("#price-chart"), status: $("#chart-controls [data-chart-status]") },
+      {
+        agents: this.agents,
+        symbols,
+        api: (path) => api(this.token, path),
+        follow: (agentId) => this.conn.follow([`agent:${agentId}:candles`]),
+        unfollow: (agentId) => this.conn.unfollow([`agent:${agentId}:candles`]),
+      },
+    );
     this.summaryChart = new LineChart($("#summary-chart"), {
       series: [
         { key: "balance", color: "#8a94a6", label: "balance" },
@@ -161,6 +168,9 @@ class Dashboard {
     this.conn.start();
     window.__dashboard = this; // for tests and the console
     for (const agent of this.agents.values()) this.loadEquity(agent);
+    this.chart.load();
+    this.history.first();
+    this.journal.first();
     setInterval(() => this.tick(), 1000);
     setInterval(() => this.refreshRisk(), RISK_REFRESH_MS);
   }
@@ -234,11 +244,15 @@ class Dashboard {
     const [, id, kind] = msg.ch.split(":");
     const agent = this.agents.get(id);
     if (!agent) return;
+    if (kind === "candles") {
+      this.chart.onCandle(id, data);
+      return;
+    }
     agent.updatedAt = Date.now();
     if (kind === "ticks") {
       agent.ticks.set(data.symbol, data);
       this.ticks.update(agent, data, this.symbols[data.symbol]?.digits ?? 5);
-      this.ticket.refresh();
+      this.ticket.priced(id, data.symbol);
       return;
     }
     if (kind === "account") {
@@ -247,11 +261,17 @@ class Dashboard {
     } else if (kind === "positions") {
       agent.positions = data.positions || [];
       this.positions.render(id, agent.positions, (s) => this.symbols[s]?.digits ?? 5);
+      this.chart.onPositions(id, agent.positions);
     } else if (kind === "status") {
       agent.status = data;
       this.ticks.markStale(agent, data.stale || []);
     } else if (kind === "orders") {
       this.feeds.orders.add(msg.ts, orderText(data), orderKind(data));
+      clearTimeout(this.recordsTimer); // the records writer batches: read a moment later
+      this.recordsTimer = setTimeout(() => {
+        this.history.refresh();
+        this.journal.refresh();
+      }, 1000);
       clearTimeout(this.riskTimer);
       this.riskTimer = setTimeout(() => this.refreshRisk(), 300);
     }
@@ -287,6 +307,7 @@ class Dashboard {
       this.lostAt = undefined;
       showProblem("");
       this.refreshRisk();
+      this.ticket.refresh();
     } else if (this.lostAt === undefined) {
       this.lostAt = Date.now();
     }

@@ -1,4 +1,4 @@
-"""Records: every trade, signal, log, equity snapshot and tick, stored in a database.
+"""Records: every trade, signal, log, equity snapshot, tick and candle, stored in a database.
 
 Wiring (done once in the app's lifespan)::
 
@@ -27,6 +27,7 @@ from hub.records.errors import (
     StoreUnavailable,
 )
 from hub.records.records import (
+    CandleRecord,
     EquitySnapshot,
     LogRecord,
     Record,
@@ -36,7 +37,7 @@ from hub.records.records import (
     TradeOpened,
     TradeUpdated,
 )
-from hub.records.rows import EquityRow, LogRow, SignalRow, TickRow, TradeRow
+from hub.records.rows import CandleRow, EquityRow, LogRow, SignalRow, TickRow, TradeRow
 from hub.records.spool import DEFAULT_SPOOL_DIR, Spool
 from hub.records.store import DEFAULT_SQLITE_PATH, Store, open_store
 from hub.records.writer import RecordWriter, WriterHealth
@@ -44,6 +45,8 @@ from hub.records.writer import RecordWriter, WriterHealth
 __all__ = [
     "DEFAULT_SPOOL_DIR",
     "DEFAULT_SQLITE_PATH",
+    "CandleRecord",
+    "CandleRow",
     "EquityRow",
     "EquitySnapshot",
     "LogRecord",

@@ -1,7 +1,8 @@
 """Split a batch of records into what each engine writes with one statement.
 
 Inserts of ticks, logs, signals and equity snapshots don't depend on each other,
-so they are grouped by kind (keeping their order within a kind). Trade records
+so they are grouped by kind (keeping their order within a kind). Of the updates of one
+candle only the last (the one with the most ticks) is written. Trade records
 change one row in sequence, so they stay in order, in runs of the same type.
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hub.records.records import (
+    CandleRecord,
     EquitySnapshot,
     LogRecord,
     Record,
@@ -29,6 +31,7 @@ class Plan:
     signals: list[SignalRecord] = field(default_factory=list)
     equity: list[EquitySnapshot] = field(default_factory=list)
     trade_runs: list[list[TradeRecord]] = field(default_factory=list)
+    candles: dict[str, CandleRecord] = field(default_factory=dict)  # the last per bar
 
 
 def plan(records: Sequence[Record]) -> Plan:
@@ -41,6 +44,10 @@ def plan(records: Sequence[Record]) -> Plan:
             out.logs.append(r)
         elif isinstance(r, SignalRecord):
             out.signals.append(r)
+        elif isinstance(r, CandleRecord):
+            held = out.candles.get(r.record_key)
+            if held is None or r.ticks >= held.ticks:
+                out.candles[r.record_key] = r
         elif isinstance(r, EquitySnapshot):
             out.equity.append(r)
         elif out.trade_runs and type(out.trade_runs[-1][0]) is type(r):

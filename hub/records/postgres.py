@@ -21,7 +21,7 @@ from hub.records._batch import plan
 from hub.records._migrations import load_migrations
 from hub.records.errors import QueryError, StoreDataError, StoreUnavailable
 from hub.records.records import Record, TradeClosed, TradeOpened, TradeUpdated
-from hub.records.rows import EquityRow, LogRow, SignalRow, TickRow, TradeRow, check_page
+from hub.records.rows import CandleRow, EquityRow, LogRow, SignalRow, TickRow, TradeRow, check_page
 from hub.records.store import TABLES
 
 __all__ = ["PostgresStore"]
@@ -46,6 +46,17 @@ _TICKS_TEMP = (
 _TICKS_MOVE = (
     "INSERT INTO trading.ticks (record_key, agent_id, symbol, bid, ask, time)"
     " SELECT record_key, agent_id, symbol, bid, ask, time FROM ticks_in ON CONFLICT DO NOTHING"
+)
+_UPSERT_CANDLE = (
+    "INSERT INTO trading.candles AS b (agent_id, symbol, tf, t, o, h, l, c, ticks)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (agent_id, symbol, tf, t) DO UPDATE"
+    " SET h = excluded.h, l = excluded.l, c = excluded.c, ticks = excluded.ticks"
+    " WHERE excluded.ticks > b.ticks"
+)
+_CANDLE_COLUMNS = "symbol, tf, t, o, h, l, c, ticks"
+_LAST_CANDLES = (
+    f"SELECT DISTINCT ON (symbol, tf) {_CANDLE_COLUMNS} FROM trading.candles"
+    " WHERE agent_id = $1 ORDER BY symbol, tf, t DESC"
 )
 _INSERT_LOG = (
     "INSERT INTO trading.agent_logs (record_key, agent_id, event_type, message, metadata,"
@@ -145,10 +156,12 @@ class PostgresStore:
         limit: int = 100,
         before: int | None = None,
         signal_id: str | None = None,
+        status: str | None = None,
     ) -> list[TradeRow]:
         check_page(limit, before)
         q = _Query(agent=agent, before=before)
         q.add("signal_id = {}", signal_id)
+        q.add("status = {}", status)
         rows = await self._select("agent_trades", q, "id DESC", limit)
         return [msgspec.convert(r, TradeRow) for r in rows]
 
@@ -200,6 +213,28 @@ class PostgresStore:
         q.add("time >= {}", since_ms)
         rows = await self._select("ticks", q, "time, id", limit)
         return [msgspec.convert(r, TickRow) for r in rows]
+
+    async def candles(
+        self, agent: str, symbol: str, tf: str, *, limit: int = 500, before: int | None = None
+    ) -> list[CandleRow]:
+        check_page(limit)
+        sql = (
+            f"SELECT {_CANDLE_COLUMNS} FROM {SCHEMA}.candles"
+            " WHERE agent_id = $1 AND symbol = $2 AND tf = $3 AND ($4::bigint IS NULL OR t < $4)"
+            " ORDER BY t DESC LIMIT $5"
+        )
+        rows = await self._fetch(sql, agent, symbol, tf, before, limit)
+        return [msgspec.convert(r, CandleRow) for r in reversed(rows)]
+
+    async def last_candles(self, agent: str) -> list[CandleRow]:
+        rows = await self._fetch(_LAST_CANDLES, agent)
+        return [msgspec.convert(r, CandleRow) for r in rows]
+
+    async def _fetch(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        pool = await self._get_pool()
+        async with self._acquire(pool) as conn:
+            rows = await self._guard(conn.fetch(sql, *params))
+        return [dict(r) for r in rows]
 
     async def count(self, table: str) -> int:
         if table not in TABLES:
@@ -325,6 +360,14 @@ class PostgresStore:
                         for e in p.equity
                     ],
                 )  # fmt: skip
+            if p.candles:
+                await conn.executemany(
+                    _UPSERT_CANDLE,
+                    [
+                        (b.agent_id, b.symbol, b.tf, b.t, b.o, b.h, b.l, b.c, b.ticks)
+                        for b in p.candles.values()
+                    ],
+                )
             for run in p.trade_runs:
                 if isinstance(run[0], TradeOpened):
                     await conn.executemany(

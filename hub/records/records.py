@@ -15,6 +15,8 @@ writing the same record twice (a spool replayed after a crash) never doubles a r
   ``signal_id`` adds its ``outcome``.
 - :class:`EquitySnapshot` inserts an ``equity_snapshots`` row, :class:`TickRecord` a
   ``ticks`` row.
+- :class:`CandleRecord` upserts a ``candles`` row (one per agent, symbol, tf and open
+  time); a bar only moves forward (a record with fewer ticks than the row changes nothing).
 
 Times are epoch milliseconds. Trade statuses only move forward
 (``accepted`` -> ``open`` -> ``closed``; ``accepted`` -> ``rejected`` | ``failed``), so an
@@ -32,6 +34,7 @@ from channels.clock import now_ms
 
 __all__ = [
     "Action",
+    "CandleRecord",
     "EquitySnapshot",
     "LogRecord",
     "Record",
@@ -191,6 +194,24 @@ class TickRecord(_Record, frozen=True, kw_only=True, tag="tick"):
         return f"tick:{self.agent_id}:{self.symbol}:{self.time}"
 
 
+class CandleRecord(_Record, frozen=True, kw_only=True, tag="candle"):
+    """A bar of the bid as it stands after a tick (see :mod:`hub.candles`)."""
+
+    agent_id: str
+    symbol: str
+    tf: str
+    t: int
+    o: float
+    h: float
+    l: float  # noqa: E741 - the wire name
+    c: float
+    ticks: int
+
+    @property
+    def record_key(self) -> str:
+        return f"candle:{self.agent_id}:{self.symbol}:{self.tf}:{self.t}"
+
+
 TradeRecord = TradeOpened | TradeUpdated | TradeClosed
 Record = (
     TradeOpened
@@ -200,6 +221,7 @@ Record = (
     | SignalRecord
     | EquitySnapshot
     | TickRecord
+    | CandleRecord
 )
 
 _encoder = msgspec.json.Encoder()

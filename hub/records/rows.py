@@ -2,7 +2,8 @@
 
 Lists are newest first with keyset pagination (``before`` = the ``id`` of the last
 row of the previous page) for trades, logs and signals; oldest first for equity
-and ticks (chart series). :func:`check_page` validates the shared parameters.
+and ticks (chart series), and for candles (a page ends ``before`` a bar's open time).
+:func:`check_page` validates the shared parameters.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hub.records.errors import QueryError
 
 __all__ = [
     "MAX_LIMIT",
+    "CandleRow",
     "EquityRow",
     "LogRow",
     "SignalRow",
@@ -95,6 +97,19 @@ class TickRow(_Row, frozen=True, kw_only=True):
     ask: float
     time: int
     record_key: str
+
+
+class CandleRow(_Row, frozen=True, kw_only=True):
+    """A bar as ``agent:{id}:candles`` publishes it (``t``: its open time, epoch ms)."""
+
+    symbol: str
+    tf: str
+    t: int
+    o: float
+    h: float
+    l: float  # noqa: E741 - the wire name
+    c: float
+    ticks: int
 
 
 def check_page(limit: int, before: int | None = None, *, max_limit: int = MAX_LIMIT) -> None:

@@ -26,7 +26,7 @@ from hub.records.records import (
     TradeRecord,
     TradeUpdated,
 )
-from hub.records.rows import EquityRow, LogRow, SignalRow, TickRow, TradeRow, check_page
+from hub.records.rows import CandleRow, EquityRow, LogRow, SignalRow, TickRow, TradeRow, check_page
 from hub.records.store import TABLES
 
 __all__ = ["SqliteStore"]
@@ -39,6 +39,17 @@ _json = msgspec.json.Encoder()
 _INSERT_TICK = (
     "INSERT INTO ticks (record_key, agent_id, symbol, bid, ask, time)"
     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_UPSERT_CANDLE = (
+    "INSERT INTO candles (agent_id, symbol, tf, t, o, h, l, c, ticks)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, symbol, tf, t) DO UPDATE"
+    " SET h = excluded.h, l = excluded.l, c = excluded.c, ticks = excluded.ticks"
+    " WHERE excluded.ticks > candles.ticks"
+)
+_CANDLE_COLUMNS = "symbol, tf, t, o, h, l, c, ticks"
+_LAST_CANDLES = (
+    f"SELECT {_CANDLE_COLUMNS} FROM candles AS b WHERE agent_id = ? AND t = (SELECT max(t)"
+    " FROM candles WHERE agent_id = b.agent_id AND symbol = b.symbol AND tf = b.tf)"
 )
 _INSERT_LOG = (
     "INSERT INTO agent_logs (record_key, agent_id, event_type, message, metadata, created_at)"
@@ -154,12 +165,14 @@ class SqliteStore:
         limit: int = 100,
         before: int | None = None,
         signal_id: str | None = None,
+        status: str | None = None,
     ) -> list[TradeRow]:
         check_page(limit, before)
         where, params = self._filters(agent=agent, before=before)
-        if signal_id is not None:
-            where.append("signal_id = ?")
-            params.append(signal_id)
+        for column, value in (("signal_id", signal_id), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         rows = await self._select("agent_trades", where, params, "id DESC", limit)
         return [msgspec.convert(r, TradeRow) for r in rows]
 
@@ -216,6 +229,23 @@ class SqliteStore:
             params.append(symbol)
         rows = await self._select("ticks", where, params, "time, id", limit)
         return [msgspec.convert(r, TickRow) for r in rows]
+
+    async def candles(
+        self, agent: str, symbol: str, tf: str, *, limit: int = 500, before: int | None = None
+    ) -> list[CandleRow]:
+        check_page(limit)
+        sql = f"SELECT {_CANDLE_COLUMNS} FROM candles WHERE agent_id = ? AND symbol = ? AND tf = ?"
+        params: list[Any] = [agent, symbol, tf]
+        if before is not None:
+            sql += " AND t < ?"
+            params.append(before)
+        sql += " ORDER BY t DESC LIMIT ?"
+        rows = await self._run(lambda c: c.execute(sql, [*params, limit]).fetchall())
+        return [msgspec.convert(dict(r), CandleRow) for r in reversed(rows)]
+
+    async def last_candles(self, agent: str) -> list[CandleRow]:
+        rows = await self._run(lambda c: c.execute(_LAST_CANDLES, [agent]).fetchall())
+        return [msgspec.convert(dict(r), CandleRow) for r in rows]
 
     async def count(self, table: str) -> int:
         if table not in TABLES:
@@ -324,6 +354,13 @@ class SqliteStore:
                     for e in p.equity
                 ],
             )  # fmt: skip
+            conn.executemany(
+                _UPSERT_CANDLE,
+                [
+                    (b.agent_id, b.symbol, b.tf, b.t, b.o, b.h, b.l, b.c, b.ticks)
+                    for b in p.candles.values()
+                ],
+            )
             for run in p.trade_runs:
                 params = [_trade_params(r) for r in run]
                 if isinstance(run[0], TradeOpened):

@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 from hub.records.errors import StoreConfigError
 from hub.records.records import Record
-from hub.records.rows import EquityRow, LogRow, SignalRow, TickRow, TradeRow
+from hub.records.rows import CandleRow, EquityRow, LogRow, SignalRow, TickRow, TradeRow
 
 __all__ = ["DEFAULT_SQLITE_PATH", "TABLES", "Store", "open_store"]
 
 DEFAULT_SQLITE_PATH = Path("data/mt4hub.db")
-TABLES = ("agent_trades", "agent_logs", "signals", "equity_snapshots", "ticks")
+TABLES = ("agent_trades", "agent_logs", "signals", "equity_snapshots", "ticks", "candles")
 
 
 class Store(Protocol):
@@ -51,6 +51,7 @@ class Store(Protocol):
         limit: int = 100,
         before: int | None = None,
         signal_id: str | None = None,
+        status: str | None = None,
     ) -> list[TradeRow]:
         """Trades newest first; ``before`` is the id cursor of the previous page."""
 
@@ -83,6 +84,14 @@ class Store(Protocol):
         limit: int = 1000,
     ) -> list[TickRow]:
         """An agent's ticks oldest first, from ``since_ms`` on."""
+
+    async def candles(
+        self, agent: str, symbol: str, tf: str, *, limit: int = 500, before: int | None = None
+    ) -> list[CandleRow]:
+        """The newest ``limit`` bars opened before ``before`` (epoch ms), oldest first."""
+
+    async def last_candles(self, agent: str) -> list[CandleRow]:
+        """The newest stored bar of each of the agent's symbols and timeframes."""
 
     async def count(self, table: str) -> int:
         """Rows in one of :data:`TABLES`."""

@@ -18,8 +18,8 @@ def test_agent_channel_refuses_bad_ids(agent: str) -> None:
 
 
 def test_agent_channel_refuses_unknown_kind() -> None:
-    with pytest.raises(InvalidChannel, match="kind 'candles'"):
-        names.agent_channel("agent_1", "candles")  # type: ignore[arg-type]
+    with pytest.raises(InvalidChannel, match="kind 'bars'"):
+        names.agent_channel("agent_1", "bars")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_validate_accepts_channels_and_patterns(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "summaries", "agent:a", "agent:a:candles", "agent:a b:ticks", "x:a:ticks", "a:b:c:d"],
+    ["", "summaries", "agent:a", "agent:a:bars", "agent:a b:ticks", "x:a:ticks", "a:b:c:d"],
 )
 def test_validate_names_the_unknown_channel(name: str) -> None:
     with pytest.raises(InvalidChannel, match=f"unknown channel {name!r}"):
@@ -120,3 +120,9 @@ def test_a_channel_is_matched_by_at_most_eight_names() -> None:
 def test_a_limited_reader_gets_its_agents_and_system_only(name: str, readable: bool) -> None:
     assert names.readable(name, frozenset({"agent_1"})) is readable
     assert names.readable(name, None)
+
+
+def test_candles_are_a_state_channel_of_an_agent() -> None:
+    assert names.agent_channel("agent_1", "candles") == "agent:agent_1:candles"
+    assert names.is_state("agent:agent_1:candles")
+    assert names.validate("agent:*:candles") == "agent:*:candles"

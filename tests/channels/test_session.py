@@ -119,7 +119,7 @@ async def test_since_recovers_across_a_reconnect(hub: Hub) -> None:
         ("[1]", "frame must be a JSON object"),
         ('{"op":"fly","id":"9"}', "unknown op 'fly'"),
         (
-            '{"op":"subscribe","id":"9","channels":["agent:x:candles"]}',
+            '{"op":"subscribe","id":"9","channels":["agent:x:bars"]}',
             "channels[0]: unknown channel",
         ),
         ('{"op":"subscribe","id":"9","channels":["summary"],"since":{"signals":1}}', "since:"),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from typing import Any
 
 from tests.timing import units
 from tests.web.conftest import ROOT, Dashboard
@@ -21,24 +23,52 @@ async def _open_position(dashboard: Dashboard) -> str:
     return str(await row.first.get_attribute("data-ticket"))
 
 
-async def test_risk_preview_shows_money_and_percent_against_the_limit(
-    dashboard: Dashboard,
-) -> None:
-    await dashboard.open()
-    await dashboard.fill_ticket("agent_1", "XAUUSD", "buy", "0.01", sl="2640")
-    preview = dashboard.page.locator("#ticket [data-preview]")
-    await dashboard.page.wait_for_selector('#ticket [data-preview][data-verdict="over"]')
-    text = str(await preview.text_content())
-    # The worked example of docs/risk.md at the pinned ask 2650.30: 0.01 x 100 x 10.30 > 2.00.
-    assert "10.30 USD" in text and "5.15%" in text and "limit 2.00" in text
-    await dashboard.page.locator("#ticket input[name=sl]").fill("2648.50")
-    await dashboard.page.wait_for_selector('#ticket [data-preview][data-verdict="ok"]')
-    assert "1.80 USD" in str(await preview.text_content())
+# (agent, symbol, action, lots, sl, tp): XAUUSD is pinned at 2650.00 / 2650.30 (agent_1:
+# balance 200, 1 % per trade), USDJPY at 149.99 / 150.01 (agent_3: balance 1000, 2 %).
+TICKETS = [
+    ("agent_1", "XAUUSD", "buy", "0.01", "2640.00", ""),  # the worked example: 10.30 > 2.00
+    ("agent_1", "XAUUSD", "buy", "0.01", "2648.50", ""),  # ... and 1.80: accepted
+    ("agent_1", "XAUUSD", "buy", "0.01", "", ""),  # SL required
+    ("agent_1", "XAUUSD", "buy", "0.01", "2650.10", ""),  # a buy SL between bid and ask
+    ("agent_1", "XAUUSD", "sell", "0.01", "2652.00", "2640"),  # exactly at the limit
+    ("agent_1", "XAUUSD", "sell", "0.01", "2651.00", "2655"),  # TP on the wrong side
+    ("agent_1", "XAUUSD", "buy", "0", "2648.50", ""),  # bad lots
+    ("agent_1", "XAUUSD", "buy", "0.02", "2649.50", ""),  # 1.60 risk on 0.02 lots
+    ("agent_3", "USDJPY", "sell", "0.01", "151.49", ""),  # 1500 JPY = 10.00 USD at mid 150
+    ("agent_3", "USDJPY", "sell", "0.02", "151.49", ""),  # 20.00 USD: at the 2 % limit
+]
 
 
-async def test_usdjpy_risk_preview_is_converted_with_the_current_price(
-    dashboard: Dashboard,
-) -> None:
+async def _engine_answer(dashboard: Dashboard, ticket: tuple[str, ...]) -> dict[str, Any]:
+    agent, symbol, action, lots, sl, tp = ticket
+    body: dict[str, Any] = {"symbol": symbol, "action": action, "lots": float(lots)}
+    if sl:
+        body["sl"] = float(sl)
+    if tp:
+        body["tp"] = float(tp)
+    resp = await dashboard.hub.post(f"/api/agents/{agent}/trade?dry_run=true", body)
+    answer: dict[str, Any] = resp.json()
+    return answer
+
+
+async def _preview_of(dashboard: Dashboard, ticket: tuple[str, ...]) -> dict[str, Any]:
+    """The ticket's preview once it shows the engine's answer for exactly this ticket."""
+    agent, symbol, action, lots, sl, tp = ticket
+    await dashboard.fill_ticket(agent, symbol, action, lots, sl=sl, tp=tp)
+    numbers = [format(float(x), "g") if x else "" for x in (lots, sl, tp)]  # as JS prints them
+    key = " ".join([agent, symbol, action, *numbers])
+    handle = await dashboard.page.wait_for_function(
+        "key => { const p = document.querySelector('#ticket [data-preview]');"
+        " return p.dataset.for === key && p.dataset.verdict && !p.dataset.pending"
+        " && {...p.dataset, text: p.textContent}; }",
+        arg=key,
+        timeout=WAIT_MS,
+    )
+    preview: dict[str, Any] = await handle.json_value()
+    return preview
+
+
+async def test_the_preview_is_the_engines_dry_run_answer(dashboard: Dashboard) -> None:
     await dashboard.hub.sim(
         "agent_3", "/sim/price", {"symbol": "USDJPY", "bid": 149.99, "ask": 150.01}
     )
@@ -47,14 +77,37 @@ async def test_usdjpy_risk_preview_is_converted_with_the_current_price(
         '#ticks tr[data-agent="agent_3"][data-symbol="USDJPY"] [data-field="bid"]:text("149.990")',
         timeout=WAIT_MS,
     )
-    await dashboard.fill_ticket("agent_3", "USDJPY", "sell", "0.01", sl="151.49")
-    preview = dashboard.page.locator("#ticket [data-preview]")
-    # entry at bid 149.99: 0.01 x 100000 x 1.50 = 1500 JPY = 10.00 USD at mid 150.
-    await dashboard.page.wait_for_function(
-        "() => document.querySelector('#ticket [data-preview]').textContent.includes('10.00 USD')",
-        timeout=WAIT_MS,
+    for ticket in TICKETS:
+        preview = await _preview_of(dashboard, ticket)
+        answer = await _engine_answer(dashboard, ticket)
+        if "error" in answer:
+            error = answer["error"]
+            details = error.get("details") or {}
+            assert preview["verdict"] == "rejected", (ticket, preview, answer)
+            assert preview["code"] == error["code"], ticket
+            assert preview["check"] == details.get("check", ""), ticket
+            for field in ("value", "limit"):
+                want = details.get(field)
+                got = json.loads(preview[field]) if preview[field] else None
+                assert got == want, (ticket, field, preview, answer)
+            assert error["message"] in preview["text"], (ticket, preview["text"])
+        else:
+            assert preview["verdict"] == "ok", (ticket, preview, answer)
+            assert float(preview["risk"]) == answer["risk"]["risk"], ticket
+            assert float(preview["riskPct"]) == answer["risk"]["risk_pct"], ticket
+    # The worked example (SPEC 7), as the trader reads it.
+    rejected = await _preview_of(dashboard, TICKETS[0])
+    assert (rejected["check"], rejected["value"], rejected["limit"]) == (
+        "max_risk_per_trade",
+        "10.3",
+        "2",
     )
-    assert "1.00%" in str(await preview.text_content())
+    assert "10.30" in rejected["text"] and "2.00" in rejected["text"]
+    accepted = await _preview_of(dashboard, TICKETS[1])
+    assert accepted["verdict"] == "ok" and "1.80 USD" in accepted["text"]
+    assert dashboard.errors == []
+    state = (await dashboard.hub.http.get(dashboard.hub.sim_url("agent_1") + "/sim/state")).json()
+    assert state["orders_filled"] == 0
 
 
 async def test_trade_from_the_ticket_appears_as_a_position_row(dashboard: Dashboard) -> None:

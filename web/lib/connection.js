@@ -50,6 +50,25 @@ export class Connection extends EventTarget {
     socket.addEventListener("close", (ev) => this.closed(socket, ev));
   }
 
+  /** Keep ``channels`` subscribed too (now, when live, and after every reconnect). */
+  follow(channels) {
+    const fresh = channels.filter((c) => !this.channels.includes(c));
+    if (!fresh.length) return;
+    this.channels = [...this.channels, ...fresh];
+    if (this.state === "live") {
+      this.request({ op: "subscribe", channels: fresh }).catch((err) =>
+        this.emit("problem", { message: `subscribe failed: ${err.message}` }),
+      );
+    }
+  }
+
+  /** Stop following ``channels``. */
+  unfollow(channels) {
+    this.channels = this.channels.filter((c) => !channels.includes(c));
+    for (const c of channels) this.positions.delete(c);
+    if (this.state === "live") this.request({ op: "unsubscribe", channels }).catch(() => {});
+  }
+
   subscribe() {
     const since = {};
     for (const [channel, pos] of this.positions) {

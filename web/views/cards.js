@@ -1,6 +1,6 @@
 // One card per agent: status light, money, positions and daily loss against limits, equity chart.
 
-import { LineChart } from "../lib/chart.js";
+import { LineChart } from "../lib/charts.js";
 import { el, setText } from "../lib/dom.js";
 import { age, money, signedMoney } from "../lib/format.js";
 
@@ -36,7 +36,7 @@ export class AgentCards {
     const light = el("span", { class: "light offline", dataset: { field: "light" } });
     const lightText = el("span", { class: "light-text", dataset: { field: "status" } }, "offline");
     const note = el("p", { class: "card-note", dataset: { field: "note" } });
-    const canvas = el("canvas", { class: "chart", "aria-label": `${agent.config.name} equity` });
+    const canvas = el("div", { class: "chart", "aria-label": `${agent.config.name} equity` });
     const root = el(
       "article",
       { class: "card", dataset: { agent: agent.id } },

@@ -7,8 +7,9 @@ import { price, signedMoney } from "../lib/format.js";
 export class PositionsView {
   /**
    * @param {HTMLElement} container
-   * @param {{close: Function, modify: Function, canTrade: () => boolean}} actions
-   *   close(agentId, ticket) and modify(agentId, ticket, sl, tp) return promises
+   * @param {{close: Function, modify: Function, canTrade: boolean, lotStep: Function}} actions
+   *   close(agentId, ticket, lots?) and modify(agentId, ticket, sl, tp) return promises;
+   *   without canTrade every button and input is disabled (a read-only token)
    */
   constructor(container, agents, actions) {
     this.actions = actions;
@@ -84,8 +85,15 @@ export class PositionsView {
       profit: el("td", { class: "num", dataset: { field: "profit" } }),
     };
     const message = el("span", { class: "row-message", role: "status" });
-    const closeButton = el("button", { type: "button", class: "danger small" }, "Close");
-    const editButton = el("button", { type: "button", class: "small" }, "SL/TP");
+    const readOnly = this.actions.canTrade === false;
+    const why = readOnly ? "this token is read-only" : undefined;
+    const step = this.actions.lotStep ? this.actions.lotStep(p.symbol) : 0.01;
+    const lotsInput = el("input", {
+      type: "number", name: "close-lots", class: "close-lots", step: String(step), min: String(step),
+      placeholder: "all", "aria-label": "lots to close", disabled: readOnly, title: why,
+    });  // prettier-ignore
+    const closeButton = el("button", { type: "button", class: "danger small", disabled: readOnly, title: why }, "Close");
+    const editButton = el("button", { type: "button", class: "small", disabled: readOnly, title: why }, "SL/TP");
     const tr = el(
       "tr",
       { dataset: { ticket: p.ticket } },
@@ -97,7 +105,7 @@ export class PositionsView {
       cells.sl,
       cells.tp,
       cells.profit,
-      el("td", { class: "actions" }, editButton, closeButton, message),
+      el("td", { class: "actions" }, editButton, lotsInput, closeButton, message),
     );
     const slInput = el("input", { type: "number", step: "any", name: "sl", "aria-label": "SL" });
     const tpInput = el("input", { type: "number", step: "any", name: "tp", "aria-label": "TP" });
@@ -121,10 +129,16 @@ export class PositionsView {
     );
     const row = { tr, editor, cells, position: p };
     closeButton.addEventListener("click", () => {
+      const lots = lotsInput.value === "" ? null : Number(lotsInput.value);
       closeButton.disabled = true;
-      setText(message, "closing…");
-      this.actions.close(agentId, p.ticket).then(
-        () => setText(message, "closed"),
+      message.classList.remove("error");
+      setText(message, lots ? `closing ${lots}…` : "closing…");
+      this.actions.close(agentId, p.ticket, lots).then(
+        () => {
+          setText(message, lots ? `closed ${lots}` : "closed");
+          lotsInput.value = "";
+          closeButton.disabled = false;
+        },
         (err) => {
           closeButton.disabled = false;
           setText(message, describe(err));

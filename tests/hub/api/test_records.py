@@ -84,3 +84,32 @@ async def test_logs_paginate_newest_first_with_before(store_url: str) -> None:
         assert all(r["id"] < ids[-1] for r in second["logs"])
         r = await h.get("/api/logs", params={"limit": "x"})
         assert r.status_code == 400 and "limit" in r.json()["error"]["message"]
+
+
+async def test_trades_filter_by_status_and_logs_by_event(store_url: str) -> None:
+    async with run_hub(env={"DATABASE_URL": store_url}) as h:
+        await ready(h)
+        await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": 2650.0, "ask": 2650.3})
+        ticks = h.hub.registry.agents["agent_1"].ticks
+        await eventually(lambda: ticks["XAUUSD"].ask == 2650.3)
+        body = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": 2648.5}
+        opened = await h.post("/api/agents/agent_1/trade", body)
+        assert opened.status_code == 200, opened.text
+        refused = await h.post("/api/agents/agent_1/trade", {**body, "sl": 2600.0})
+        assert refused.status_code == 422
+        closed = await h.post("/api/agents/agent_1/close", {"ticket": opened.json()["ticket"]})
+        assert closed.status_code == 200, closed.text
+        rows = await body_when(
+            h, "/api/trades", lambda b: len(b["trades"]) == 1, agent="agent_1", status="closed"
+        )
+        assert rows["trades"][0]["profit"] == closed.json()["profit"]
+        rejected = await body_when(
+            h, "/api/logs", lambda b: len(b["logs"]) == 1, agent="agent_1", event="order_rejected"
+        )
+        assert rejected["logs"][0]["event_type"] == "order_rejected"
+        for path, params, field in [
+            ("/api/trades", {"status": "gone"}, "status"),
+            ("/api/logs", {"event": "no spaces"}, "event"),
+        ]:
+            r = await h.get(path, params=params)
+            assert r.status_code == 400 and r.json()["error"]["message"].startswith(f"{field}:")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hub.records import (
+    CandleRecord,
     EquitySnapshot,
     LogRecord,
     QueryError,
@@ -192,6 +193,7 @@ async def test_a_replayed_batch_doubles_no_row(store: Store) -> None:
         SignalRecord(signal_id="s", symbol="XAUUSD", direction="long"),
         EquitySnapshot(agent_id="agent_1", balance=1, equity=1, margin=0, profit=0),
         tick(1),
+        candle(60_000, 1, 2650.0),
     ]
     await store.write(batch)
     await store.write(batch)
@@ -225,3 +227,48 @@ async def test_sqlite_uses_a_wal_file(tmp_path: Path) -> None:
     await s.write([tick(1)])
     assert (tmp_path / "wal.db-wal").exists()
     await s.close()
+
+
+def candle(t: int, ticks: int, c: float, tf: str = "M1", symbol: str = "XAUUSD") -> CandleRecord:
+    return CandleRecord(
+        agent_id="agent_1", symbol=symbol, tf=tf, t=t, o=2650.0, h=max(2650.0, c),
+        l=min(2650.0, c), c=c, ticks=ticks,
+    )  # fmt: skip
+
+
+async def test_a_candle_is_one_row_that_only_moves_forward(store: Store) -> None:
+    await store.write([candle(60_000, 1, 2650.0), candle(60_000, 2, 2652.0)])
+    await store.write([candle(60_000, 3, 2649.0)])
+    await store.write([candle(60_000, 2, 2652.0)])  # a replay of an older update
+    [bar] = await store.candles("agent_1", "XAUUSD", "M1")
+    assert (bar.t, bar.o, bar.h, bar.l, bar.c, bar.ticks) == (
+        60_000,
+        2650.0,
+        2650.0,
+        2649.0,
+        2649.0,
+        3,
+    )
+    assert await store.count("candles") == 1
+
+
+async def test_candles_page_back_by_open_time_oldest_first(store: Store) -> None:
+    await store.write([candle(t * 60_000, 1, 2650.0 + t) for t in range(1, 11)])
+    await store.write([candle(60_000, 1, 1.0, tf="M5"), candle(60_000, 1, 1.0, symbol="EURUSD")])
+    page = await store.candles("agent_1", "XAUUSD", "M1", limit=3)
+    assert [b.t // 60_000 for b in page] == [8, 9, 10]
+    page = await store.candles("agent_1", "XAUUSD", "M1", limit=3, before=page[0].t)
+    assert [b.t // 60_000 for b in page] == [5, 6, 7]
+    assert await store.candles("agent_2", "XAUUSD", "M1") == []
+
+
+async def test_last_candles_are_the_newest_bar_of_each_symbol_and_timeframe(store: Store) -> None:
+    await store.write([candle(t * 60_000, 1, 2650.0 + t) for t in range(1, 4)])
+    await store.write([candle(0, 5, 1.0, tf="H1"), candle(60_000, 2, 1.1, symbol="EURUSD")])
+    last = await store.last_candles("agent_1")
+    got = sorted((b.symbol, b.tf, b.t, b.ticks) for b in last)
+    assert got == [
+        ("EURUSD", "M1", 60_000, 2),
+        ("XAUUSD", "H1", 0, 5),
+        ("XAUUSD", "M1", 180_000, 1),
+    ]
