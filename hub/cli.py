@@ -95,6 +95,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if unknown:
         print(f"--symbols: unknown symbol(s) {', '.join(unknown)}", file=sys.stderr)
         return 1
+    from hub.bridge.profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        for line in exc.problems:
+            print(f"--profile: {line}", file=sys.stderr)
+        return 1
     setup_logging()
     try:
         asyncio.run(
@@ -106,6 +114,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 leverage=args.leverage,
                 seed=args.seed,
                 control_token=args.control_token or None,
+                profile=profile,
             )
         )
     except KeyboardInterrupt:
@@ -168,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         "one they answer only on a loopback --host",
     )
     sim.add_argument("--config", default=os.environ.get("HUB_CONFIG"), help="symbol specs from")
+    sim.add_argument(
+        "--profile",
+        default="mt4hub",
+        help="answer in this bridge profile's dialect: a built-in name or a YAML file "
+        "(docs/bridges.md; default mt4hub)",
+    )
     sim.set_defaults(func=cmd_sim)
 
     check = sub.add_parser("check", help="validate a config file")

@@ -135,7 +135,7 @@ class BridgeClient:
             raise BridgeUnavailable(message, sent=True) from None
         except aiohttp.ClientError as exc:
             raise BridgeProtocolError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
-        return self.dialect.payload(name, status, raw)
+        return self.dialect.payload(name, status, raw, f"{method} {path}")
 
     async def _write(self, name: str, values: dict[str, Any]) -> Any:
         """A trade call; refused with 136 or 146 (nothing executed), sent once more."""

@@ -302,9 +302,10 @@ class Dialect:
 
     # -- answers (client side) ----------------------------------------------------------
 
-    def payload(self, name: str, status: int, raw: bytes) -> Any:
-        """The answer's payload, or the bridge's refusal as an error with its MT4 code."""
-        where = self._where(name)
+    def payload(self, name: str, status: int, raw: bytes, where: str | None = None) -> Any:
+        """The answer's payload, or the bridge's refusal as an error with its MT4 code
+        (``where``: the call as made, ``GET /tick/XAUUSD``)."""
+        where = where or self._where(name)
         try:
             doc = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
