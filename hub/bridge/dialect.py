@@ -606,8 +606,8 @@ class Dialect:
         if env.success is not None:
             _set(doc, env.success, False)
         _set(doc, _paths(env.message, "error")[0], message)
-        if env.code is not None and code is not None:
-            _set(doc, _paths(env.code, "code")[0], code)
+        if code is not None:  # under "code" when the profile names no place for it
+            _set(doc, _paths(env.code, "code")[0] if env.code else "code", code)
         return doc
 
     def _fields(

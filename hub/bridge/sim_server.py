@@ -272,6 +272,7 @@ async def _sim_fault(request: web.Request) -> web.Response:
     body = await _decode(request, _FaultBody)
     control = request.app[_CONTROL]
     control.mode, control.delay_ms, control.paths = body.mode, body.delay_ms, body.paths
+    control.code, control.times = body.code, body.times
     log.info("simulated bridge fault mode: %s (delay %d ms)", body.mode, body.delay_ms)
     return _json(_state(request.app))
 
