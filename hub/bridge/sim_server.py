@@ -200,7 +200,7 @@ def _operation(name: str) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         dialect = request.app[_DIALECT]
         body: Any = None
-        if request.can_read_body:
+        if request.body_exists:
             raw = await request.read()
             try:
                 body = msgspec.json.decode(raw)
