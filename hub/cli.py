@@ -125,6 +125,30 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from hub.bridge.probe import probe
+    from hub.bridge.profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        for line in exc.problems:
+            print(f"--profile: {line}", file=sys.stderr)
+        return 2
+    url = args.url if "://" in args.url else f"http://{args.url}"
+    return asyncio.run(
+        probe(
+            url,
+            profile,
+            symbol=args.symbol,
+            trade=args.trade,
+            lots=args.lots,
+            within=args.timeout,
+            timezone=args.timezone,
+        )
+    )
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     from hub.tail import tail
 
@@ -184,6 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(docs/bridges.md; default mt4hub)",
     )
     sim.set_defaults(func=cmd_sim)
+
+    probe = sub.add_parser(
+        "probe", help="check a live EA Bridge against a bridge profile (read-only by default)"
+    )
+    probe.add_argument("url", help="the bridge, http://host:port")
+    probe.add_argument("--profile", default="mt4hub", help="built-in name or YAML file")
+    probe.add_argument("--symbol", default="XAUUSD", help="the symbol whose tick is read")
+    probe.add_argument(
+        "--trade",
+        action="store_true",
+        help="also open and close the minimum lot (a demo account only)",
+    )
+    probe.add_argument("--lots", type=float, default=0.01, help="what --trade opens")
+    probe.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    probe.add_argument("--timezone", help="the trade server's zone (default: the profile's)")
+    probe.set_defaults(func=cmd_probe)
 
     check = sub.add_parser("check", help="validate a config file")
     check.add_argument("--config", default=os.environ.get("HUB_CONFIG"), help=cfg_help)

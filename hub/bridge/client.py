@@ -93,6 +93,7 @@ class BridgeClient:
         self._magic: dict[int, int] = {}  # ticket -> magic number, as the bridge reported
         self._held: dict[int, Position] = {}  # the last positions read, by ticket
         self._logged: set[str] = set()
+        self.last_answer: tuple[str, int, bytes] | None = None  # (call, status, body): probe
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -135,6 +136,7 @@ class BridgeClient:
             raise BridgeUnavailable(message, sent=True) from None
         except aiohttp.ClientError as exc:
             raise BridgeProtocolError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        self.last_answer = (f"{method} {path}", status, raw)
         return self.dialect.payload(name, status, raw, f"{method} {path}")
 
     async def _write(self, name: str, values: dict[str, Any]) -> Any:

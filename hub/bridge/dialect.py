@@ -76,6 +76,9 @@ _POSITION = (("ticket", "int", True), ("symbol", "symbol", True), ("action", "ac
              ("comment", "str", False), ("magic", "int", False))  # fmt: skip
 _CLOSED = (*_POSITION, ("close_price", "num", True), ("close_time", "time", False),
            ("reason", "reason", False))  # fmt: skip
+# Optional fields a probe reports when missing (the others are extras a bridge may lack).
+_EXPECTED = {"margin", "free_margin", "profit", "symbol", "time", "sl", "tp", "open_time",
+             "close_time", "comment"}  # fmt: skip
 _KINDS = {name: kind for name, kind, _ in (*_ACCOUNT, *_TICK, *_CLOSED)}
 _KINDS.update(since="time", ticket="int", lots="num")
 
@@ -375,14 +378,15 @@ class Dialect:
         for alias in (_norm(hub), *_ALIASES.get(hub, ())):
             if alias in keys:
                 if self.notes is not None:
-                    self._note(name, f"field {hub} read from {keys[alias]!r} "
-                                     f"(profile: {' or '.join(declared)})")  # fmt: skip
+                    missing = f"field {hub} missing (profile: {' or '.join(declared)})"
+                    self._note(name, f"{missing}, found as {keys[alias]!r}")
                 return row[keys[alias]]
         return _MISSING
 
     def _note(self, name: str, text: str) -> None:
+        op = self.profile.operation(name)
         if self.notes is not None:
-            line = f"{self._where(name)}: {text}"
+            line = f"{op.path if op is not None else name}: {text}"
             if line not in self.notes:
                 self.notes.append(line)
 
@@ -396,10 +400,10 @@ class Dialect:
         for hub, kind, required in spec:
             raw = self._find(name, row, hub, op)
             if raw is _MISSING:
+                if self.notes is not None and (required or hub in _EXPECTED or hub in op.fields):
+                    where = " or ".join(_paths(op.fields.get(hub), hub))
+                    self._note(name, f"field {hub} missing (profile: {where})")
                 if required:
-                    if self.notes is not None:
-                        where = " or ".join(_paths(op.fields.get(hub), hub))
-                        self._note(name, f"field {hub} missing (profile: {where})")
                     values[hub] = _MISSING
                 continue
             try:
@@ -455,9 +459,10 @@ class Dialect:
         assert op is not None
         rows = _get(data, op.rows) if op.rows is not None else data
         if isinstance(rows, dict) and op.rows is None:  # {"positions": [...]} without a key
-            lists = [v for v in rows.values() if isinstance(v, list)]
+            lists = [(k, v) for k, v in rows.items() if isinstance(v, list)]
             if len(lists) == 1:
-                rows = lists[0]
+                self._note(name, f"rows found under {lists[0][0]!r} (profile: the answer itself)")
+                rows = lists[0][1]
         if not isinstance(rows, list):
             shown = "missing" if rows is _MISSING else f"{type(rows).__name__}, not a list"
             raise BridgeProtocolError(f"{self._where(name)}: bad answer: rows {shown}")
