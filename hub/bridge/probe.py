@@ -39,7 +39,9 @@ class _Probe:
             result = await call()
         except BridgeError as exc:
             self._answered(what)
-            self.say(f"  FAILED ({exc.code}): {exc}")
+            mt4 = exc.details["mt4_error"] if exc.details else None
+            shown = f", MT4 error {mt4['code']}: {mt4['meaning']}" if mt4 else ""
+            self.say(f"  FAILED ({exc.code}{shown}): {exc}")
             if required:
                 self.failed.append(f"{what}: {exc}")
             return None
