@@ -43,9 +43,9 @@ from msgspec import Meta
 
 from channels.clock import now_ms
 from channels.validation import describe
-from hub.bridge.dialect import Dialect
 from hub.bridge.profile import BridgeProfile, load_profile
 from hub.bridge.sim import SimError, SimMarket
+from hub.bridge.sim_dialect import SimDialect
 from hub.config import SymbolSpec
 
 __all__ = [
@@ -113,7 +113,7 @@ class _Control:
 
 _MODEL = web.AppKey("sim_model", SimMarket)
 _CONTROL = web.AppKey("sim_control", _Control)
-_DIALECT = web.AppKey("sim_dialect", Dialect)
+_DIALECT = web.AppKey("sim_dialect", SimDialect)
 _MAGIC = web.AppKey("sim_magic", dict[int, int])  # ticket -> magic number sent with it
 _COMMENT_MAX = web.AppKey("sim_comment_max", int)  # what the "broker" keeps of a comment
 _ROUTES = web.AppKey("sim_routes", dict[str, tuple[str, str]])  # operation -> (method, path)
@@ -224,7 +224,7 @@ _NEEDS = {"tick": ("symbol",), "open": ("symbol", "action", "lots"),
           "close": ("ticket",), "partial_close": ("ticket",), "modify": ("ticket",)}  # fmt: skip
 
 
-def _bridge_name(dialect: Dialect, name: str, hub: str) -> str:
+def _bridge_name(dialect: SimDialect, name: str, hub: str) -> str:
     op = dialect.profile.operation(name)
     return op.body.get(hub, hub) if op is not None else hub
 
@@ -410,7 +410,7 @@ def create_sim_app(
     app[_MODEL] = model
     app[_CONTROL] = _Control(control_token, controls_open)
     profile = profile or load_profile()
-    app[_DIALECT] = Dialect(profile, names)
+    app[_DIALECT] = SimDialect(profile, names)
     app[_MAGIC] = {}
     app[_COMMENT_MAX] = comment_max
     routes: dict[str, tuple[str, str]] = {}

@@ -285,10 +285,17 @@ async def test_a_fill_answer_holding_only_a_ticket_is_completed_from_positions(
     )
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"success": False, "error": "invalid stops", "code": 130},
+        {"success": False, "error": {"message": "invalid stops", "code": "130"}},
+    ],
+)
 async def test_success_false_with_an_mt4_code_is_the_bridges_reason(
-    bridge: QuirkyBridge, client: BridgeClient
+    bridge: QuirkyBridge, client: BridgeClient, answer: dict[str, Any]
 ) -> None:
-    bridge.replace["open"] = {"success": False, "error": "invalid stops", "code": 130}
+    bridge.replace["open"] = answer
     with pytest.raises(BridgeRejected) as info:
         await client.trade(TradeOrder(symbol="XAUUSD", action="buy", lots=0.01, sl=2600.0))
     assert str(info.value) == "invalid stops"
