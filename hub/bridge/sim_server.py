@@ -12,8 +12,12 @@ the test controls under ``/sim/`` answer in every mode:
 
 Fault modes: ``down`` drops the connection without an answer; ``slow`` processes
 the request at once (an order IS filled) and answers after ``delay_ms``; ``error``
-answers 500; ``garbage`` answers 200 with bodies that break the contract. Only
-``ok`` and ``slow`` reach the account. With ``paths`` (e.g. ``["/trade"]``) the mode applies
+answers 500; ``garbage`` answers 200 with bodies that break the contract; ``reject``
+answers trade calls (open, close, modify) with the MT4 error ``code`` (default 146),
+``times`` times (default: until changed). Only ``ok`` and ``slow`` reach the account.
+
+The bridge endpoints are those of the app's bridge profile (default ``mt4hub``, the table
+of :mod:`hub.bridge.models`), answered in its dialect (:mod:`hub.bridge.sim_dialect`). With ``paths`` (e.g. ``["/trade"]``) the mode applies
 to those bridge paths only; the others answer normally.
 
 Only programs may call it, never a web page: a request carrying ``Origin`` is 403 and a

@@ -61,10 +61,8 @@ class ClosedTrades:
             key = (agent.id, trade.ticket)
             coid = self._opened.pop(key, None)
             self.events.journal.trade_closed(agent.id, trade, coid)
-            # Closed before this hub started: recorded, not news (with a second's grace: an
-            # MT4 bridge writes whole seconds, so a close just after the start reads earlier).
-            if trade.close_time + 1000 <= self._started_ms:
-                continue
+            if trade.close_time < self._started_ms:
+                continue  # closed before this hub started: recorded, not news
             row = f"{agent.id}:{trade.ticket}:{trade.close_time}:{trade.lots:.8f}"
             if not await self.coord.claim(row):
                 continue  # another instance (or an earlier read) handled it
