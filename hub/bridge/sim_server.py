@@ -15,10 +15,11 @@ the request at once (an order IS filled) and answers after ``delay_ms``; ``error
 answers 500; ``garbage`` answers 200 with bodies that break the contract; ``reject``
 answers trade calls (open, close, modify) with the MT4 error ``code`` (default 146),
 ``times`` times (default: until changed). Only ``ok`` and ``slow`` reach the account.
+With ``paths`` (e.g. ``["/trade"]``) the mode applies to those bridge paths only; the
+others answer normally.
 
 The bridge endpoints are those of the app's bridge profile (default ``mt4hub``, the table
-of :mod:`hub.bridge.models`), answered in its dialect (:mod:`hub.bridge.sim_dialect`). With ``paths`` (e.g. ``["/trade"]``) the mode applies
-to those bridge paths only; the others answer normally.
+of :mod:`hub.bridge.models`), answered in its dialect (:mod:`hub.bridge.sim_dialect`).
 
 Only programs may call it, never a web page: a request carrying ``Origin`` is 403 and a
 ``POST`` whose body is not ``application/json`` is 415 (a page's ``fetch`` with
