@@ -114,3 +114,16 @@ async def test_the_command_exits_0_against_a_simulator_in_its_dialect() -> None:
         assert proc.returncode == 1, out.decode()  # the default profile is not its dialect
     finally:
         await server.close()
+
+
+def test_an_unknown_profile_stops_probe_and_sim_with_its_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hub.cli import main
+
+    assert main(["probe", "127.0.0.1:9", "--profile", "nope"]) == 2
+    assert "--profile: unknown profile 'nope' (built-in: minimal, mt4hub, wrapped" in (
+        capsys.readouterr().err
+    )
+    assert main(["sim", "--port", "0", "--profile", "nope"]) == 1
+    assert "--profile: unknown profile 'nope'" in capsys.readouterr().err

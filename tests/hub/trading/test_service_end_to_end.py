@@ -223,6 +223,9 @@ async def test_minimal_bridge_trades_with_a_token_and_an_sl_and_refuses_close_an
             assert resp.status_code == 422, resp.text
             assert resp.json()["error"]["code"] == "not_supported", resp.text
             assert "minimal" in resp.json()["error"]["message"]
+        stop = await h.post("/api/emergency/stop-all", {"reason": "t", "close_positions": True})
+        assert stop.status_code == 200, stop.text
+        assert stop.json()["closed"]["agent_1"]["error"]["code"] == "not_supported"
         state = await sim_state(h, "agent_1")
         assert state["positions"] == 1 and state["orders_received"] == 1
 
