@@ -144,6 +144,7 @@ class Registry:
                     profile=load_profile(agent.bridge_profile),
                     symbols=agent.symbol_names,
                     timezone=agent.server_timezone,
+                    name=agent_id,
                 ),
             )
             for agent_id, agent in config.agents.items()

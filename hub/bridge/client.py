@@ -78,8 +78,10 @@ class BridgeClient:
         profile: BridgeProfile | None = None,
         symbols: dict[str, str] | None = None,
         timezone: str | None = None,
+        name: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.name = name  # the agent's id, in logs
         self.timeout = timeout
         self.trade_timeout = trade_timeout
         self.profile = profile or load_profile()
@@ -146,7 +148,7 @@ class BridgeClient:
         except (BridgeRejected, BridgeServerError) as exc:
             if exc.mt4_code not in RETRYABLE:
                 raise
-            log.warning("bridge_retry op=%s mt4_error=%s (%s) delay_s=%s",
+            log.warning("bridge_retry agent=%s op=%s mt4_error=%s (%s) delay_s=%s", self.name,
                         name, exc.mt4_code, meaning(exc.mt4_code or 0), RETRY_DELAY)  # fmt: skip
             await asyncio.sleep(RETRY_DELAY)
             return await self._call(name, values, limit=self.trade_timeout)
@@ -155,10 +157,11 @@ class BridgeClient:
         for error in skips.errors:
             if error not in self._logged and len(self._logged) < _LOGGED_MAX:
                 self._logged.add(error)
-                log.warning("bridge_row_skipped op=%s error=%r", name, error)
+                log.warning("bridge_row_skipped agent=%s op=%s error=%r", self.name, name, error)
 
     def status(self) -> dict[str, Any]:
-        """For ``/api/status``: the profile and what the last reads left out."""
+        """For ``/api/status`` (open to anyone): the profile and how many rows the last reads
+        left out; what was wrong with a bad row is logged, not shown here."""
         pos, hist = self.skipped["positions"], self.skipped["history"]
         return {
             "profile": self.profile.name,
@@ -167,7 +170,6 @@ class BridgeClient:
                 "balance_rows": hist.balance + pos.balance,
                 "bad_rows": pos.bad + hist.bad,
             },
-            "bad_rows": (pos.errors + hist.errors)[-5:],
         }
 
     # -- reads --------------------------------------------------------------------------
@@ -258,7 +260,7 @@ class BridgeClient:
         for attempt in range(FILL_READS):
             for p in await self.positions():
                 if p.ticket == ticket or (ticket is None and tag and self.has_tag(p, tag)):
-                    log.info("fill_completed ticket=%s from=/positions", p.ticket)
+                    log.info("fill_completed agent=%s ticket=%s", self.name, p.ticket)
                     return p
             if attempt + 1 < FILL_READS:
                 await asyncio.sleep(FILL_READ_GAP)
@@ -293,7 +295,8 @@ class BridgeClient:
             rows = [t for t in await self.history(now_ms() - HISTORY_WINDOW_MS)
                     if t.ticket == order.ticket]  # fmt: skip
         except BridgeError as exc:
-            log.warning("close_history_unread ticket=%s error=%r", order.ticket, str(exc))
+            log.warning("close_history_unread agent=%s ticket=%s error=%r",
+                        self.name, order.ticket, str(exc))  # fmt: skip
             rows = []
         if rows:
             return max(rows, key=lambda t: t.close_time)
