@@ -10,9 +10,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.config import ConfigError, HubConfig, default_config_path, load_config
 from hub.logs import setup_logging
+
+if TYPE_CHECKING:
+    from hub.bridge.profile import BridgeProfile
 
 __all__ = ["main"]
 
@@ -95,13 +99,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if unknown:
         print(f"--symbols: unknown symbol(s) {', '.join(unknown)}", file=sys.stderr)
         return 1
-    from hub.bridge.profile import ProfileError, load_profile
-
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        for line in exc.problems:
-            print(f"--profile: {line}", file=sys.stderr)
+    profile = _profile(args.profile)
+    if profile is None:
         return 1
     setup_logging()
     try:
@@ -125,15 +124,23 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_probe(args: argparse.Namespace) -> int:
-    from hub.bridge.probe import probe
+def _profile(name: str) -> BridgeProfile | None:
+    """The bridge profile ``--profile`` names, or None after printing its problems."""
     from hub.bridge.profile import ProfileError, load_profile
 
     try:
-        profile = load_profile(args.profile)
+        return load_profile(name)
     except ProfileError as exc:
         for line in exc.problems:
             print(f"--profile: {line}", file=sys.stderr)
+        return None
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from hub.bridge.probe import probe
+
+    profile = _profile(args.profile)
+    if profile is None:
         return 2
     url = args.url if "://" in args.url else f"http://{args.url}"
     return asyncio.run(
