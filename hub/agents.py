@@ -13,6 +13,7 @@ import msgspec
 from channels.clock import now_ms
 from hub.bridge.client import BridgeClient
 from hub.bridge.models import Account, Position, Tick
+from hub.bridge.profile import load_profile
 from hub.config import AgentConfig, HubConfig
 from hub.risk import TradingState
 
@@ -140,6 +141,10 @@ class Registry:
                     agent.bridge_http_url,
                     timeout=config.polling.timeout,
                     trade_timeout=config.polling.trade_timeout,
+                    profile=load_profile(agent.bridge_profile),
+                    symbols=agent.symbol_names,
+                    timezone=agent.server_timezone,
+                    name=agent_id,
                 ),
             )
             for agent_id, agent in config.agents.items()

@@ -250,6 +250,8 @@ class Hub:
                     leverage=agent.leverage,
                     currency=agent.currency,
                     control_token=self.env.get("HUB_SIM_CONTROL_TOKEN") or None,
+                    profile=self.registry.agents[agent_id].client.profile,
+                    names=agent.symbol_names,
                 )
             except OSError as exc:
                 if not (self.coordination.shared and exc.errno == errno.EADDRINUSE):

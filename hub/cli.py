@@ -10,9 +10,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.config import ConfigError, HubConfig, default_config_path, load_config
 from hub.logs import setup_logging
+
+if TYPE_CHECKING:
+    from hub.bridge.profile import BridgeProfile
 
 __all__ = ["main"]
 
@@ -95,6 +99,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if unknown:
         print(f"--symbols: unknown symbol(s) {', '.join(unknown)}", file=sys.stderr)
         return 1
+    profile = _profile(args.profile)
+    if profile is None:
+        return 1
     setup_logging()
     try:
         asyncio.run(
@@ -106,6 +113,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 leverage=args.leverage,
                 seed=args.seed,
                 control_token=args.control_token or None,
+                profile=profile,
             )
         )
     except KeyboardInterrupt:
@@ -114,6 +122,38 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print(f"mt4hub sim: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _profile(name: str) -> BridgeProfile | None:
+    """The bridge profile ``--profile`` names, or None after printing its problems."""
+    from hub.bridge.profile import ProfileError, load_profile
+
+    try:
+        return load_profile(name)
+    except ProfileError as exc:
+        for line in exc.problems:
+            print(f"--profile: {line}", file=sys.stderr)
+        return None
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from hub.bridge.probe import probe
+
+    profile = _profile(args.profile)
+    if profile is None:
+        return 2
+    url = args.url if "://" in args.url else f"http://{args.url}"
+    return asyncio.run(
+        probe(
+            url,
+            profile,
+            symbol=args.symbol,
+            trade=args.trade,
+            lots=args.lots,
+            within=args.timeout,
+            timezone=args.timezone,
+        )
+    )
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -168,7 +208,29 @@ def build_parser() -> argparse.ArgumentParser:
         "one they answer only on a loopback --host",
     )
     sim.add_argument("--config", default=os.environ.get("HUB_CONFIG"), help="symbol specs from")
+    sim.add_argument(
+        "--profile",
+        default="mt4hub",
+        help="answer in this bridge profile's dialect: a built-in name or a YAML file "
+        "(docs/bridges.md; default mt4hub)",
+    )
     sim.set_defaults(func=cmd_sim)
+
+    probe = sub.add_parser(
+        "probe", help="check a live EA Bridge against a bridge profile (read-only by default)"
+    )
+    probe.add_argument("url", help="the bridge, http://host:port")
+    probe.add_argument("--profile", default="mt4hub", help="built-in name or YAML file")
+    probe.add_argument("--symbol", default="XAUUSD", help="the symbol whose tick is read")
+    probe.add_argument(
+        "--trade",
+        action="store_true",
+        help="also open and close the minimum lot (a demo account only)",
+    )
+    probe.add_argument("--lots", type=float, default=0.01, help="what --trade opens")
+    probe.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    probe.add_argument("--timezone", help="the trade server's zone (default: the profile's)")
+    probe.set_defaults(func=cmd_probe)
 
     check = sub.add_parser("check", help="validate a config file")
     check.add_argument("--config", default=os.environ.get("HUB_CONFIG"), help=cfg_help)

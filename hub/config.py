@@ -140,6 +140,18 @@ class AgentConfig(_Base, frozen=True, kw_only=True):
     initial_balance: Annotated[float, Meta(gt=0)] = 10_000.0
     leverage: Annotated[int, Meta(ge=1)] = 100
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "USD"
+    # How the bridge speaks (docs/bridges.md): a built-in profile name or a YAML file's path
+    # (relative to the config file).
+    bridge_profile: str = "mt4hub"
+    # The broker's names: XAUUSD is XAUUSD.m at the bridge (suffix), or one name each.
+    symbol_suffix: Annotated[str, Meta(max_length=12)] = ""
+    bridge_symbols: dict[SymbolName, Annotated[str, Meta(min_length=1, max_length=32)]] = {}
+    server_timezone: str | None = None  # the trade server's zone; default: the profile's
+
+    @property
+    def symbol_names(self) -> dict[str, str]:
+        """Each symbol's name at the bridge."""
+        return {s: self.bridge_symbols.get(s, s + self.symbol_suffix) for s in self.symbols}
 
     @property
     def is_simulated(self) -> bool:
@@ -314,7 +326,26 @@ def _entries(raw: dict[str, Any], key: str, typ: Any) -> dict[str, Any]:
     return {name: item for name, item in valid.items() if item is not None}
 
 
-def _cross_checks(raw: dict[str, Any]) -> Iterator[str]:
+def _profile_problems(agent_id: str, agent: AgentConfig, base: Path | None) -> Iterator[str]:
+    from hub.bridge.profile import ProfileError, load_profile, server_tz
+
+    where = f"agents.{agent_id}"
+    try:
+        load_profile(agent.bridge_profile, base)
+    except ProfileError as exc:
+        for problem in exc.problems:
+            yield f"{where}.bridge_profile: {problem}"
+    for sym in agent.bridge_symbols:
+        if sym not in agent.symbols:
+            yield f"{where}.bridge_symbols.{sym}: not one of the agent's symbols"
+    if agent.server_timezone is not None:
+        try:
+            server_tz(agent.server_timezone)
+        except ValueError as exc:
+            yield f"{where}.server_timezone: {exc}"
+
+
+def _cross_checks(raw: dict[str, Any], base: Path | None = None) -> Iterator[str]:
     """Rules between keys, over every entry that is valid by itself (a bad entry was
     reported already; the rest are still checked, so one run shows every problem)."""
     # Names are checked against a section only when it is a mapping (else that was reported).
@@ -332,6 +363,7 @@ def _cross_checks(raw: dict[str, Any]) -> Iterator[str]:
                 )
         if len(set(agent.symbols)) != len(agent.symbols):
             yield f"agents.{agent_id}.symbols: duplicate symbol"
+        yield from _profile_problems(agent_id, agent, base)
         parts = urlsplit(agent.bridge)
         if parts.scheme not in ("http", "https", "sim") or not parts.hostname:
             yield f"agents.{agent_id}.bridge: must be a URL like http://host:port or sim://host:port"
@@ -405,9 +437,10 @@ def _notify_checks(raw: dict[str, Any], agent_names: set[str] | None) -> Iterato
                 yield f"{where}.agents: unknown agent {scoped!r}"
 
 
-def parse_config(text: str, source: str = "config") -> HubConfig:
+def parse_config(text: str, source: str = "config", base: Path | None = None) -> HubConfig:
     """Parse YAML text into a :class:`HubConfig` or raise :class:`ConfigError` listing
-    every problem of the text at once."""
+    every problem of the text at once. Profile paths are relative to ``base`` (the config
+    file's folder; default: the working directory) and come back absolute."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -425,11 +458,25 @@ def parse_config(text: str, source: str = "config") -> HubConfig:
     _check(raw, HubConfig, "", problems)
     if raw.get("agents") == {}:
         problems.append("agents: at least one agent is required")
-    problems.extend(_cross_checks(raw))
+    problems.extend(_cross_checks(raw, base))
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     cfg: HubConfig = msgspec.convert(raw, HubConfig, strict=True)
-    return cfg
+    return _absolute_profiles(cfg, base)
+
+
+def _absolute_profiles(cfg: HubConfig, base: Path | None) -> HubConfig:
+    from hub.bridge.profile import resolve
+
+    agents = {
+        agent_id: msgspec.structs.replace(
+            agent, bridge_profile=str(resolve(agent.bridge_profile, base).resolve())
+        )
+        if "/" in agent.bridge_profile or agent.bridge_profile.endswith((".yml", ".yaml"))
+        else agent
+        for agent_id, agent in cfg.agents.items()
+    }
+    return msgspec.structs.replace(cfg, agents=agents)
 
 
 def default_config_path() -> Path:
@@ -460,4 +507,4 @@ def load_config(path: str | Path | None = None) -> HubConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{p}: cannot read ({exc.strerror or exc})"]) from exc
-    return parse_config(text, str(p))
+    return parse_config(text, str(p), p.parent)

@@ -59,9 +59,13 @@ async def kill_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def hub_config(
-    extra: str = "", *, enabled: tuple[bool, bool, bool] = (True, True, True)
+    extra: str = "",
+    *,
+    enabled: tuple[bool, bool, bool] = (True, True, True),
+    profile: str = "mt4hub",
 ) -> HubConfig:
-    """The shipped agents on free ports, with fast polling for tests."""
+    """The shipped agents on free ports, with fast polling for tests; every agent's bridge
+    (and its in-process simulator) speaks the bridge ``profile``."""
     p1, p2, p3 = free_port(), free_port(), free_port()
     e1, e2, e3 = (str(e).lower() for e in enabled)
     text = textwrap.dedent(
@@ -76,15 +80,16 @@ def hub_config(
         agents:
           agent_1:
             {{name: Atlas, strategy: amd, bridge: "sim://127.0.0.1:{p1}", enabled: {e1},
-             symbols: [XAUUSD], initial_balance: 200,
+             symbols: [XAUUSD], initial_balance: 200, bridge_profile: {profile},
              risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 1}}}}
           agent_2:
             {{name: Orion, strategy: ict, bridge: "sim://127.0.0.1:{p2}", enabled: {e2},
-             symbols: [EURUSD, GBPUSD], initial_balance: 500,
+             symbols: [EURUSD, GBPUSD], initial_balance: 500, bridge_profile: {profile},
              risk: {{max_risk_per_trade: 1.5%, max_daily_loss: 5%, max_positions: 2}}}}
           agent_3:
             {{name: Nova, strategy: mixed, bridge: "sim://127.0.0.1:{p3}", enabled: {e3},
              symbols: [XAUUSD, EURUSD, GBPUSD, USDJPY], initial_balance: 1000,
+             bridge_profile: {profile},
              risk: {{max_risk_per_trade: 2%, max_daily_loss: 5%, max_positions: 3}}}}
         """
     )

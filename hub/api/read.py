@@ -73,6 +73,7 @@ async def status(request: Request) -> Response:
                 agent.id: {
                     "status": agent.status(stale_after, now),
                     "loop": agent.stats,
+                    "bridge": agent.client.status(),
                 }
                 for agent in hub.registry.agents.values()
             },

@@ -10,6 +10,8 @@
 | ``POST /modify`` | :class:`ModifyOrder` | :class:`Position` |
 | ``GET /history`` | ``?since=ms`` optional | ``[ClosedTrade, ...]`` oldest first |
 
+That is the built-in bridge profile ``mt4hub``; other bridges are read through their
+profile (:mod:`hub.bridge.profile`, :mod:`hub.bridge.dialect`) into these same structs.
 Times are epoch milliseconds. Errors are ``{"error": "message"}`` with a 4xx
 status for a refused order (bad stops, unknown ticket) and 5xx for a failure.
 Bridge payloads tolerate unknown fields (a newer EA may add some).

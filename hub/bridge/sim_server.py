@@ -12,9 +12,14 @@ the test controls under ``/sim/`` answer in every mode:
 
 Fault modes: ``down`` drops the connection without an answer; ``slow`` processes
 the request at once (an order IS filled) and answers after ``delay_ms``; ``error``
-answers 500; ``garbage`` answers 200 with bodies that break the contract. Only
-``ok`` and ``slow`` reach the account. With ``paths`` (e.g. ``["/trade"]``) the mode applies
-to those bridge paths only; the others answer normally.
+answers 500; ``garbage`` answers 200 with bodies that break the contract; ``reject``
+answers trade calls (open, close, modify) with the MT4 error ``code`` (default 146),
+``times`` times (default: until changed). Only ``ok`` and ``slow`` reach the account.
+With ``paths`` (e.g. ``["/trade"]``) the mode applies to those bridge paths only; the
+others answer normally.
+
+The bridge endpoints are those of the app's bridge profile (default ``mt4hub``, the table
+of :mod:`hub.bridge.models`), answered in its dialect (:mod:`hub.bridge.sim_dialect`).
 
 Only programs may call it, never a web page: a request carrying ``Origin`` is 403 and a
 ``POST`` whose body is not ``application/json`` is 415 (a page's ``fetch`` with
@@ -43,8 +48,9 @@ from msgspec import Meta
 
 from channels.clock import now_ms
 from channels.validation import describe
-from hub.bridge.models import CloseOrder, ModifyOrder, TradeOrder
+from hub.bridge.profile import BridgeProfile, load_profile
 from hub.bridge.sim import SimError, SimMarket
+from hub.bridge.sim_dialect import SimDialect
 from hub.config import SymbolSpec
 
 __all__ = [
@@ -61,7 +67,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-FaultMode = Literal["ok", "down", "slow", "error", "garbage"]
+FaultMode = Literal["ok", "down", "slow", "error", "garbage", "reject"]
 DEFAULT_DELAY_MS = 5000
 WALK_INTERVAL = 0.1
 SHUTDOWN_TIMEOUT = 1.0
@@ -82,6 +88,9 @@ class _FaultBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     mode: FaultMode
     delay_ms: Annotated[int, Meta(ge=0, le=600_000)] = DEFAULT_DELAY_MS
     paths: list[str] | None = None  # only these bridge paths (e.g. ["/trade"]); None: all
+    # reject: trade calls (open, close, modify) answer this MT4 error code, ``times`` times
+    code: Annotated[int, Meta(ge=1)] = 146
+    times: Annotated[int, Meta(ge=1)] | None = None
 
 
 class _PriceBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -103,10 +112,17 @@ class _Control:
         self.paths: list[str] | None = None
         self.orders_received = 0
         self.garbage = itertools.cycle(_GARBAGE)
+        self.code = 146
+        self.times: int | None = None
 
 
 _MODEL = web.AppKey("sim_model", SimMarket)
 _CONTROL = web.AppKey("sim_control", _Control)
+_DIALECT = web.AppKey("sim_dialect", SimDialect)
+_MAGIC = web.AppKey("sim_magic", dict[int, int])  # ticket -> magic number sent with it
+_COMMENT_MAX = web.AppKey("sim_comment_max", int)  # what the "broker" keeps of a comment
+_ROUTES = web.AppKey("sim_routes", dict[str, tuple[str, str]])  # operation -> (method, path)
+_WRITES = ("open", "close", "partial_close", "modify")
 
 # Wrong types for every required field of every bridge struct.
 _WRONG_TYPES = (
@@ -126,7 +142,6 @@ _GARBAGE: tuple[tuple[bytes, bytes], ...] = (  # (object body, list body)
     (_BAD_NUMBERS, b"[" + _BAD_NUMBERS + b"]"),
     (b'"OK"', b'"OK"'),
 )
-_LIST_PATHS = ("/positions", "/history")
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -135,6 +150,24 @@ def _json(obj: Any, status: int = 200) -> web.Response:
 
 def _error(message: str, status: int = 400) -> web.Response:
     return _json({"error": message}, status)
+
+
+def _bridge_error(
+    request: web.Request, message: str, status: int = 400, code: int | None = None
+) -> web.Response:
+    """A refusal in the profile's dialect, with an MT4 error code when one fits."""
+    dialect = request.app[_DIALECT]
+    return _json(dialect.error_answer(message, code or _mt4_code(message, status)), status)
+
+
+def _mt4_code(message: str, status: int) -> int | None:
+    """The MT4 code a real trade server would give for the simulator's refusal."""
+    if status >= 500:
+        return None
+    field = message.split(":", 1)[0]
+    if "not enough free margin" in message:
+        return 134
+    return {"sl": 130, "tp": 130, "lots": 131, "ticket": 4108, "symbol": 4106}.get(field)
 
 
 class _BadBody(Exception):
@@ -164,47 +197,64 @@ def _state(app: web.Application) -> SimState:
 
 
 # -- bridge endpoints ---------------------------------------------------------
+# One handler per route, in the app's profile dialect: the request's values are read into
+# the hub's names, the model answers, and the answer is written back in the dialect.
 
 
-async def _account(request: web.Request) -> web.Response:
-    return _json(request.app[_MODEL].account())
-
-
-async def _tick(request: web.Request) -> web.Response:
-    return _json(request.app[_MODEL].tick(request.match_info["symbol"]))
-
-
-async def _positions(request: web.Request) -> web.Response:
-    return _json(request.app[_MODEL].positions())
-
-
-async def _trade(request: web.Request) -> web.Response:
-    order = await _decode(request, TradeOrder)
-    model = request.app[_MODEL]
-    return _json(
-        model.trade(order.symbol, order.action, order.lots, order.sl, order.tp, order.comment)
-    )
-
-
-async def _close(request: web.Request) -> web.Response:
-    order = await _decode(request, CloseOrder)
-    return _json(request.app[_MODEL].close(order.ticket, order.lots))
-
-
-async def _modify(request: web.Request) -> web.Response:
-    order = await _decode(request, ModifyOrder)
-    return _json(request.app[_MODEL].modify(order.ticket, order.sl, order.tp))
-
-
-async def _history(request: web.Request) -> web.Response:
-    raw = request.query.get("since")
-    since = None
-    if raw is not None:
+def _operation(name: str) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        dialect = request.app[_DIALECT]
+        body: Any = None
+        if request.body_exists:
+            raw = await request.read()
+            try:
+                body = msgspec.json.decode(raw)
+            except msgspec.DecodeError as exc:
+                raise _BadBody(f"body: not valid JSON ({exc})") from None
         try:
-            since = int(raw)
-        except ValueError:
-            return _error(f"since: must be epoch milliseconds (an integer), got {raw!r}")
-    return _json(request.app[_MODEL].history(since))
+            values = dialect.read_request(name, request.match_info, request.query, body)
+        except ValueError as exc:
+            raise _BadBody(str(exc)) from None
+        for need in _NEEDS.get(name, ()):
+            if need not in values:
+                raise _BadBody(f"{_bridge_name(dialect, name, need)}: required field missing")
+        result = _run(request.app, name, values)
+        magic = request.app[_MAGIC]
+        return _json(dialect.answer(name, result, magic=lambda t: magic.get(t, 0)))
+
+    return handle
+
+
+_NEEDS = {"tick": ("symbol",), "open": ("symbol", "action", "lots"),
+          "close": ("ticket",), "partial_close": ("ticket",), "modify": ("ticket",)}  # fmt: skip
+
+
+def _bridge_name(dialect: SimDialect, name: str, hub: str) -> str:
+    op = dialect.profile.operation(name)
+    return op.body.get(hub, hub) if op is not None else hub
+
+
+def _run(app: web.Application, name: str, values: dict[str, Any]) -> Any:
+    model = app[_MODEL]
+    if name == "account":
+        return model.account()
+    if name == "tick":
+        return model.tick(values["symbol"])
+    if name == "positions":
+        return model.positions()
+    if name == "history":
+        return model.history(values.get("since"))
+    if name == "open":
+        comment = str(values.get("comment", ""))[: app[_COMMENT_MAX]]
+        position = model.trade(values["symbol"], values["action"], values["lots"],
+                               values.get("sl"), values.get("tp"), comment)  # fmt: skip
+        if values.get("magic"):
+            app[_MAGIC][position.ticket] = values["magic"]
+        return position
+    if name in ("close", "partial_close"):
+        return model.close(values["ticket"], values.get("lots"))
+    assert name == "modify", name
+    return model.modify(values["ticket"], values.get("sl"), values.get("tp"))
 
 
 # -- test controls ------------------------------------------------------------
@@ -227,6 +277,7 @@ async def _sim_fault(request: web.Request) -> web.Response:
     body = await _decode(request, _FaultBody)
     control = request.app[_CONTROL]
     control.mode, control.delay_ms, control.paths = body.mode, body.delay_ms, body.paths
+    control.code, control.times = body.code, body.times
     log.info("simulated bridge fault mode: %s (delay %d ms)", body.mode, body.delay_ms)
     return _json(_state(request.app))
 
@@ -254,13 +305,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except _BadBody as exc:
-        return _error(str(exc))
+        return _bridge_error(request, str(exc))
     except SimError as exc:
-        return _error(str(exc), exc.status)
+        return _bridge_error(request, str(exc), exc.status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _error(f"{request.method} {request.path}: {exc.reason}", exc.status)
+        return _bridge_error(request, f"{request.method} {request.path}: {exc.reason}", exc.status)
 
 
 @web.middleware
@@ -295,12 +346,22 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Apply the fault mode to bridge endpoints; advance the walk before answering."""
     if request.path.startswith("/sim/"):
         return await handler(request)
-    control = request.app[_CONTROL]
-    if request.path == "/trade" and request.method == "POST":
+    control, routes = request.app[_CONTROL], request.app[_ROUTES]
+    here = (request.method, request.path)
+    if here == routes.get("open"):
         control.orders_received += 1
     mode = control.mode
     if control.paths is not None and request.path not in control.paths:
         mode = "ok"
+    if mode == "reject":
+        writes = {routes[w][1] for w in _WRITES if w in routes}
+        if control.paths is None and _route_of(request) not in writes:
+            mode = "ok"
+        elif control.times is None or control.times > 0:
+            if control.times is not None:
+                control.times -= 1
+            message = f"simulated trade server error {control.code}"
+            return _bridge_error(request, message, 400, control.code)
     if mode == "down":
         if request.transport is not None:
             request.transport.abort()
@@ -309,13 +370,19 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error("simulated bridge failure", 500)
     if mode == "garbage":
         as_object, as_list = next(control.garbage)
-        body = as_list if request.path in _LIST_PATHS else as_object
+        lists = {routes[name][1] for name in ("positions", "history") if name in routes}
+        body = as_list if request.path in lists else as_object
         return web.Response(body=body, content_type="application/json")
     request.app[_MODEL].step(now_ms())
     response = await handler(request)
     if mode == "slow":
         await asyncio.sleep(control.delay_ms / 1000)
     return response
+
+
+def _route_of(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else request.path
 
 
 async def _walk(model: SimMarket, interval: float) -> None:
@@ -333,14 +400,25 @@ def create_sim_app(
     walk_interval: float = WALK_INTERVAL,
     control_token: str | None = None,
     controls_open: bool = True,
+    profile: BridgeProfile | None = None,
+    comment_max: int = 31,
+    names: dict[str, str] | None = None,
 ) -> web.Application:
     """The simulator app; while it runs, a task advances ``model`` every ``walk_interval`` s.
 
+    It speaks ``profile``'s dialect (default: the hub's own, ``mt4hub``) and keeps
+    ``comment_max`` characters of an order's comment, as MT4 brokers do (31, some 16);
+    ``names`` are the symbols' names at this "broker" (``XAUUSD`` -> ``XAUUSD.m``).
     ``/sim/`` controls: for the holder of ``control_token`` when given, else for anyone
     when ``controls_open``, else for nobody."""
     app = web.Application(middlewares=[_errors, _callers, _faults])
     app[_MODEL] = model
     app[_CONTROL] = _Control(control_token, controls_open)
+    profile = profile or load_profile()
+    app[_DIALECT] = SimDialect(profile, names)
+    app[_MAGIC] = {}
+    app[_COMMENT_MAX] = comment_max
+    routes: dict[str, tuple[str, str]] = {}
 
     async def walker(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_walk(model, walk_interval), name="sim-walk")
@@ -350,13 +428,16 @@ def create_sim_app(
             await task
 
     app.cleanup_ctx.append(walker)
-    app.router.add_get("/account", _account)
-    app.router.add_get("/tick/{symbol}", _tick)
-    app.router.add_get("/positions", _positions)
-    app.router.add_post("/trade", _trade)
-    app.router.add_post("/close", _close)
-    app.router.add_post("/modify", _modify)
-    app.router.add_get("/history", _history)
+    # partial_close first: where it shares close's route, its reading (with lots) serves both
+    for name in ("account", "tick", "positions", "history", "open", "partial_close", "close",
+                 "modify"):  # fmt: skip
+        op = profile.operation(name)
+        if op is None:
+            continue
+        routes[name] = (op.method, op.path)
+        if (op.method, op.path) not in [routes[n] for n in routes if n != name]:
+            app.router.add_route(op.method, op.path, _operation(name))
+    app[_ROUTES] = routes
     app.router.add_post("/sim/price", _sim_price)
     app.router.add_post("/sim/fault", _sim_fault)
     app.router.add_post("/sim/reset", _sim_reset)
@@ -404,6 +485,9 @@ async def start_sim(
     currency: str = "USD",
     seed: int | None = None,
     control_token: str | None = None,
+    profile: BridgeProfile | None = None,
+    comment_max: int = 31,
+    names: dict[str, str] | None = None,
 ) -> SimServer:
     """Serve a fresh simulated account on ``host:port`` (0 picks a free port).
 
@@ -416,7 +500,14 @@ async def start_sim(
             host,
         )
     runner = web.AppRunner(
-        create_sim_app(model, control_token=control_token, controls_open=is_loopback(host)),
+        create_sim_app(
+            model,
+            control_token=control_token,
+            controls_open=is_loopback(host),
+            profile=profile,
+            comment_max=comment_max,
+            names=names,
+        ),
         access_log=None,
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
@@ -447,6 +538,7 @@ async def serve_sim_forever(
     currency: str = "USD",
     seed: int | None = None,
     control_token: str | None = None,
+    profile: BridgeProfile | None = None,
 ) -> None:
     """Run a simulator until cancelled, SIGINT or SIGTERM (the ``mt4hub sim`` command)."""
     server = await start_sim(
@@ -458,6 +550,7 @@ async def serve_sim_forever(
         currency=currency,
         seed=seed,
         control_token=control_token,
+        profile=profile,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -469,11 +562,12 @@ async def serve_sim_forever(
         except (NotImplementedError, RuntimeError) as exc:  # not the main thread, or Windows
             log.debug("simulated EA Bridge: no %s handler (%s)", sig.name, exc)
     log.info(
-        "simulated EA Bridge listening on %s (balance %s %s, symbols %s)",
+        "simulated EA Bridge listening on %s (balance %s %s, symbols %s, profile %s)",
         server.url,
         balance,
         currency,
         ",".join(symbols),
+        (profile.name if profile else "mt4hub"),
     )
     try:
         await stop.wait()

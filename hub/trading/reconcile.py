@@ -1,6 +1,7 @@
 """Never a blind retry: every order carries a tag, and a lost answer is looked up.
 
-The tag (derived from the ``client_order_id``) goes first in the bridge comment. When
+The tag (derived from the ``client_order_id``) goes first in the bridge comment, or into
+its magic number when the bridge profile sends one (:meth:`BridgeClient.order_comment`). When
 the bridge times out, or drops the connection after the order was sent, the bridge's
 positions and history are searched for the tag for up to one trade timeout; only when
 that cannot decide is the answer ``bridge_timeout`` with ``outcome: unknown``.
@@ -34,7 +35,7 @@ def order_tag(client_order_id: str) -> str:
 async def send_order(agent: AgentRuntime, order: TradeOrder, tag: str, within: float) -> Position:
     """Send ``order``; on a lost answer, reconcile for up to ``within`` seconds."""
     try:
-        return await agent.client.trade(order)
+        return await agent.client.trade(order, tag=tag)
     except (BridgeTimeout, BridgeUnavailable) as exc:
         if isinstance(exc, BridgeUnavailable) and not exc.sent:
             raise HubError("agent_offline", f"{agent.id} bridge unreachable: {exc}") from None
@@ -54,7 +55,8 @@ async def send_order(agent: AgentRuntime, order: TradeOrder, tag: str, within: f
             {"tag": tag, "outcome": "unknown", "checked": checked},
         ) from None
     except BridgeError as exc:
-        raise HubError(exc.code, f"{agent.id} bridge refused the order: {exc}") from None
+        message = f"{agent.id} bridge refused the order: {exc}"
+        raise HubError(exc.code, message, exc.details) from None
 
 
 async def already_sent(agent: AgentRuntime, tag: str) -> Position | None:
@@ -124,10 +126,11 @@ async def _reconcile(agent: AgentRuntime, tag: str, within: float) -> tuple[Posi
 
 
 async def _find_tagged(agent: AgentRuntime, tag: str) -> Position | None:
-    for pos in await agent.client.positions():
-        if pos.comment.startswith(tag):
+    client = agent.client
+    for pos in await client.positions():
+        if client.has_tag(pos, tag):
             return pos
-    for trade in await agent.client.history(since_ms=now_ms() - TAG_WINDOW_MS):
-        if trade.comment.startswith(tag):
+    for trade in await client.history(since_ms=now_ms() - TAG_WINDOW_MS):
+        if client.has_tag(trade, tag):
             return Position(**{f: getattr(trade, f) for f in Position.__struct_fields__})
     return None

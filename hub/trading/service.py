@@ -153,7 +153,8 @@ class TradingService:
                     # Sent before a restart or by a lost instance? The bridge knows the tag.
                     earlier = await already_sent(agent, order_tag(coid))
                     if earlier is not None:
-                        if not _same_order(earlier, req, order_tag(coid)):
+                        sent = agent.client.order_comment(order_tag(coid), req.comment)
+                        if not _same_order(earlier, req, sent):
                             raise duplicate((agent.id, coid))
                         return self._result(agent, earlier, req, signal_id, {"risk": None})
                 await self.risk.fresh_quote(agent, req.symbol)
@@ -241,7 +242,7 @@ class TradingService:
             lots=req.lots,
             sl=req.sl,
             tp=req.tp,
-            comment=f"{tag} {req.comment}".strip()[:31],
+            comment=agent.client.order_comment(tag, req.comment),
         )
         await self.events.emit(_with(base, event="accepted"), "order_accepted", risk)
         try:
@@ -380,6 +381,7 @@ class TradingService:
 
     async def close(self, agent_id: str, req: CloseRequest, *, by: str) -> dict[str, Any]:
         agent = self.agent(agent_id)
+        _supported(agent, "partial_close" if req.lots is not None else "close")
         async with self.coord.lock(agent.id):
             return await self._close(agent, req, by)
 
@@ -430,7 +432,7 @@ class TradingService:
             closed = confirmed
         except BridgeError as exc:
             await self.closed.not_closed(agent, req.ticket, lots)
-            error = HubError(exc.code, f"{agent.id} bridge refused the close: {exc}")
+            error = HubError(exc.code, f"{agent.id} bridge refused the close: {exc}", exc.details)
             await self.events.emit(
                 _with(base, event="failed", error=error.body()["error"]), "close_failed"
             )
@@ -490,6 +492,7 @@ class TradingService:
 
     async def modify(self, agent_id: str, req: ModifyRequest, *, by: str) -> dict[str, Any]:
         agent = self.agent(agent_id)
+        _supported(agent, "modify")
         async with self.coord.lock(agent.id):
             position = await self._position(agent, req.ticket, "modify", by)
             await self._fresh_state(agent)
@@ -528,7 +531,9 @@ class TradingService:
             except BridgeError as exc:
                 if reservation is not None:
                     await self._release(reservation)
-                error = HubError(exc.code, f"{agent.id}: modify of {req.ticket}: {exc}")
+                error = HubError(
+                    exc.code, f"{agent.id}: modify of {req.ticket}: {exc}", exc.details
+                )
                 await self.events.emit(
                     _with(base, event="failed", error=error.body()["error"]), "modify_failed"
                 )
@@ -553,6 +558,7 @@ class TradingService:
             return await self._close_all(agent, by)
 
     async def _close_all(self, agent: AgentRuntime, by: str) -> dict[str, Any]:
+        _supported(agent, "close")
         try:
             agent.set_positions(await agent.client.positions())
         except BridgeError as exc:
@@ -573,13 +579,25 @@ class TradingService:
         return await self._close_all(self.agent(agent_id), by)
 
 
-def _same_order(found: Position, req: TradeRequest, tag: str) -> bool:
+def _same_order(found: Position, req: TradeRequest, sent: str) -> bool:
     """Whether the bridge's order tagged with this id is this request (after a restart
     that lost the outcome log): what cannot have changed since — symbol, side and the
-    comment, as far as the bridge kept it."""
-    sent = f"{tag} {req.comment}".strip()
+    comment ``sent``, as far as the bridge kept it."""
     kept = found.comment[: len(sent)]
     return found.symbol == req.symbol and found.action == req.action and sent.startswith(kept)
+
+
+def _supported(agent: AgentRuntime, operation: str) -> None:
+    """``not_supported`` before anything is sent when the bridge's profile cannot do it."""
+    client = agent.client
+    if operation == "partial_close" and not client.supports("partial_close"):
+        operation = "close"  # a close that takes lots does both (checked when sent)
+    if not client.supports(operation):
+        raise HubError(
+            "not_supported",
+            f"{agent.id}: its bridge (profile {client.profile.name!r}) cannot {operation}",
+            {"operation": operation, "profile": client.profile.name},
+        )
 
 
 def _widens(position: Position, sl: float) -> bool:

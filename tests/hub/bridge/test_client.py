@@ -1,4 +1,5 @@
-"""BridgeClient against a real simulated EA Bridge: decoding and error mapping per fault mode."""
+"""BridgeClient against a real simulated EA Bridge: decoding and error mapping per fault mode,
+in the dialect of each built-in bridge profile (the simulator speaks it too)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import pytest
 
 from hub.bridge.client import (
     BridgeClient,
+    BridgeNotSupported,
     BridgeProtocolError,
     BridgeRejected,
     BridgeServerError,
     BridgeTimeout,
     BridgeUnavailable,
 )
-from hub.bridge.models import CloseOrder, TradeOrder
+from hub.bridge.models import CloseOrder, ModifyOrder, TradeOrder
+from hub.bridge.profile import builtin_names, load_profile
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import SymbolSpec
 from tests.timing import units
@@ -26,9 +29,17 @@ SPECS = {
 }
 
 
+@pytest.fixture(params=builtin_names())
+def profile(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    server = await start_sim("127.0.0.1", 0, symbols=SPECS, balance=1000.0, seed=7)
+async def sim(profile: str) -> AsyncIterator[SimServer]:
+    server = await start_sim(
+        "127.0.0.1", 0, symbols=SPECS, balance=1000.0, seed=7, profile=load_profile(profile)
+    )
     try:
         yield server
     finally:
@@ -36,8 +47,10 @@ async def sim() -> AsyncIterator[SimServer]:
 
 
 @pytest.fixture
-async def client(sim: SimServer) -> AsyncIterator[BridgeClient]:
-    c = BridgeClient(sim.url, timeout=units(5), trade_timeout=units(5))
+async def client(sim: SimServer, profile: str) -> AsyncIterator[BridgeClient]:
+    c = BridgeClient(
+        sim.url, timeout=units(5), trade_timeout=units(5), profile=load_profile(profile)
+    )
     try:
         yield c
     finally:
@@ -61,18 +74,46 @@ async def test_reads_decode_into_contract_structs(client: BridgeClient) -> None:
     assert await client.history() == []
 
 
-async def test_trade_close_round_trip(client: BridgeClient) -> None:
+async def test_trade_close_round_trip(client: BridgeClient, profile: str) -> None:
     pos = await client.trade(TradeOrder(symbol="EURUSD", action="buy", lots=0.1, comment="t1"))
     assert pos.ticket >= 1001 and pos.comment == "t1"
     assert [p.ticket for p in await client.positions()] == [pos.ticket]
+    if profile == "minimal":  # no close at that bridge: refused before anything is sent
+        with pytest.raises(BridgeNotSupported) as info:
+            await client.close_position(CloseOrder(ticket=pos.ticket))
+        assert info.value.code == "not_supported"
+        assert [p.ticket for p in await client.positions()] == [pos.ticket]
+        return
     closed = await client.close_position(CloseOrder(ticket=pos.ticket))
     assert closed.ticket == pos.ticket
     assert [t.ticket for t in await client.history()] == [pos.ticket]
 
 
+async def test_partial_close_and_modify_follow_the_bridge(
+    client: BridgeClient, profile: str
+) -> None:
+    pos = await client.trade(TradeOrder(symbol="XAUUSD", action="sell", lots=0.03, tp=2000.0))
+    if profile == "minimal":
+        with pytest.raises(BridgeNotSupported):
+            await client.modify(ModifyOrder(ticket=pos.ticket, sl=9000.0))
+        return
+    modified = await client.modify(ModifyOrder(ticket=pos.ticket, sl=9000.0))
+    assert (modified.sl, modified.tp) == (9000.0, 2000.0)  # the tp not named is kept
+    part = await client.close_position(CloseOrder(ticket=pos.ticket, lots=0.01))
+    assert part.lots == 0.01 and part.close_price > 0
+    assert [p.lots for p in await client.positions()] == [0.02]
+
+
 async def test_unknown_symbol_is_rejected_not_offline(client: BridgeClient) -> None:
     with pytest.raises(BridgeRejected):
         await client.tick("NOPE")
+
+
+async def test_a_refused_order_carries_its_mt4_error_code(client: BridgeClient) -> None:
+    with pytest.raises(BridgeRejected) as info:
+        await client.trade(TradeOrder(symbol="XAUUSD", action="buy", lots=0.01, sl=9999.0))
+    assert info.value.mt4_code == 130
+    assert info.value.details == {"mt4_error": {"code": 130, "meaning": "invalid stops"}}
 
 
 async def test_refused_connection_is_unavailable() -> None:
@@ -91,9 +132,9 @@ async def test_down_mode_is_unavailable(sim: SimServer, client: BridgeClient) ->
         await client.account()
 
 
-async def test_slow_mode_times_out(sim: SimServer) -> None:
+async def test_slow_mode_times_out(sim: SimServer, profile: str) -> None:
     await fault(sim, "slow", delay_ms=int(units(10) * 1000))
-    c = BridgeClient(sim.url, timeout=units(2))
+    c = BridgeClient(sim.url, timeout=units(2), profile=load_profile(profile))
     try:
         with pytest.raises(BridgeTimeout) as info:
             await c.account()
@@ -126,3 +167,48 @@ async def test_recovers_after_fault_cleared(sim: SimServer, client: BridgeClient
         await client.account()
     await fault(sim, "ok")
     assert (await client.account()).balance == 1000.0
+
+
+async def reject(sim: SimServer, code: int, times: int) -> None:
+    body = {"mode": "reject", "code": code, "times": times}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sim.url}/sim/fault", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+
+
+async def orders_received(sim: SimServer) -> int:
+    async with aiohttp.ClientSession() as http, http.get(f"{sim.url}/sim/state") as resp:
+        state = await resp.json()
+        return int(state["orders_received"])
+
+
+@pytest.mark.parametrize("code", [136, 146])
+async def test_off_quotes_and_busy_context_are_sent_once_more(
+    sim: SimServer, client: BridgeClient, code: int
+) -> None:
+    await reject(sim, code, times=1)
+    pos = await client.trade(TradeOrder(symbol="XAUUSD", action="buy", lots=0.01))
+    assert pos.ticket >= 1001
+    assert await orders_received(sim) == 2
+
+
+async def test_a_second_busy_answer_is_the_answer(sim: SimServer, client: BridgeClient) -> None:
+    await reject(sim, 146, times=2)
+    with pytest.raises(BridgeRejected) as info:
+        await client.trade(TradeOrder(symbol="XAUUSD", action="buy", lots=0.01))
+    assert info.value.details == {"mt4_error": {"code": 146, "meaning": "trade context is busy"}}
+    assert await orders_received(sim) == 2
+    assert await client.positions() == []
+
+
+@pytest.mark.parametrize("code", [138, 130, 134, 4])
+async def test_requotes_and_other_codes_are_never_retried(
+    sim: SimServer, client: BridgeClient, code: int
+) -> None:
+    await reject(sim, code, times=1)
+    with pytest.raises(BridgeRejected) as info:
+        await client.trade(TradeOrder(symbol="XAUUSD", action="buy", lots=0.01))
+    assert info.value.mt4_code == code
+    assert await orders_received(sim) == 1

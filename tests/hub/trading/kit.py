@@ -28,7 +28,7 @@ from channels.broker import Publication
 from channels.clock import now_ms
 from channels.memory import MemoryBroker
 from hub.agents import AgentRuntime, Registry
-from hub.bridge.client import BridgeRejected, BridgeTimeout, BridgeUnavailable
+from hub.bridge.client import BridgeClient, BridgeRejected, BridgeTimeout, BridgeUnavailable
 from hub.bridge.models import (
     Account,
     ClosedTrade,
@@ -89,6 +89,13 @@ class MarketBridge:
 
     def __init__(self, market: SimMarket) -> None:
         self.market = market
+        # Order tags, the profile and what it supports: as the real client (mt4hub profile).
+        self._real = BridgeClient("http://127.0.0.1:9")
+        self.profile = self._real.profile
+        self.supports = self._real.supports
+        self.order_comment = self._real.order_comment
+        self.has_tag = self._real.has_tag
+        self.status = self._real.status
         self.lose_next = False
         self.hang_next = False  # the next order never reaches the market, and no answer comes
         self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
@@ -189,7 +196,7 @@ class MarketBridge:
         await self._read_delay("history")
         return self.market.history(since_ms)
 
-    async def trade(self, order: TradeOrder) -> Position:
+    async def trade(self, order: TradeOrder, tag: str | None = None) -> Position:
         if self.trade_delay:
             await asyncio.sleep(self.trade_delay)
         m = self.market

@@ -8,8 +8,10 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 import websockets
 
+from hub.bridge.profile import builtin_names
 from hub.config import HubConfig
 from tests.hubkit import RunningHub, hub_config, run_hub
 from tests.timing import eventually, units
@@ -23,6 +25,8 @@ auth:
     - {name: ml, role: trade, secret_env: T_TRADE, agents: [agent_1]}
 """
 ENV = {"T_READ": READ_TOKEN, "T_TRADE": TRADE_TOKEN}
+# The trading paths run against a simulator in each built-in bridge profile's dialect.
+each_profile = pytest.mark.parametrize("profile", builtin_names())
 
 
 async def ready(h: RunningHub, *agents: str) -> None:
@@ -49,8 +53,9 @@ def buy(sl: float | None, **extra: Any) -> dict[str, Any]:
     return body
 
 
-async def test_worked_example_rejects_then_accepts() -> None:
-    async with run_hub() as h:
+@each_profile
+async def test_worked_example_rejects_then_accepts(profile: str) -> None:
+    async with run_hub(hub_config(profile=profile)) as h:
         await ready(h, "agent_1")
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
         r = await h.post("/api/agents/agent_1/trade", buy(2640.00))
@@ -69,8 +74,9 @@ async def test_worked_example_rejects_then_accepts() -> None:
         assert [p["ticket"] for p in positions] == [body["ticket"]]
 
 
-async def test_twenty_concurrent_trades_fill_exactly_one() -> None:
-    async with run_hub() as h:
+@each_profile
+async def test_twenty_concurrent_trades_fill_exactly_one(profile: str) -> None:
+    async with run_hub(hub_config(profile=profile)) as h:
         await ready(h, "agent_1")
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
         results = await asyncio.gather(
@@ -83,8 +89,11 @@ async def test_twenty_concurrent_trades_fill_exactly_one() -> None:
         assert (await sim_state(h, "agent_1"))["orders_filled"] == 1
 
 
-async def test_repeated_client_order_id_trades_once_and_other_payload_is_duplicate() -> None:
-    async with run_hub() as h:
+@each_profile
+async def test_repeated_client_order_id_trades_once_and_other_payload_is_duplicate(
+    profile: str,
+) -> None:
+    async with run_hub(hub_config(profile=profile)) as h:
         await ready(h, "agent_1")
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
         first, again = await asyncio.gather(
@@ -104,8 +113,9 @@ async def test_repeated_client_order_id_trades_once_and_other_payload_is_duplica
         assert (await sim_state(h, "agent_1"))["orders_received"] == 1
 
 
-async def test_timeout_after_fill_is_reconciled_without_a_second_order() -> None:
-    cfg = hub_config()
+@each_profile
+async def test_timeout_after_fill_is_reconciled_without_a_second_order(profile: str) -> None:
+    cfg = hub_config(profile=profile)
     cfg = msgspec.structs.replace(
         cfg, polling=msgspec.structs.replace(cfg.polling, trade_timeout=units(5))
     )
@@ -153,8 +163,9 @@ async def test_timeout_with_unreadable_bridge_says_outcome_unknown() -> None:
         assert err["details"]["outcome"] == "unknown"
 
 
-async def test_close_and_modify_round_trip_over_the_socket() -> None:
-    async with run_hub() as h:
+@pytest.mark.parametrize("profile", [p for p in builtin_names() if p != "minimal"])
+async def test_close_and_modify_round_trip_over_the_socket(profile: str) -> None:
+    async with run_hub(hub_config(profile=profile)) as h:
         await ready(h, "agent_1")
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
         async with websockets.connect(f"{h.ws_url}?token={h.token}") as ws:
@@ -185,6 +196,38 @@ async def test_close_and_modify_round_trip_over_the_socket() -> None:
         assert (await h.get("/api/agents/agent_1/positions")).json() == {"positions": []}
         history = (await h.get("/api/agents/agent_1/history")).json()["trades"]
         assert [t["ticket"] for t in history] == [ticket]
+
+
+async def test_minimal_bridge_trades_with_a_token_and_an_sl_and_refuses_close_and_modify() -> None:
+    """The original design's five endpoints: a trade with a token and an SL passes; close,
+    modify and close-all are ``not_supported`` (422) and nothing reaches the bridge."""
+    cfg = hub_config(TOKENS, profile="minimal")
+    async with run_hub(cfg, env=ENV) as h:
+        await ready(h, "agent_1")
+        await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
+        trader = {"Authorization": f"Bearer {TRADE_TOKEN}"}
+        r = await h.post("/api/agents/agent_1/trade", buy(2648.50), headers=trader)
+        assert r.status_code == 200, r.text
+        ticket = r.json()["ticket"]
+        assert r.json()["sl"] == 2648.50
+        positions = (await h.get("/api/agents/agent_1/positions")).json()["positions"]
+        assert [(p["ticket"], p["sl"]) for p in positions] == [(ticket, 2648.50)]
+        refused = [
+            await h.post("/api/agents/agent_1/close", {"ticket": ticket}, headers=trader),
+            await h.post(
+                "/api/agents/agent_1/modify", {"ticket": ticket, "sl": 2649.0}, headers=trader
+            ),
+            await h.post("/api/agents/agent_1/close-all", {}),
+        ]
+        for resp in refused:
+            assert resp.status_code == 422, resp.text
+            assert resp.json()["error"]["code"] == "not_supported", resp.text
+            assert "minimal" in resp.json()["error"]["message"]
+        stop = await h.post("/api/emergency/stop-all", {"reason": "t", "close_positions": True})
+        assert stop.status_code == 200, stop.text
+        assert stop.json()["closed"]["agent_1"]["error"]["code"] == "not_supported"
+        state = await sim_state(h, "agent_1")
+        assert state["positions"] == 1 and state["orders_received"] == 1
 
 
 async def test_roles_and_agent_scopes() -> None:

@@ -1,0 +1,116 @@
+"""Polling in every bridge profile's dialect: a hub whose agents speak a built-in profile
+reads account, ticks, positions and history from a simulator answering in that dialect, and
+what a real bridge adds (a pending order, a deposit row) is counted, never an outage."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import pytest
+
+from channels.clock import now_ms
+from hub.bridge.profile import builtin_names, load_profile
+from hub.bridge.sim import SimMarket
+from hub.config import HubConfig, parse_config
+from tests.hub.bridge.quirky import SPECS, QuirkyBridge, serve
+from tests.hubkit import RunningHub, hub_config, run_hub
+from tests.timing import eventually
+
+each_profile = pytest.mark.parametrize("profile", builtin_names())
+
+
+def fast_history(cfg: HubConfig) -> HubConfig:
+    polling = msgspec.structs.replace(cfg.polling, history_interval=0.1)
+    return msgspec.structs.replace(cfg, polling=polling)
+
+
+async def orders(h: RunningHub, agent: str) -> list[dict[str, Any]]:
+    r = await h.get(f"/api/channels/agent:{agent}:orders/history")
+    return [e["data"] for e in r.json()["events"]]
+
+
+@each_profile
+async def test_a_stop_hit_at_the_bridge_is_polled_and_announced(profile: str) -> None:
+    async with run_hub(fast_history(hub_config(profile=profile))) as h:
+        agent = h.hub.registry.agents["agent_1"]
+        await eventually(lambda: agent.online and agent.account is not None)
+        await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": 2650.0, "ask": 2650.3})
+        r = await h.post(
+            "/api/agents/agent_1/trade",
+            {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": 2648.5},
+        )
+        assert r.status_code == 200, r.text
+        ticket = r.json()["ticket"]
+        await eventually(lambda: [p.ticket for p in agent.positions] == [ticket])
+        # A close stamped before the hub's start is recorded, not announced; a bridge in
+        # whole seconds (wrapped) stamps one in the hub's first second earlier than that.
+        await asyncio.sleep(max(0.0, (h.hub.trading.closed._started_ms + 1000 - now_ms()) / 1000))
+        await h.sim("agent_1", "/sim/price", {"symbol": "XAUUSD", "bid": 2648.0, "ask": 2648.3})
+
+        async def announced() -> bool:
+            closed = [e for e in await orders(h, "agent_1") if e["event"] == "closed"]
+            return [(e["ticket"], e["command"], e["reason"]) for e in closed] == [
+                (ticket, "bridge", "sl")
+            ]
+
+        await eventually(announced, message="the SL close announced from the history")
+        await eventually(lambda: agent.positions == [])
+        status = (await h.get("/api/status")).json()["agents"]["agent_1"]
+        assert status["bridge"]["profile"] == profile
+        assert status["status"]["status"] == "online"
+
+
+def quirky_config(url: str, profile: str) -> HubConfig:
+    return parse_config(
+        f"""
+polling: {{tick_interval: 0.05, account_interval: 0.05, history_interval: 0.05, timeout: 0.5,
+          backoff_initial: 0.05, backoff_max: 0.2}}
+symbols: {{XAUUSD: {{contract_size: 100, digits: 2}}}}
+agents:
+  agent_1: {{name: Atlas, strategy: amd, bridge: "{url}", bridge_profile: {profile},
+            symbols: [XAUUSD], initial_balance: 1000,
+            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 1}}}}
+""",
+        "test-config",
+    )
+
+
+@each_profile
+async def test_pending_orders_and_deposit_rows_are_counted_and_the_agent_stays_online(
+    profile: str,
+) -> None:
+    bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
+    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
+    bridge.model.close(bridge.model.trade("XAUUSD", "sell", 0.01).ticket)
+
+    def with_pending(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pending = {**rows[0], bridge.key("positions", "ticket"): 9001}
+        pending[bridge.key("positions", "action")] = "OP_BUYLIMIT"
+        return [*rows, pending]
+
+    def with_deposit(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        key = bridge.key
+        deposit = {key("history", "ticket"): 1, key("history", "action"): 6,
+                   key("history", "lots"): 0, key("history", "profit"): 500.0}  # fmt: skip
+        return [deposit, *rows]
+
+    bridge.bend["positions"] = with_pending
+    bridge.bend["history"] = with_deposit
+    runner = await serve(bridge)
+    try:
+        async with run_hub(quirky_config(bridge.url, profile)) as h:
+            agent = h.hub.registry.agents["agent_1"]
+            await eventually(lambda: agent.online and agent.stats.polls > 20)
+
+            async def counted() -> bool:
+                status = (await h.get("/api/status")).json()["agents"]["agent_1"]
+                skipped = status["bridge"]["skipped"]
+                return bool(skipped["pending_orders"] == 1 and skipped["balance_rows"] == 1)
+
+            await eventually(counted, message="the pending order and the deposit counted")
+            assert [p.ticket for p in agent.positions] == [ticket]
+            assert agent.online and agent.stats.errors == 0, agent.stats
+    finally:
+        await runner.cleanup()
