@@ -11,12 +11,19 @@ from typing import Any
 import msgspec
 
 from hub.bridge.dialect import _KINDS, _MISSING, Dialect, _get, _paths, _set, _Skip
-from hub.bridge.profile import Operation
+from hub.bridge.profile import BUILTIN, Operation, load_profile
 
 __all__ = ["SimDialect"]
 
 
 class SimDialect(Dialect):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The hub's own protocol with no symbol renames: an answer is the model's structs
+        # as they are (the same document as field by field, at a fraction of the cost).
+        renamed = any(hub != bridge for hub, bridge in self.to_bridge.items())
+        self.native = self.profile == load_profile(BUILTIN) and not renamed
+
     def read_request(
         self, name: str, params: Mapping[str, str], query: Mapping[str, str], body: Any
     ) -> dict[str, Any]:
@@ -52,6 +59,8 @@ class SimDialect(Dialect):
     def answer(self, name: str, obj: Any, magic: Callable[[int], int] | None = None) -> Any:
         """The answer document of operation ``name`` for the model's ``obj`` (a struct or a
         list of them), in this dialect; ``magic`` gives a ticket's magic number."""
+        if self.native:
+            return msgspec.to_builtins(obj)
         op = self._op(name)
         if isinstance(obj, list):
             rows = [self._fields(op, o, magic) for o in obj]

@@ -405,3 +405,34 @@ async def test_controls_off_loopback_need_the_control_token(http: aiohttp.Client
         right = {**JSON, "Authorization": f"Bearer {secret}"}
         async with http.post(url + "/sim/reset", headers=right) as resp:
             assert resp.status == 200
+
+
+def test_the_hub_s_own_dialect_answers_the_model_s_structs_as_written_field_by_field() -> None:
+    """The simulator's shortcut for the default profile (no per-field writing) gives the
+    same documents as the general path."""
+    from hub.bridge.profile import load_profile
+    from hub.bridge.sim_dialect import SimDialect
+
+    native = SimDialect(load_profile())
+    general = SimDialect(load_profile())
+    general.native = False
+    assert native.native
+    position = Position(
+        ticket=1001, symbol="XAUUSD", action="buy", lots=0.01, open_price=2650.3, sl=2640.0,
+        tp=None, profit=0.5, open_time=1764500000000, comment="habc1234567 x",
+    )  # fmt: skip
+    closed = ClosedTrade(
+        ticket=1001, symbol="XAUUSD", action="sell", lots=0.01, open_price=2650.3,
+        close_price=2651.0, sl=None, tp=2600.0, profit=-0.7, open_time=1764500000000,
+        close_time=1764500100000, comment="", reason="sl",
+    )  # fmt: skip
+    answers = [
+        ("account", Account(balance=200, equity=199.5, margin=5, free_margin=194.5, profit=-0.5)),
+        ("tick", Tick(symbol="XAUUSD", bid=2650.0, ask=2650.3, time=1764500000000)),
+        ("positions", [position]),
+        ("history", [closed]),
+        ("open", position),
+        ("close", closed),
+    ]
+    for name, obj in answers:
+        assert native.answer(name, obj) == general.answer(name, obj), name
