@@ -68,6 +68,16 @@ class Point(msgspec.Struct, frozen=True, kw_only=True):
     rss_mb: float  # server process after the window
     lag_ms: float  # how far the injector itself fell behind its schedule
     gc_max_ms: float = 0.0  # longest garbage-collector pause in the server while injecting
+    # per-iteration timing (bench._control.LoopProbe) while injecting: how late the server's
+    # loop ran a 1 ms timer (wall) and the CPU it used between two wake-ups (its own work);
+    # the same for the load generator (the harness's share of the latency)
+    loop_late_p99_ms: float | None = None
+    loop_late_max_ms: float | None = None
+    loop_busy_p99_ms: float | None = None
+    loop_busy_max_ms: float | None = None
+    load_late_p99_ms: float | None = None
+    load_busy_p99_ms: float | None = None
+    busy: bool = False  # a CPU-bound process shared the server's core
 
     @property
     def saturated(self) -> bool:
@@ -152,7 +162,7 @@ async def _measure(
     start = await load.request(cmd="mark", reset=True)
     cpu0, t0 = server.cpu(), time.monotonic()
     injected = await server.request(
-        cmd="inject", rate=rate, duration=window, within=window * 20 + 60
+        cmd="inject", rate=rate, duration=window, probe=True, within=window * 20 + 60
     )
     expected = int(start["count"]) + int(injected["sent"]) * n
     deadline = time.monotonic() + scale.drain
@@ -179,6 +189,12 @@ async def _measure(
         rss_mb=round(server.rss() / 2**20, 1),
         lag_ms=round(float(injected["max_lag_ms"]), 1),
         gc_max_ms=round(float(injected["gc_max_ms"]), 1),
+        loop_late_p99_ms=round(float(injected["loop_late_p99_ms"]), 2),
+        loop_late_max_ms=round(float(injected["loop_late_max_ms"]), 2),
+        loop_busy_p99_ms=round(float(injected["loop_busy_p99_ms"]), 2),
+        loop_busy_max_ms=round(float(injected["loop_busy_max_ms"]), 2),
+        load_late_p99_ms=round(float(stats["load_loop_late_p99_ms"]), 2),
+        load_busy_p99_ms=round(float(stats["load_loop_busy_p99_ms"]), 2),
     )
 
 

@@ -125,8 +125,14 @@ class Rig:
         self._load: Child | None = None
         self._children: list[Child] = []
 
-    async def server(self, kind: str, config: str | None = None, name: str | None = None) -> Child:
-        args = [kind]
+    async def server(
+        self,
+        kind: str,
+        config: str | None = None,
+        name: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> Child:
+        args = [kind, *extra]
         name = name or kind
         if config is not None:
             args += ["--config", str(write(self.work, f"{name}.yml", config))]

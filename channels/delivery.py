@@ -58,6 +58,9 @@ class Sink(Protocol):
 
     def write(self, data: bytes) -> bool: ...
 
+    def offer(self, data: bytes) -> bool:
+        """Write ``data`` if writable (not paused, not closed); False: nothing written."""
+
 
 class Member(Protocol):
     """Who an outbox tells that it has caught up (a :class:`~channels.feed.Feed`: it may

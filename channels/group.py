@@ -225,8 +225,7 @@ class Group(Pacing):
         paused: list[tuple[Member, int]] = []
         written = 0
         for member, sink in self._sinks.items():
-            if sink.writable:
-                sink.write(data)
+            if sink.offer(data):
                 written += 1
             else:
                 paused.append((member, 0))
@@ -236,8 +235,7 @@ class Group(Pacing):
                 self._sinks[member] = sink
                 if start >= len(texts):
                     continue
-                if sink.writable:
-                    sink.write(self._lane.frames(texts[start:], self._batch, shared=False))
+                if sink.offer(self._lane.frames(texts[start:], self._batch, shared=False)):
                     written += 1
                 else:
                     paused.append((member, start))
