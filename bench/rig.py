@@ -40,6 +40,8 @@ class Scale(msgspec.Struct, frozen=True, kw_only=True):
     churn_rate: float  # ticks/s while measuring ping and delivery under subscription churn
     churn_window: float
     churn_pairs: int  # alternating windows quiet / under attack
+    # ticks/s one hub is asked to publish through Redis (the Redis path's publish sweep)
+    redis_rates: tuple[int, ...] = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
 
 
 FULL = Scale(
@@ -111,6 +113,7 @@ SMOKE = msgspec.structs.replace(
     churn_rate=100.0,
     churn_window=0.5,
     churn_pairs=1,
+    redis_rates=(200, 500),
 )
 
 
@@ -131,13 +134,15 @@ class Rig:
         config: str | None = None,
         name: str | None = None,
         extra: tuple[str, ...] = (),
+        core: set[int] | None = None,
     ) -> Child:
+        """A server under test, on the server core unless ``core`` says otherwise."""
         args = [kind, *extra]
         name = name or kind
         if config is not None:
             args += ["--config", str(write(self.work, f"{name}.yml", config))]
         child = await Child.start(
-            "bench.serve", *args, core=self.server_core, log_dir=self.logs, name=name
+            "bench.serve", *args, core=core or self.server_core, log_dir=self.logs, name=name
         )
         self._children.append(child)
         return child

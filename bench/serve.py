@@ -4,7 +4,8 @@ Kinds:
 
 - ``hub``: the real app (``hub.app.create_app``) under uvicorn with the options of
   ``mt4hub run`` (``hub.server.uvicorn_options``, ``tune_gc()`` after start-up); ticks go
-  through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``.
+  through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``. ``--redis URL`` puts it on
+  a Redis (broker and coordination, as several instances run: :mod:`bench.redis_path`).
 - ``broadcaster``: encode/broadcaster ``memory://`` + Starlette, one
   ``send_text`` per message per connection (the common tutorial approach).
 - ``websockets``: the ``websockets`` library, ``websockets.broadcast`` of one
@@ -120,7 +121,11 @@ async def _run_uvicorn(app: Any, *, like_hub: bool) -> AsyncIterator[int]:
 
 @contextlib.asynccontextmanager
 async def _hub(
-    config_path: str, *, records: bool = True
+    config_path: str,
+    *,
+    records: bool = True,
+    redis: str | None = None,
+    redis_prefix: str | None = None,
 ) -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
     from hub.app import create_app
     from hub.bridge.models import Tick
@@ -130,6 +135,9 @@ async def _hub(
     # carry over into the next (a halt is kept for the whole UTC day, by design).
     with tempfile.TemporaryDirectory(prefix="mt4hub-bench-") as data_dir:
         env = {**os.environ, "HUB_ADMIN_TOKEN": TOKEN, "HUB_DATA_DIR": data_dir}
+        if redis:
+            env["REDIS_URL"] = redis
+            env["HUB_REDIS_PREFIX"] = redis_prefix or "mt4hub"
         app = create_app(load_config(config_path), env=env, tune_gc=True)  # as mt4hub run
         hub = app.state.hub
         tick = hub.publisher.tick
@@ -242,7 +250,12 @@ def _server(args: argparse.Namespace) -> contextlib.AbstractAsyncContextManager[
     if args.kind == "hub":
         if not args.config:
             raise SystemExit("bench.serve hub: --config is required")
-        return _hub(args.config, records=args.records == "on")
+        return _hub(
+            args.config,
+            records=args.records == "on",
+            redis=args.redis,
+            redis_prefix=args.redis_prefix,
+        )
     if args.kind == "broadcaster":
         return _broadcaster()
     if args.kind == "websockets":
@@ -289,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--config", help="hub config file (kind hub)")
     parser.add_argument("--flush-ms", type=float, default=10.0)
+    parser.add_argument("--redis", help="hub: REDIS_URL (the broker and coordination)")
+    parser.add_argument("--redis-prefix", help="hub: HUB_REDIS_PREFIX (with --redis)")
     parser.add_argument(
         "--records",
         choices=("on", "off"),
