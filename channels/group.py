@@ -218,9 +218,9 @@ class Group(Pacing):
         """One frame (or run of frames) built once, the same bytes written to every member."""
         self._scheduled = False
         texts, pubs = self._texts, self._pubs
-        if not texts:
-            return "idle"
         self._texts, self._pubs = [], []
+        if not texts or not self:  # nothing pending, or every member has left meanwhile
+            return "idle"
         data = self._lane.frames(texts, self._batch)
         paused: list[tuple[Member, int]] = []
         written = 0
