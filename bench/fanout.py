@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from bench._load import Load
 from bench._proc import Child
 from bench.configs import fanout_config
 from bench.rig import Rig, Scale, wait_until
@@ -84,6 +85,9 @@ class Point(msgspec.Struct, frozen=True, kw_only=True):
     loop_busy_max_ms: float | None = None
     load_late_p99_ms: float | None = None
     load_busy_p99_ms: float | None = None
+    # p99 in the same window from connections of the bulk load process (the harness before
+    # bench._load split off a sampler): the harness's own share, side by side
+    p99_bulk_ms: float | None = None
     busy: bool = False  # a CPU-bound process shared the server's core
 
     @property
@@ -129,7 +133,7 @@ async def _subscribers(server: Child) -> int:
 
 async def _connect(
     server: Child,
-    load: Child,
+    load: Load,
     kind: str,
     n: int,
     batch: bool,
@@ -158,7 +162,7 @@ async def _connect(
     return float(reply["seconds"])
 
 
-async def _disconnect(server: Child, load: Child, kind: str, base: int = 0) -> None:
+async def _disconnect(server: Child, load: Load, kind: str, base: int = 0) -> None:
     await load.request(cmd="close", within=60)
 
     async def none_left() -> bool:
@@ -169,7 +173,7 @@ async def _disconnect(server: Child, load: Child, kind: str, base: int = 0) -> N
 
 async def _measure(
     server: Child,
-    load: Child,
+    load: Load,
     scale: Scale,
     *,
     kind: str,
@@ -219,18 +223,19 @@ async def _measure(
         loop_busy_max_ms=round(float(injected["loop_busy_max_ms"]), 2),
         load_late_p99_ms=round(float(stats["load_loop_late_p99_ms"]), 2),
         load_busy_p99_ms=round(float(stats["load_loop_busy_p99_ms"]), 2),
+        p99_bulk_ms=stats.get("bulk_p99"),
         busy=busy,
     )
 
 
-async def _warm(server: Child, load: Child, scale: Scale, n: int, mode: str, kind: str) -> None:
+async def _warm(server: Child, load: Load, scale: Scale, n: int, mode: str, kind: str) -> None:
     rate = max(1.0, scale.one_frame[0] / n)
     await _measure(server, load, scale, kind=kind, mode=mode, n=n, rate=rate, window=scale.warmup)
 
 
 async def _sweep(
     server: Child,
-    load: Child,
+    load: Load,
     scale: Scale,
     *,
     kind: str,
@@ -318,7 +323,7 @@ async def run_busy(rig: Rig, scale: Scale, progress: Progress) -> list[Point]:
                         rate=offered / n,
                         busy=True,
                     )
-                    progress("busy" + _line(point)[4:])
+                    progress("busy:" + _line(point))
                     points.append(point)
             finally:
                 await rig.stop(hog)

@@ -104,6 +104,7 @@ def fanout_tables(results: Results) -> list[str]:
             _ms(p.gc_max_ms),
             _loop(p),
             _ms(p.load_late_p99_ms),
+            _ms(p.p99_bulk_ms),
             "yes" if p.saturated else "",
         ]
         for p in fan.points
@@ -126,6 +127,7 @@ def fanout_tables(results: Results) -> list[str]:
                 "GC pause max ms",
                 "server loop late / busy p99 ms",
                 "load gen loop late p99 ms",
+                "p99 ms seen by the bulk load process",
                 "saturated",
             ],
             sweep,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 
+from bench._load import Load
 from bench._proc import Child, cores
 from bench.configs import write
 
@@ -120,12 +121,13 @@ SMOKE = msgspec.structs.replace(
 class Rig:
     """Owns the child processes of one run: servers on one core, the load on the other."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, split_load: bool = True) -> None:
         self.work = work
+        self.split_load = split_load  # False: one load process samples too (see bench._load)
         self.logs = work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.server_core, self.client_core = cores()
-        self._load: Child | None = None
+        self._load: Load | None = None
         self._children: list[Child] = []
 
     async def server(
@@ -152,16 +154,24 @@ class Rig:
         self._children.append(child)
         return child
 
-    async def load(self) -> Child:
+    async def load(self) -> Load:
+        """The load generator: bulk and sampler processes on the client core (see
+        :mod:`bench._load`)."""
         if self._load is None:
-            self._load = await self.process("bench.load", name="load", core=self.client_core)
+            bulk = await self.process("bench.load", name="load", core=self.client_core)
+            sampler = (
+                await self.process("bench.load", name="load-sampler", core=self.client_core)
+                if self.split_load
+                else None
+            )
+            self._load = Load(bulk, sampler)
         return self._load
 
     async def stop(self, child: Child) -> None:
         await child.stop()
         if child in self._children:
             self._children.remove(child)
-        if child is self._load:
+        if self._load is not None and child in self._load.children:
             self._load = None
 
     async def close(self) -> None:
