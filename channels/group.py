@@ -130,13 +130,17 @@ class Group(Pacing):
             for channel, p in member.positions.items():
                 mine[channel] = _Position(p.epoch, p.seq, p.state)
         else:
+            adopted: list[tuple[str, Position]] = []
             for channel, p in member.positions.items():
                 ours = mine.get(channel)
                 if ours is None:
                     if p.seq:
                         return False
+                    adopted.append((channel, p))  # nothing seen yet: its epoch is the one
                 elif ours.epoch != p.epoch or ours.seq < p.seq:
                     return False
+            for channel, p in adopted:
+                mine[channel] = _Position(p.epoch, 0, p.state)
         if self._texts:
             self._late[member] = (sink, len(self._texts))
         else:

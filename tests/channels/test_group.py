@@ -252,3 +252,31 @@ def test_no_gap_or_duplicate_across_leaving_and_rejoining(ops: list[tuple[str, i
                     newest = max(newest, m["seq"])
 
     asyncio.run(scenario())
+
+
+async def test_pattern_subscribers_share_a_group_across_new_channels() -> None:
+    node = Node(MemoryBroker())
+    a, b = Client(node), Client(node)
+    for c in (a, b):
+        await c.subscribe("agent:*:account")
+    await turns()
+    await node.broker.publish("agent:x:account", {"v": 1})
+    await turns()
+    assert a.grouped and b.grouped and node.groups.of[a.feed] is node.groups.of[b.feed]
+    late = Client(node)
+    await late.subscribe("agent:*:account")  # a snapshot of agent:x, then the group
+    await node.broker.publish("agent:y:account", {"v": 2})
+    await node.broker.publish("agent:x:account", {"v": 3})
+    await turns()
+    assert late.grouped
+    for c in (a, b):
+        assert [(m["ch"], m["seq"]) for m in c.messages() if m.get("type") == "event"] == [
+            ("agent:x:account", 1),
+            ("agent:y:account", 1),
+            ("agent:x:account", 2),
+        ]
+    assert [(m["type"], m["ch"], m["seq"]) for m in late.messages() if "ch" in m] == [
+        ("snapshot", "agent:x:account", 1),
+        ("event", "agent:y:account", 1),
+        ("event", "agent:x:account", 2),
+    ]
