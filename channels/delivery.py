@@ -69,6 +69,18 @@ class Member(Protocol):
     def caught_up(self) -> None: ...
 
 
+class Carrier(Protocol):
+    """A group an outbox's connection is in (see :mod:`channels.group`)."""
+
+    @property
+    def last_send(self) -> float: ...
+
+    def carry(self, outbox: Outbox) -> None:
+        """Write the message just added to ``outbox``'s pending list at the group's next
+        turn, behind what the group held when it was put: while a connection is in a
+        group, the group's turn writes everything it is sent, in the order it was put."""
+
+
 class Pacing:
     """The batching rule of one writer (an outbox, or a group of them): see the module doc."""
 
@@ -139,9 +151,10 @@ class Outbox(Pacing):
         self._lane: Lane | None = None
         self._pending: list[str] = []
         self._scheduled = False  # a turn is asked of the lane and has not come yet
+        self._carried = False  # the pending messages wait for the group's turn
         self._beat: asyncio.TimerHandle | None = None
         self.member: Member | None = None  # told when this outbox has caught up
-        self.group: Pacing | None = None  # the group writing this connection's shared frames
+        self.group: Carrier | None = None  # the group writing this connection's shared frames
 
     def __len__(self) -> int:
         """Messages queued and not yet handed to the writer."""
@@ -194,9 +207,13 @@ class Outbox(Pacing):
         if lane is not None and not self._live:
             pending = self._pending
             pending.append(frame)
-            if not self._scheduled:
+            group = self.group
+            if group is not None:
+                group.carry(self)  # the group's turn writes it, in order with its own
+                self._carried = True
+            elif not self._scheduled:
                 self._schedule(lane)
-            elif len(pending) >= self._soft:  # a burst: write now, queue if that fills the sink
+            elif len(pending) >= self._soft and group is None:  # a burst: write now
                 lane.flush_now(self)
                 self._scheduled = True  # the turn asked for is still to come
             return
@@ -235,6 +252,17 @@ class Outbox(Pacing):
             self._dead = 0
         if self._ready is not None:
             self._ready.set()
+
+    @property
+    def pending(self) -> list[str]:
+        """Messages waiting for a turn (direct mode, nothing queued)."""
+        return self._pending
+
+    def take_pending(self) -> list[str]:
+        """Hand over what waits for a turn (a group writes it with its own, see ``carry``)."""
+        pending, self._pending = self._pending, []
+        self._carried = False
+        return pending
 
     def overflow(self) -> None:
         """Give up on this consumer: drop everything, refuse more, tell the owner once."""
@@ -314,6 +342,8 @@ class Outbox(Pacing):
         """The lane's turn: write the pending messages as one write (or queue them if the
         sink is full or a backlog is queued, so order holds)."""
         self._scheduled = False
+        if self._carried:
+            return "idle"  # its group writes them, in order with the group's own
         sink, lane, pending = self._sink, self._lane, self._pending
         if sink is None or lane is None or self._overflowed or not pending:
             return "idle"

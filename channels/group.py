@@ -109,6 +109,8 @@ class Group(Pacing):
         self._positions: dict[str, _Position] = {}
         self._texts: list[str] = []
         self._pubs: list[Publication] = []
+        # members' own pending messages: per message, how many of ours were pending at its put
+        self._carried: dict[Outbox, list[int]] = {}
         self._scheduled = False
 
     def __len__(self) -> int:
@@ -155,25 +157,73 @@ class Group(Pacing):
             start = 0
         else:
             start = self._late.pop(member)[1]
-        self._hand_over(member, self._texts[start:], self._pubs[start:])
+        self._hand_over(member, self._texts[start:], self._pubs[start:], start)
 
-    def _hand_over(self, member: Member, texts: list[str], pubs: list[Publication]) -> None:
+    def carry(self, outbox: Outbox) -> None:
+        """See :meth:`channels.delivery.Carrier.carry` (called once the message is pending)."""
+        marks = self._carried.get(outbox)
+        if marks is None:  # (a member joins with nothing pending: this is its first)
+            marks = self._carried[outbox] = [0] * (len(outbox.pending) - 1)
+        marks.append(len(self._texts))
+        if not self._scheduled:
+            self._schedule()
+
+    def _merged(
+        self, texts: list[str], pubs: list[Publication], start: int, outbox: Outbox
+    ) -> tuple[list[str], list[Publication | None]]:
+        """Ours from index ``start`` with the member's own (taken from its outbox), in the
+        order they were put; ``None`` marks the member's own."""
+        marks = self._carried.pop(outbox, None)
+        if marks is None:
+            return texts, list(pubs)
+        own = outbox.take_pending()
+        out_texts: list[str] = []
+        out_pubs: list[Publication | None] = []
+        j = 0
+        for i, (text, pub) in enumerate(zip(texts, pubs, strict=True), start):
+            while j < len(own) and marks[j] <= i:
+                out_texts.append(own[j])
+                out_pubs.append(None)
+                j += 1
+            out_texts.append(text)
+            out_pubs.append(pub)
+        out_texts += own[j:]
+        out_pubs += [None] * (len(own) - j)
+        return out_texts, out_pubs
+
+    def _hand_over(
+        self, member: Member, texts: list[str], pubs: list[Publication], start: int
+    ) -> None:
         outbox = member.outbox
         outbox.group = None
+        merged, origins = self._merged(texts, pubs, start, outbox)
         sink = outbox.sink
         # paused: straight into its queue (conflating); else behind what it has pending
         put = outbox.enqueue if sink is not None and not sink.writable else outbox.put
         positions = self._positions
-        for text, pub in zip(texts, pubs, strict=True):
-            put(
-                text,
-                channel=pub.channel,
-                seq=pub.seq,
-                key=pub.key,
-                state=positions[pub.channel].state,
-            )
+        for text, pub in zip(merged, origins, strict=True):
+            if pub is None:
+                put(text)
+            else:
+                put(
+                    text,
+                    channel=pub.channel,
+                    seq=pub.seq,
+                    key=pub.key,
+                    state=positions[pub.channel].state,
+                )
         for channel, p in positions.items():
             member.adopt(channel, p.epoch, p.seq)
+
+    def _with_own(
+        self, sink: Sink, texts: list[str], pubs: list[Publication], start: int, outbox: Outbox
+    ) -> bool:
+        """Ours from ``start`` and the member's own, in put order, in one write (one frame
+        if batched); False (nothing taken) when the sink is paused."""
+        if not sink.writable:
+            return False
+        merged, _ = self._merged(texts[start:], pubs[start:], start, outbox)
+        return sink.offer(self._lane.frames(merged, self._batch, shared=False))
 
     # -- the node's subscriber -----------------------------------------------------------------
 
@@ -223,13 +273,20 @@ class Group(Pacing):
         self._scheduled = False
         texts, pubs = self._texts, self._pubs
         self._texts, self._pubs = [], []
-        if not texts or not self:  # nothing pending, or every member has left meanwhile
+        carried = self._carried
+        if not (texts or carried) or not self:  # nothing to write, or nobody to write to
             return "idle"
-        data = self._lane.frames(texts, self._batch)
+        data = self._lane.frames(texts, self._batch) if texts else b""
         paused: list[tuple[Member, int]] = []
         written = 0
         for member, sink in self._sinks.items():
-            if sink.offer(data):
+            if carried and member.outbox in carried:
+                done = self._with_own(sink, texts, pubs, 0, member.outbox)
+            elif not texts:
+                continue
+            else:
+                done = sink.offer(data)
+            if done:
                 written += 1
             else:
                 paused.append((member, 0))
@@ -237,20 +294,25 @@ class Group(Pacing):
             late, self._late = self._late, {}
             for member, (sink, start) in late.items():
                 self._sinks[member] = sink
-                if start >= len(texts):
+                if carried and member.outbox in carried:
+                    done = self._with_own(sink, texts, pubs, start, member.outbox)
+                elif start >= len(texts):
                     continue
-                if sink.offer(self._lane.frames(texts[start:], self._batch, shared=False)):
+                else:
+                    done = sink.offer(self._lane.frames(texts[start:], self._batch, shared=False))
+                if done:
                     written += 1
                 else:
                     paused.append((member, start))
         for member, start in paused:
             del self._sinks[member]
             self._groups.left(member, self)
-            self._hand_over(member, texts[start:], pubs[start:])
-        self._sent(now, len(texts))
+            self._hand_over(member, texts[start:], pubs[start:], start)
+        if texts:
+            self._sent(now, len(texts))
         self._groups.writes += written
         self._lane.spills += len(paused)
-        return "written" if written else "spilled"
+        return "written" if written else "spilled" if paused else "idle"
 
 
 class Groups:

@@ -203,7 +203,7 @@ async def test_a_closed_feed_leaves_its_group_for_good() -> None:
 
 _OPS = st.lists(
     st.tuples(
-        st.sampled_from(["publish", "state", "pause", "resume", "sub", "unsub", "turn"]),
+        st.sampled_from(["publish", "state", "pause", "resume", "sub", "unsub", "turn", "reply"]),
         st.integers(0, 2),
     ),
     max_size=60,
@@ -220,6 +220,8 @@ def test_no_gap_or_duplicate_across_leaving_and_rejoining(ops: list[tuple[str, i
             await c.subscribe(SIGNALS)
         await turns()
         sent = 0
+        replies: list[int] = []  # per reply id: the last event published before it
+        mine: list[list[int]] = [[] for _ in clients]
         for op, i in ops:
             c = clients[i]
             if op == "publish":
@@ -235,6 +237,10 @@ def test_no_gap_or_duplicate_across_leaving_and_rejoining(ops: list[tuple[str, i
                 await c.subscribe(ACCOUNT)
             elif op == "unsub":
                 await c.unsubscribe(ACCOUNT)
+            elif op == "reply":  # a message of its own (a command result), put in order
+                mine[i].append(len(replies))
+                c.outbox.put(json.dumps({"type": "result", "id": len(replies)}))
+                replies.append(sent)
             else:
                 await turns(1)
         for c in clients:
@@ -242,8 +248,16 @@ def test_no_gap_or_duplicate_across_leaving_and_rejoining(ops: list[tuple[str, i
                 c.resume()
         await asyncio.sleep(units(0.3))  # past the batched client's flush interval
         await turns()
-        for c in clients:
+        for c, expected in zip(clients, mine, strict=True):
             assert c.seqs(SIGNALS) == list(range(1, sent + 1)), "every event once, in order"
+            last, got = 0, []
+            for m in c.messages():
+                if m.get("ch") == SIGNALS and m["type"] == "event":
+                    last = m["seq"]
+                elif m["type"] == "result":
+                    assert last >= replies[m["id"]], "a reply never overtakes an earlier event"
+                    got.append(m["id"])
+            assert got == expected, "its own messages once each, in order"
             newest = 0
             for m in c.messages():
                 if m.get("ch") == ACCOUNT:
@@ -280,3 +294,38 @@ async def test_pattern_subscribers_share_a_group_across_new_channels() -> None:
         ("event", "agent:y:account", 1),
         ("event", "agent:x:account", 2),
     ]
+
+
+async def test_a_members_own_message_after_a_pending_event_leaves_in_the_same_frame() -> None:
+    node = Node(MemoryBroker())
+    a, b = Client(node, batch=True), Client(node, batch=True)
+    for c in (a, b):
+        await c.subscribe(SIGNALS)
+    await turns()
+    writes = (len(a.sink.writes), len(b.sink.writes))
+    await node.broker.publish(SIGNALS, {"n": 1})  # pending in the group
+    b.outbox.put('{"type":"result","id":1}')  # b's own reply, put after it
+    await turns()
+    assert len(a.sink.writes) - writes[0] == 1 and len(b.sink.writes) - writes[1] == 1
+    last = b.messages()[-2:]
+    assert [m["type"] for m in last] == ["event", "result"], "in put order, one frame"
+    assert b.grouped, "still in its group"
+    b.outbox.put('{"type":"result","id":2}')  # nothing pending in the group: its own turn
+    await turns()
+    assert b.messages()[-1] == {"type": "result", "id": 2}
+
+
+async def test_a_paused_member_keeps_its_own_message_behind_the_copy() -> None:
+    node = Node(MemoryBroker())
+    a, b = Client(node), Client(node)
+    for c in (a, b):
+        await c.subscribe(SIGNALS)
+    await turns()
+    await node.broker.publish(SIGNALS, {"n": 1})
+    b.outbox.put('{"type":"result","id":1}')
+    b.pause()
+    await turns()
+    assert not b.grouped
+    b.resume()
+    await turns()
+    assert [m["type"] for m in b.messages()[-2:]] == ["event", "result"]
