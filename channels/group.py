@@ -279,17 +279,24 @@ class Group(Pacing):
         data = self._lane.frames(texts, self._batch) if texts else b""
         paused: list[tuple[Member, int]] = []
         written = 0
-        for member, sink in self._sinks.items():
-            if carried and member.outbox in carried:
-                done = self._with_own(sink, texts, pubs, 0, member.outbox)
-            elif not texts:
-                continue
-            else:
-                done = sink.offer(data)
-            if done:
-                written += 1
-            else:
-                paused.append((member, 0))
+        if not carried:  # the common case: the same bytes to every member
+            for member, sink in self._sinks.items():
+                if sink.offer(data):
+                    written += 1
+                else:
+                    paused.append((member, 0))
+        else:
+            for member, sink in self._sinks.items():
+                if member.outbox in carried:
+                    done = self._with_own(sink, texts, pubs, 0, member.outbox)
+                elif not texts:
+                    continue
+                else:
+                    done = sink.offer(data)
+                if done:
+                    written += 1
+                else:
+                    paused.append((member, 0))
         if self._late:
             late, self._late = self._late, {}
             for member, (sink, start) in late.items():
