@@ -33,24 +33,45 @@ from bench import docs, report
 from bench._proc import ROOT
 from bench.churn import run_churn
 from bench.commands import run_risk, run_round_trip
-from bench.fanout import SlowConsumerResult, run_fanout, run_idle, run_slow_consumer
+from bench.fanout import (
+    FanoutResult,
+    SlowConsumerResult,
+    run_busy,
+    run_fanout,
+    run_idle,
+    run_slow_consumer,
+)
 from bench.poller import run_poller
 from bench.records import run_records
+from bench.redis_path import run_redis_path
 from bench.results import Results, decode, encode
 from bench.rig import FULL, QUICK, SMOKE, Rig, Scale
 
 __all__ = ["BENCHMARKS", "main"]
 
-BENCHMARKS = ("risk", "fanout", "slow", "idle", "rtt", "poller", "records", "churn")
+BENCHMARKS = (
+    "risk",
+    "fanout",
+    "busy",
+    "slow",
+    "idle",
+    "rtt",
+    "poller",
+    "records",
+    "churn",
+    "redis",
+)
 _FIELDS = {  # benchmark -> its section of Results
     "risk": "risk",
     "fanout": "fanout",
+    "busy": "fanout",  # the busy-machine variant is part of the fan-out section
     "slow": "slow_consumer",
     "idle": "idle",
     "rtt": "round_trip",
     "poller": "poller",
     "records": "records",
     "churn": "churn",
+    "redis": "redis_path",
 }
 _FALLBACK_SLOW_RATE = 20.0  # ticks/s when the sweep did not run
 
@@ -85,18 +106,33 @@ async def _slow(rig: Rig, scale: Scale, results: Results) -> list[SlowConsumerRe
     return [big, await run_slow_consumer(rig, scale, n, rate, _say)]
 
 
+async def _fanout(rig: Rig, scale: Scale, results: Results) -> FanoutResult:
+    """The sweep; a busy-machine variant measured before is kept (it has its own name)."""
+    fan = await run_fanout(rig, scale, _say)
+    previous = results.fanout
+    return fan if previous is None else msgspec.structs.replace(fan, busy=previous.busy)
+
+
+async def _busy(rig: Rig, scale: Scale, results: Results) -> FanoutResult:
+    """The busy-machine variant, added to the fan-out section."""
+    busy = await run_busy(rig, scale, _say)
+    return msgspec.structs.replace(results.fanout or FanoutResult(points=[], light=[]), busy=busy)
+
+
 async def _run(args: argparse.Namespace, scale: Scale, results: Results) -> None:
     rig = Rig(args.work)
     os.sched_setaffinity(0, rig.client_core)
     steps: dict[str, Callable[[], Awaitable[Any]]] = {
         "risk": lambda: asyncio.to_thread(run_risk, scale),
-        "fanout": lambda: run_fanout(rig, scale, _say),
+        "fanout": lambda: _fanout(rig, scale, results),
+        "busy": lambda: _busy(rig, scale, results),
         "slow": lambda: _slow(rig, scale, results),
         "idle": lambda: run_idle(rig, scale, _say),
         "rtt": lambda: run_round_trip(rig, scale),
         "poller": lambda: run_poller(rig, scale),
         "records": lambda: run_records(rig, scale, _say),
         "churn": lambda: run_churn(rig, scale),
+        "redis": lambda: run_redis_path(rig, scale, _say),
     }
     try:
         for name in args.only or BENCHMARKS:

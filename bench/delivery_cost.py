@@ -44,6 +44,9 @@ class _CountingSink:
         self.written += len(data)
         return True
 
+    def offer(self, data: bytes) -> bool:
+        return self.write(data)
+
 
 async def measure(n: int, ticks: int, mode: str) -> float:
     """Nanoseconds of CPU per message per connection for ``ticks`` ticks to ``n`` subscribers."""

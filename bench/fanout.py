@@ -1,8 +1,13 @@
-"""Fan-out benchmarks: the offered-rate sweep (hub and baselines), slow consumer, idle.
+"""Fan-out benchmarks: the offered-rate sweep (hub and baselines), slow consumer, idle,
+and the busy-machine variant.
 
 Each server runs in its own process pinned to one core; the load generator (many
 picows connections) runs on the other. Offered load is given in delivered messages
-per second (ticks/s x subscribers); a sweep stops at the first saturated rate.
+per second (ticks/s x subscribers); a sweep stops at the first saturated rate, except
+for the ``websockets`` one-frame baseline, measured at every rate of the sweep so that
+the hub's p99 at each rate has its counterpart. The busy variant (:func:`run_busy`) is
+the one-frame sweep at the largest N with one CPU-bound process (:mod:`bench.hog`)
+sharing the server's core, for the hub and ``websockets`` alike.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from bench._load import Load
 from bench._proc import Child
 from bench.configs import fanout_config
 from bench.rig import Rig, Scale, wait_until
@@ -29,6 +35,7 @@ __all__ = [
     "IdleResult",
     "Point",
     "SlowConsumerResult",
+    "run_busy",
     "run_fanout",
     "run_idle",
     "run_slow_consumer",
@@ -43,6 +50,7 @@ SERIES: tuple[tuple[str, str], ...] = (
 )
 """(server, frame mode) pairs measured by the sweep."""
 
+EVERY_RATE = ("websockets",)  # one-frame baselines measured at every rate, saturated or not
 _SATURATED = 0.9  # delivered below this share of offered: saturated
 _LATENCY_CAP_MS = 1000.0  # p99 above this: saturated
 _SAMPLE_CONNECTIONS = 80  # connections per run that parse frames for latency
@@ -68,6 +76,19 @@ class Point(msgspec.Struct, frozen=True, kw_only=True):
     rss_mb: float  # server process after the window
     lag_ms: float  # how far the injector itself fell behind its schedule
     gc_max_ms: float = 0.0  # longest garbage-collector pause in the server while injecting
+    # per-iteration timing (bench._control.LoopProbe) while injecting: how late the server's
+    # loop ran a 1 ms timer (wall) and the CPU it used between two wake-ups (its own work);
+    # the same for the load generator (the harness's share of the latency)
+    loop_late_p99_ms: float | None = None
+    loop_late_max_ms: float | None = None
+    loop_busy_p99_ms: float | None = None
+    loop_busy_max_ms: float | None = None
+    load_late_p99_ms: float | None = None
+    load_busy_p99_ms: float | None = None
+    # p99 in the same window from connections of the bulk load process (the harness before
+    # bench._load split off a sampler): the harness's own share, side by side
+    p99_bulk_ms: float | None = None
+    busy: bool = False  # a CPU-bound process shared the server's core
 
     @property
     def saturated(self) -> bool:
@@ -78,6 +99,7 @@ class Point(msgspec.Struct, frozen=True, kw_only=True):
 class FanoutResult(msgspec.Struct, frozen=True, kw_only=True):
     points: list[Point]
     light: list[Point]
+    busy: list[Point] = msgspec.field(default_factory=list)  # run_busy, when run
 
 
 class SlowConsumerResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,9 +127,21 @@ def _url(kind: str, port: int, batch: bool) -> tuple[str, str | None]:
     return f"ws://127.0.0.1:{port}/ws", None
 
 
+async def _subscribers(server: Child) -> int:
+    return int((await server.request(cmd="subscribers"))["subscribers"])
+
+
 async def _connect(
-    server: Child, load: Child, kind: str, n: int, batch: bool, within: float = 120.0
+    server: Child,
+    load: Load,
+    kind: str,
+    n: int,
+    batch: bool,
+    within: float = 120.0,
+    base: int = 0,
 ) -> float:
+    """Connect ``n`` subscribers; ``base``: the server's own subscribers (a Redis hub's
+    mirror of shared state is one)."""
     url, channel = _url(kind, int(server.ready["port"]), batch)
     every = max(1, n // _SAMPLE_CONNECTIONS)
     reply = await load.request(
@@ -122,24 +156,24 @@ async def _connect(
     )
 
     async def all_in() -> bool:
-        return int((await server.request(cmd="subscribers"))["subscribers"]) >= n
+        return await _subscribers(server) >= base + n
 
     await wait_until(all_in, f"{kind}: {n} subscribers", within)
     return float(reply["seconds"])
 
 
-async def _disconnect(server: Child, load: Child, kind: str) -> None:
+async def _disconnect(server: Child, load: Load, kind: str, base: int = 0) -> None:
     await load.request(cmd="close", within=60)
 
     async def none_left() -> bool:
-        return int((await server.request(cmd="subscribers"))["subscribers"]) == 0
+        return await _subscribers(server) <= base
 
     await wait_until(none_left, f"{kind}: subscribers gone", 60)
 
 
 async def _measure(
     server: Child,
-    load: Child,
+    load: Load,
     scale: Scale,
     *,
     kind: str,
@@ -147,12 +181,16 @@ async def _measure(
     n: int,
     rate: float,
     window: float | None = None,
+    publisher: Child | None = None,
+    busy: bool = False,
 ) -> Point:
+    """One window at ``rate`` ticks/s, injected by ``server`` (or by ``publisher``, another
+    instance publishing through Redis: then ``server`` only fans out)."""
     window = window or scale.window
     start = await load.request(cmd="mark", reset=True)
     cpu0, t0 = server.cpu(), time.monotonic()
-    injected = await server.request(
-        cmd="inject", rate=rate, duration=window, within=window * 20 + 60
+    injected = await (publisher or server).request(
+        cmd="inject", rate=rate, duration=window, probe=True, within=window * 20 + 60
     )
     expected = int(start["count"]) + int(injected["sent"]) * n
     deadline = time.monotonic() + scale.drain
@@ -179,24 +217,40 @@ async def _measure(
         rss_mb=round(server.rss() / 2**20, 1),
         lag_ms=round(float(injected["max_lag_ms"]), 1),
         gc_max_ms=round(float(injected["gc_max_ms"]), 1),
+        loop_late_p99_ms=round(float(injected["loop_late_p99_ms"]), 2),
+        loop_late_max_ms=round(float(injected["loop_late_max_ms"]), 2),
+        loop_busy_p99_ms=round(float(injected["loop_busy_p99_ms"]), 2),
+        loop_busy_max_ms=round(float(injected["loop_busy_max_ms"]), 2),
+        load_late_p99_ms=round(float(stats["load_loop_late_p99_ms"]), 2),
+        load_busy_p99_ms=round(float(stats["load_loop_busy_p99_ms"]), 2),
+        p99_bulk_ms=stats.get("bulk_p99"),
+        busy=busy,
     )
 
 
-async def _warm(server: Child, load: Child, scale: Scale, n: int, mode: str, kind: str) -> None:
+async def _warm(server: Child, load: Load, scale: Scale, n: int, mode: str, kind: str) -> None:
     rate = max(1.0, scale.one_frame[0] / n)
     await _measure(server, load, scale, kind=kind, mode=mode, n=n, rate=rate, window=scale.warmup)
 
 
 async def _sweep(
-    server: Child, load: Child, scale: Scale, *, kind: str, mode: str, n: int, progress: Progress
+    server: Child,
+    load: Load,
+    scale: Scale,
+    *,
+    kind: str,
+    mode: str,
+    n: int,
+    progress: Progress,
 ) -> list[Point]:
     targets = scale.batched if mode == "batch" else scale.one_frame
+    every = kind in EVERY_RATE and mode == "one-frame"
     points: list[Point] = []
     for offered in targets:
         point = await _measure(server, load, scale, kind=kind, mode=mode, n=n, rate=offered / n)
         progress(_line(point))
         points.append(point)
-        if point.saturated:
+        if point.saturated and not every:
             break
     return points
 
@@ -243,6 +297,40 @@ async def run_fanout(rig: Rig, scale: Scale, progress: Progress) -> FanoutResult
         finally:
             await rig.stop(server)
     return FanoutResult(points=points, light=light)
+
+
+async def run_busy(rig: Rig, scale: Scale, progress: Progress) -> list[Point]:
+    """The one-frame sweep at the largest N with a CPU-bound process on the server's core,
+    for the hub and ``websockets`` (both at every rate)."""
+    load = await rig.load()
+    n = max(scale.subscribers)
+    points: list[Point] = []
+    for kind in ("hub", "websockets"):
+        server = await rig.server(kind, fanout_config() if kind == "hub" else None)
+        try:
+            await _connect(server, load, kind, n, False)
+            await _warm(server, load, scale, n, "one-frame", kind)
+            hog = await rig.process("bench.hog", name=f"hog-{kind}", core=rig.server_core)
+            try:
+                for offered in scale.one_frame:
+                    point = await _measure(
+                        server,
+                        load,
+                        scale,
+                        kind=kind,
+                        mode="one-frame",
+                        n=n,
+                        rate=offered / n,
+                        busy=True,
+                    )
+                    progress("busy:" + _line(point))
+                    points.append(point)
+            finally:
+                await rig.stop(hog)
+            await _disconnect(server, load, kind)
+        finally:
+            await rig.stop(server)
+    return points
 
 
 def _masked_text(payload: bytes) -> bytes:

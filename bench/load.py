@@ -7,8 +7,10 @@ scheduled publish time in epoch µs) to sample publish-to-receive latency.
 
 Commands on stdin (JSON lines):
 ``{"cmd":"connect","url":…,"n":N,"batch":false,"subscribe":"agent:agent_1:ticks"|null,"sample_every":25}``,
-``{"cmd":"mark","reset":true}`` (``t`` and ``count`` now; ``reset`` clears the samples),
-``{"cmd":"stats"}`` (count and latency percentiles since the last reset), ``{"cmd":"close"}``.
+``{"cmd":"mark","reset":true}`` (``t`` and ``count`` now; ``reset`` clears the samples and
+starts timing this process's loop iterations), ``{"cmd":"stats"}`` (count and latency
+percentiles since the last reset, and the loop timing as ``load_loop_*``: the harness's
+own share of the latency), ``{"cmd":"close"}``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench._control import raise_fd_limit, serve_commands
+from bench._control import LoopProbe, raise_fd_limit, serve_commands
 from bench._stats import summarize
 
 __all__ = ["main"]
@@ -99,6 +101,7 @@ class LoadGenerator:
     def __init__(self) -> None:
         self.tally = _Tally()
         self.connections: list[_Connection] = []
+        self.probe = LoopProbe()
 
     async def connect(self, command: dict[str, Any]) -> dict[str, Any]:
         url = str(command["url"])
@@ -140,6 +143,7 @@ class LoadGenerator:
     def mark(self, command: dict[str, Any]) -> dict[str, Any]:
         if command.get("reset"):
             self.tally.samples = []
+            self.probe.start()
         return {"t": time.monotonic(), "count": self.tally.count}
 
     def stats(self) -> dict[str, Any]:
@@ -150,6 +154,7 @@ class LoadGenerator:
             "closed": tally.closed,
             "open": len(self.connections) - tally.closed,
             **summarize([s / 1000 for s in tally.samples]),
+            **{f"load_{k}": v for k, v in self.probe.stop().items()},
         }
 
     async def close(self) -> dict[str, Any]:

@@ -243,16 +243,16 @@ async def _postgres(rig: Rig, plan: _Plan) -> AsyncIterator[tuple[str, str]]:
             await _services("stop", services, rig.logs)
 
 
-async def _services(command: str, directory: Path, logs: Path) -> None:
-    """``scripts/services.sh COMMAND DIR postgres`` (may install Postgres the first time).
+async def _services(command: str, directory: Path, logs: Path, service: str = "postgres") -> None:
+    """``scripts/services.sh COMMAND DIR SERVICE`` (may install it the first time).
 
     Its output goes to a file: the server it starts inherits the descriptors, so a pipe
     would never reach end of file.
     """
-    log = logs / f"services-{command}.log"
+    log = logs / f"services-{service}-{command}.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
-            str(_SERVICES), command, str(directory), "postgres", stdout=out, stderr=out
+            str(_SERVICES), command, str(directory), service, stdout=out, stderr=out
         )
     try:
         async with asyncio.timeout(300):

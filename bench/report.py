@@ -7,11 +7,14 @@ from collections.abc import Iterable, Sequence
 from bench.churn import PINGS_PER_S, ChurnResult, delivered_per_s
 from bench.fanout import SERIES, Point
 from bench.records import EngineRecords, RecordsRun
+from bench.redis_path import RedisPathResult
 from bench.results import Results
 
 __all__ = ["best_point", "records_tables", "tables", "targets", "targets_table"]
 
 _BROADCASTER = "broadcaster"
+_WEBSOCKETS = "websockets"
+REPORTED = "reported"  # a line with no threshold: measured and shown, neither met nor missed
 _RECORDS_RATE = 10_000.0  # ticks/s at which the records target is checked
 
 
@@ -99,6 +102,9 @@ def fanout_tables(results: Results) -> list[str]:
             f"{p.cpu_pct:.0f}",
             f"{p.rss_mb:.0f}",
             _ms(p.gc_max_ms),
+            _loop(p),
+            _ms(p.load_late_p99_ms),
+            _ms(p.p99_bulk_ms),
             "yes" if p.saturated else "",
         ]
         for p in fan.points
@@ -119,11 +125,48 @@ def fanout_tables(results: Results) -> list[str]:
                 "CPU %",
                 "RSS MB",
                 "GC pause max ms",
+                "server loop late / busy p99 ms",
+                "load gen loop late p99 ms",
+                "p99 ms seen by the bulk load process",
                 "saturated",
             ],
             sweep,
         )
     )
+    out += _side_by_side(fan.points, "")
+    if fan.busy:
+        out.append(
+            f"Busy machine: one-frame, N = {fan.busy[0].n}, one CPU-bound process sharing the"
+            " server's core\n\n"
+            + _table(
+                [
+                    "server",
+                    "offered msg/s",
+                    "delivered msg/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "max ms",
+                    "CPU %",
+                    "server loop late / busy p99 ms",
+                    "saturated",
+                ],
+                [
+                    [
+                        p.server,
+                        f"{p.offered:,.0f}",
+                        f"{p.delivered:,.0f}",
+                        _ms(p.p50_ms),
+                        _ms(p.p99_ms),
+                        _ms(p.max_ms),
+                        f"{p.cpu_pct:.0f}",
+                        _loop(p),
+                        "yes" if p.saturated else "",
+                    ]
+                    for p in fan.busy
+                ],
+            )
+        )
+        out += _side_by_side(fan.busy, "busy machine, ")
     if fan.light:
         out.append(
             "Light load (hub)\n\n"
@@ -144,6 +187,66 @@ def fanout_tables(results: Results) -> list[str]:
             )
         )
     return out
+
+
+def _loop(p: Point) -> str:
+    return f"{_ms(p.loop_late_p99_ms)} / {_ms(p.loop_busy_p99_ms)}"
+
+
+def p99_pairs(points: Sequence[Point], n: int) -> list[tuple[Point, Point | None]]:
+    """(hub, websockets at the same offered rate) for each unsaturated one-frame hub point."""
+    ws = {p.offered: p for p in points if (p.server, p.mode, p.n) == (_WEBSOCKETS, "one-frame", n)}
+    return [
+        (p, ws.get(p.offered))
+        for p in points
+        if (p.server, p.mode, p.n) == ("hub", "one-frame", n) and not p.saturated
+    ]
+
+
+def _side_by_side(points: Sequence[Point], label: str) -> list[str]:
+    out = []
+    for n in sorted({p.n for p in points if p.server == "hub" and p.mode == "one-frame"}):
+        rows = [
+            [
+                f"{hub.offered:,.0f}",
+                _ms(hub.p99_ms),
+                "-" if ws is None else _ms(ws.p99_ms) + (" (saturated)" if ws.saturated else ""),
+                _verdict(hub, ws),
+            ]
+            for hub, ws in p99_pairs(points, n)
+        ]
+        if rows:
+            out.append(
+                f"One-frame p99, hub vs websockets at each unsaturated rate ({label}N = {n})\n\n"
+                + _table(["offered msg/s", "hub p99 ms", "websockets p99 ms", "hub ≤ ws"], rows)
+            )
+    return out
+
+
+def _verdict(hub: Point, ws: Point | None) -> str:
+    if ws is None or ws.p99_ms is None or hub.p99_ms is None:
+        return "-"
+    return "yes" if hub.p99_ms <= ws.p99_ms else "**no**"
+
+
+def _redis_table(r: RedisPathResult) -> str:
+    p = r.point
+    head = (
+        f"Redis path: hub A publishes {r.rate:g} ticks/s through Redis ({r.redis}), hub B's"
+        f" {r.n} subscribers receive them\n\n"
+        + _table(
+            ["delivered msg/s", "p50 ms", "p99 ms", "max ms", "hub B CPU %"],
+            [[f"{p.delivered:,.0f}", _ms(p.p50_ms), _ms(p.p99_ms), _ms(p.max_ms), p.cpu_pct]],
+        )
+    )
+    sweep = _table(
+        ["asked ticks/s", "published ticks/s", "injector lag ms", "hub A CPU %", "kept up"],
+        [
+            [f"{s.offered:,.0f}", f"{s.published:,.0f}", s.lag_ms, s.cpu_pct, s.kept_up]
+            for s in r.publish
+        ],
+    )
+    return head + "\n\nOne instance publishing alone (each publish awaits Redis):\n\n" + sweep
 
 
 def other_tables(results: Results) -> list[str]:
@@ -350,7 +453,8 @@ def records_tables(results: Results) -> list[str]:
 
 def tables(results: Results) -> list[str]:
     """Every table of the run, as Markdown (also what the console shows)."""
-    return fanout_tables(results) + other_tables(results) + records_tables(results)
+    redis = [] if results.redis_path is None else [_redis_table(results.redis_path)]
+    return fanout_tables(results) + redis + other_tables(results) + records_tables(results)
 
 
 def _records_target(engine: EngineRecords) -> tuple[str, str, bool | None]:
@@ -384,9 +488,31 @@ def _run_at(runs: Sequence[RecordsRun], rate: float, *, writer: bool) -> Records
     return next((r for r in runs if r.rate == rate and r.writer == writer), None)
 
 
-def targets(results: Results) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for each target of issues 4 and 14; None: not measured."""
-    out: list[tuple[str, str, bool | None]] = []
+Met = bool | str | None
+"""True / False, None: not measured, :data:`REPORTED`: a figure without a threshold."""
+
+
+def _p99_target(points: Sequence[Point], n: int, label: str) -> tuple[str, str, Met]:
+    pairs = p99_pairs(points, n)
+    target = f"one-frame, N={n}{label}: p99 at each unsaturated rate ≤ websockets' p99 at that rate"
+    compared = [(h, w) for h, w in pairs if _verdict(h, w) != "-"]
+    if not compared:
+        return (target, "no unsaturated rate measured for both", None)
+    worse = [(h, w) for h, w in compared if _verdict(h, w) != "yes"]
+    if not worse:
+        return (target, f"{len(compared)} of {len(compared)} rates", True)
+    h, w = max(worse, key=lambda hw: (hw[0].p99_ms or 0) - (hw[1].p99_ms or 0))  # type: ignore[operator]
+    return (
+        target,
+        f"{len(compared) - len(worse)} of {len(compared)} rates; worst at {h.offered:,.0f} msg/s:"
+        f" {_ms(h.p99_ms)} vs {_ms(w.p99_ms)} ms",
+        False,
+    )
+
+
+def targets(results: Results) -> list[tuple[str, str, Met]]:
+    """(target, measured, met) for each target of issues 4, 14 and 18."""
+    out: list[tuple[str, str, Met]] = []
     fan = results.fanout
     n_big = max((p.n for p in fan.points), default=0) if fan else 0
     if fan is not None and n_big:
@@ -401,6 +527,20 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
                     ratio >= 1.5,
                 )
             )
+        ws = best_point(fan.points, _WEBSOCKETS, "one-frame", n_big)
+        if hub is not None and ws is not None and ws.delivered:
+            ratio = hub.delivered / ws.delivered
+            out.append(
+                (
+                    f"one-frame, N={n_big}: max delivered ≥ 1.5 x websockets",
+                    f"{hub.delivered:,.0f} vs {ws.delivered:,.0f} msg/s = {ratio:.2f}x",
+                    ratio >= 1.5,
+                )
+            )
+        for n in sorted({p.n for p in fan.points}):
+            out.append(_p99_target(fan.points, n, ""))
+        if fan.busy:
+            out.append(_p99_target(fan.busy, fan.busy[0].n, " on a busy machine"))
         ok = [
             p
             for p in fan.points
@@ -481,6 +621,17 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
         out.append(_records_target(engine))
     if results.churn is not None:
         out.append(_churn_target(results.churn))
+    if results.redis_path is not None:
+        r = results.redis_path
+        out.append(
+            (
+                f"Redis path (hub A → Redis → hub B, N={r.n}, {r.rate:g} ticks/s):"
+                " cross-instance p50 / p99, max publish rate of one instance",
+                f"p50 {_ms(r.point.p50_ms)} / p99 {_ms(r.point.p99_ms)} ms;"
+                f" {r.max_publish:,.0f} ticks/s published",
+                REPORTED,
+            )
+        )
     return out
 
 
@@ -500,5 +651,5 @@ def _churn_target(churn: ChurnResult) -> tuple[str, str, bool | None]:
 
 
 def targets_table(results: Results) -> str:
-    mark = {True: "met", False: "**not met**", None: "TODO"}
+    mark: dict[Met, str] = {True: "met", False: "**not met**", None: "TODO", REPORTED: "reported"}
     return _table(["target", "measured", ""], [[t, m, mark[ok]] for t, m, ok in targets(results)])

@@ -9,6 +9,7 @@ from bench.commands import RiskResult, RoundTripResult
 from bench.fanout import FanoutResult, IdleResult, SlowConsumerResult
 from bench.poller import PollerResult
 from bench.records import RecordsResult
+from bench.redis_path import RedisPathResult
 
 __all__ = ["Results", "decode", "encode"]
 
@@ -27,6 +28,7 @@ class Results(msgspec.Struct, kw_only=True):
     poller: PollerResult | None = None
     records: RecordsResult | None = None
     churn: ChurnResult | None = None
+    redis_path: RedisPathResult | None = None
     errors: dict[str, str] = {}  # benchmark -> what failed
     rerun: dict[str, str] = {}  # benchmark -> when and how it was re-run alone (--only)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 
+from bench._load import Load
 from bench._proc import Child, cores
 from bench.configs import write
 
@@ -40,6 +41,8 @@ class Scale(msgspec.Struct, frozen=True, kw_only=True):
     churn_rate: float  # ticks/s while measuring ping and delivery under subscription churn
     churn_window: float
     churn_pairs: int  # alternating windows quiet / under attack
+    # ticks/s one hub is asked to publish through Redis (the Redis path's publish sweep)
+    redis_rates: tuple[int, ...] = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
 
 
 FULL = Scale(
@@ -48,7 +51,19 @@ FULL = Scale(
     window=2.0,
     drain=2.0,
     warmup=0.5,
-    one_frame=(20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 250_000),
+    one_frame=(
+        20_000,
+        40_000,
+        60_000,
+        80_000,
+        100_000,
+        130_000,
+        160_000,
+        200_000,
+        250_000,
+        350_000,
+        500_000,
+    ),
     batched=(100_000, 250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000),
     light_rate=100.0,
     light_window=3.0,
@@ -73,7 +88,7 @@ QUICK = msgspec.structs.replace(
     window=1.0,
     drain=1.0,
     warmup=0.3,
-    one_frame=(20_000, 50_000, 80_000, 120_000, 160_000, 250_000),
+    one_frame=(20_000, 50_000, 80_000, 120_000, 160_000, 250_000, 350_000, 500_000),
     batched=(100_000, 500_000, 1_000_000, 2_000_000, 3_000_000),
     light_window=2.0,
     slow_window=2.0,
@@ -111,27 +126,37 @@ SMOKE = msgspec.structs.replace(
     churn_rate=100.0,
     churn_window=0.5,
     churn_pairs=1,
+    redis_rates=(200, 500),
 )
 
 
 class Rig:
     """Owns the child processes of one run: servers on one core, the load on the other."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, split_load: bool = True) -> None:
         self.work = work
+        self.split_load = split_load  # False: one load process samples too (see bench._load)
         self.logs = work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.server_core, self.client_core = cores()
-        self._load: Child | None = None
+        self._load: Load | None = None
         self._children: list[Child] = []
 
-    async def server(self, kind: str, config: str | None = None, name: str | None = None) -> Child:
-        args = [kind]
+    async def server(
+        self,
+        kind: str,
+        config: str | None = None,
+        name: str | None = None,
+        extra: tuple[str, ...] = (),
+        core: set[int] | None = None,
+    ) -> Child:
+        """A server under test, on the server core unless ``core`` says otherwise."""
+        args = [kind, *extra]
         name = name or kind
         if config is not None:
             args += ["--config", str(write(self.work, f"{name}.yml", config))]
         child = await Child.start(
-            "bench.serve", *args, core=self.server_core, log_dir=self.logs, name=name
+            "bench.serve", *args, core=core or self.server_core, log_dir=self.logs, name=name
         )
         self._children.append(child)
         return child
@@ -141,16 +166,24 @@ class Rig:
         self._children.append(child)
         return child
 
-    async def load(self) -> Child:
+    async def load(self) -> Load:
+        """The load generator: bulk and sampler processes on the client core (see
+        :mod:`bench._load`)."""
         if self._load is None:
-            self._load = await self.process("bench.load", name="load", core=self.client_core)
+            bulk = await self.process("bench.load", name="load", core=self.client_core)
+            sampler = (
+                await self.process("bench.load", name="load-sampler", core=self.client_core)
+                if self.split_load
+                else None
+            )
+            self._load = Load(bulk, sampler)
         return self._load
 
     async def stop(self, child: Child) -> None:
         await child.stop()
         if child in self._children:
             self._children.remove(child)
-        if child is self._load:
+        if self._load is not None and child in self._load.children:
             self._load = None
 
     async def close(self) -> None:

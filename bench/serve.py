@@ -4,7 +4,8 @@ Kinds:
 
 - ``hub``: the real app (``hub.app.create_app``) under uvicorn with the options of
   ``mt4hub run`` (``hub.server.uvicorn_options``, ``tune_gc()`` after start-up); ticks go
-  through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``.
+  through ``hub.publisher.tick()`` on ``agent:agent_1:ticks``. ``--redis URL`` puts it on
+  a Redis (broker and coordination, as several instances run: :mod:`bench.redis_path`).
 - ``broadcaster``: encode/broadcaster ``memory://`` + Starlette, one
   ``send_text`` per message per connection (the common tutorial approach).
 - ``websockets``: the ``websockets`` library, ``websockets.broadcast`` of one
@@ -14,7 +15,9 @@ Kinds:
 
 Commands on stdin (JSON lines): ``{"cmd":"subscribers"}``,
 ``{"cmd":"inject","rate":R,"duration":D}`` (with ``"profile": PATH``, the injection window
-runs under cProfile and its stats are written there), ``{"cmd":"quit"}``.
+runs under cProfile and its stats are written there; with ``"probe": true`` the reply adds
+how late the event loop ran a 1 ms timer meanwhile, see :class:`bench._control.LoopProbe`),
+``{"cmd":"quit"}``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 import uvicorn
 import uvloop
 
-from bench._control import raise_fd_limit, serve_commands
+from bench._control import LoopProbe, raise_fd_limit, serve_commands
 from bench._ticks import Publish, event_frame, inject
 from hub.server import uvicorn_options
 
@@ -117,7 +120,13 @@ async def _run_uvicorn(app: Any, *, like_hub: bool) -> AsyncIterator[int]:
 
 
 @contextlib.asynccontextmanager
-async def _hub(config_path: str) -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
+async def _hub(
+    config_path: str,
+    *,
+    records: bool = True,
+    redis: str | None = None,
+    redis_prefix: str | None = None,
+) -> AsyncIterator[tuple[int, Publish, Subscribers, Any]]:
     from hub.app import create_app
     from hub.bridge.models import Tick
     from hub.config import load_config
@@ -126,9 +135,14 @@ async def _hub(config_path: str) -> AsyncIterator[tuple[int, Publish, Subscriber
     # carry over into the next (a halt is kept for the whole UTC day, by design).
     with tempfile.TemporaryDirectory(prefix="mt4hub-bench-") as data_dir:
         env = {**os.environ, "HUB_ADMIN_TOKEN": TOKEN, "HUB_DATA_DIR": data_dir}
+        if redis:
+            env["REDIS_URL"] = redis
+            env["HUB_REDIS_PREFIX"] = redis_prefix or "mt4hub"
         app = create_app(load_config(config_path), env=env, tune_gc=True)  # as mt4hub run
         hub = app.state.hub
         tick = hub.publisher.tick
+        if not records:  # diagnostic only (as bench/records.py's baseline): no tick rows
+            hub.journal._submit = lambda record: None
 
         async def publish(i: int, symbol: str, bid: float, ask: float, time_us: int) -> None:
             await tick("agent_1", Tick(symbol=symbol, bid=bid, ask=ask, time=time_us))
@@ -236,7 +250,12 @@ def _server(args: argparse.Namespace) -> contextlib.AbstractAsyncContextManager[
     if args.kind == "hub":
         if not args.config:
             raise SystemExit("bench.serve hub: --config is required")
-        return _hub(args.config)
+        return _hub(
+            args.config,
+            records=args.records == "on",
+            redis=args.redis,
+            redis_prefix=args.redis_prefix,
+        )
     if args.kind == "broadcaster":
         return _broadcaster()
     if args.kind == "websockets":
@@ -247,6 +266,7 @@ def _server(args: argparse.Namespace) -> contextlib.AbstractAsyncContextManager[
 async def _main(args: argparse.Namespace) -> None:
     limit = raise_fd_limit()
     watch = _GcWatch()
+    probe = LoopProbe()
     async with _server(args) as (port, publish, subscribers, _):
 
         async def handle(command: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +278,10 @@ async def _main(args: argparse.Namespace) -> None:
                 profile = cProfile.Profile() if command.get("profile") else None
                 if profile is not None:
                     profile.enable()  # every Python call on this thread: the whole loop
+                if command.get("probe"):
+                    probe.start()
                 stats = await inject(publish, float(command["rate"]), float(command["duration"]))
+                late = probe.stop() if command.get("probe") else {}
                 if profile is not None:
                     profile.disable()
                     profile.dump_stats(command["profile"])
@@ -267,6 +290,7 @@ async def _main(args: argparse.Namespace) -> None:
                     "seconds": stats.seconds,
                     "max_lag_ms": stats.max_lag_ms,
                     **watch.take(),
+                    **late,
                 }
             raise ValueError(f"cmd: unknown command {cmd!r}")
 
@@ -278,6 +302,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--config", help="hub config file (kind hub)")
     parser.add_argument("--flush-ms", type=float, default=10.0)
+    parser.add_argument("--redis", help="hub: REDIS_URL (the broker and coordination)")
+    parser.add_argument("--redis-prefix", help="hub: HUB_REDIS_PREFIX (with --redis)")
+    parser.add_argument(
+        "--records",
+        choices=("on", "off"),
+        default="on",
+        help="hub: off replaces the journal's submit by a no-op (diagnostics only)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     uvloop.run(_main(args))

@@ -39,7 +39,7 @@ from typing import Protocol
 
 from channels.lane import Flushed, Lane
 
-__all__ = ["Item", "Outbox", "Sink"]
+__all__ = ["Item", "Member", "Outbox", "Pacing", "Sink"]
 
 _BATCH_ITEMS = 1024
 _DRAIN_FRAMES = 64  # one-frame messages per write while draining a backlog
@@ -58,6 +58,54 @@ class Sink(Protocol):
 
     def write(self, data: bytes) -> bool: ...
 
+    def offer(self, data: bytes) -> bool:
+        """Write ``data`` if writable (not paused, not closed); False: nothing written."""
+
+
+class Member(Protocol):
+    """Who an outbox tells that it has caught up (a :class:`~channels.feed.Feed`: it may
+    then join the group of its peers, see :mod:`channels.group`)."""
+
+    def caught_up(self) -> None: ...
+
+
+class Carrier(Protocol):
+    """A group an outbox's connection is in (see :mod:`channels.group`)."""
+
+    @property
+    def last_send(self) -> float: ...
+
+    def carry(self, outbox: Outbox) -> None:
+        """Write the message just added to ``outbox``'s pending list at the group's next
+        turn, behind what the group held when it was put: while a connection is in a
+        group, the group's turn writes everything it is sent, in the order it was put."""
+
+
+class Pacing:
+    """The batching rule of one writer (an outbox, or a group of them): see the module doc."""
+
+    def __init__(self, flush_interval: float = 0.01) -> None:
+        self._flush_interval = flush_interval
+        self._last_send = -1e9  # when the last frame left (or the heartbeat was armed)
+        self._last_count = 0  # messages in the last frame
+        self._window = (-1e9, 0)  # (start, frames since): frames per flush_interval
+
+    @property
+    def last_send(self) -> float:
+        return self._last_send
+
+    def batch_due(self) -> float:
+        """When a batched writer's next frame may leave (see the module doc)."""
+        if self._last_count > 1 or self._window[1] > 1:
+            return self._last_send + self._flush_interval
+        return -1e9
+
+    def _sent(self, now: float, messages: int) -> None:
+        """Record a frame of ``messages`` messages written at ``now``."""
+        start, frames = self._window
+        self._window = (start, frames + 1) if now - start < self._flush_interval else (now, 1)
+        self._last_send, self._last_count = now, messages
+
 
 class Item:
     """One queued message; ``frame`` is None once a newer state value replaced it."""
@@ -71,7 +119,7 @@ class Item:
         self.key = key
 
 
-class Outbox:
+class Outbox(Pacing):
     """A bounded, conflating outbound queue for one connection."""
 
     def __init__(
@@ -86,6 +134,7 @@ class Outbox:
                 f"outbox limits: need 0 < soft_limit < hard_limit, got "
                 f"{soft_limit} and {hard_limit}"
             )
+        super().__init__()
         self._soft = soft_limit
         self._hard = hard_limit
         self._on_overflow = on_overflow
@@ -96,22 +145,46 @@ class Outbox:
         self._ready: asyncio.Event | None = None
         self._overflowed = False
         self.conflated = 0
-        # batching: when frames left
         self._batch = False
-        self._flush_interval = 0.01
-        self._last_send = -1e9  # when the last frame left (or the heartbeat was armed)
-        self._last_count = 0  # messages in the last frame
-        self._window = (-1e9, 0)  # (start, frames since): frames per flush_interval
         # direct mode (attach): messages waiting for the lane's turn, while nothing is queued
         self._sink: Sink | None = None
         self._lane: Lane | None = None
         self._pending: list[str] = []
         self._scheduled = False  # a turn is asked of the lane and has not come yet
+        self._carried = False  # the pending messages wait for the group's turn
         self._beat: asyncio.TimerHandle | None = None
+        self.member: Member | None = None  # told when this outbox has caught up
+        self.group: Carrier | None = None  # the group writing this connection's shared frames
 
     def __len__(self) -> int:
         """Messages queued and not yet handed to the writer."""
         return self._live + len(self._pending)
+
+    @property
+    def sink(self) -> Sink | None:
+        """The direct sink (None: a writer task drains this outbox)."""
+        return self._sink
+
+    @property
+    def lane(self) -> Lane | None:
+        return self._lane
+
+    @property
+    def mode(self) -> tuple[bool, float, int, int]:
+        """What makes two outboxes deliver alike: batching, its interval, and the limits."""
+        return (self._batch, self._flush_interval, self._soft, self._hard)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or pending, a writable direct sink: caught up."""
+        sink = self._sink
+        return (
+            not self._live
+            and not self._pending
+            and not self._overflowed
+            and sink is not None
+            and sink.writable
+        )
 
     @property
     def overflowed(self) -> bool:
@@ -134,11 +207,29 @@ class Outbox:
         if lane is not None and not self._live:
             pending = self._pending
             pending.append(frame)
-            if not self._scheduled:
+            group = self.group
+            if group is not None:
+                group.carry(self)  # the group's turn writes it, in order with its own
+                self._carried = True
+            elif not self._scheduled:
                 self._schedule(lane)
-            elif len(pending) >= self._soft:  # a burst: write now, queue if that fills the sink
+            elif len(pending) >= self._soft and group is None:  # a burst: write now
                 lane.flush_now(self)
                 self._scheduled = True  # the turn asked for is still to come
+            return
+        self.enqueue(frame, channel=channel, seq=seq, key=key, state=state)
+
+    def enqueue(
+        self,
+        frame: str,
+        *,
+        channel: str | None = None,
+        seq: int = 0,
+        key: str | None = None,
+        state: bool = False,
+    ) -> None:
+        """Queue one message behind the backlog (conflating, overflowing), never direct."""
+        if self._overflowed:
             return
         item = Item(frame, channel, seq, key)
         if state and channel is not None:
@@ -161,6 +252,17 @@ class Outbox:
             self._dead = 0
         if self._ready is not None:
             self._ready.set()
+
+    @property
+    def pending(self) -> list[str]:
+        """Messages waiting for a turn (direct mode, nothing queued)."""
+        return self._pending
+
+    def take_pending(self) -> list[str]:
+        """Hand over what waits for a turn (a group writes it with its own, see ``carry``)."""
+        pending, self._pending = self._pending, []
+        self._carried = False
+        return pending
 
     def overflow(self) -> None:
         """Give up on this consumer: drop everything, refuse more, tell the owner once."""
@@ -192,18 +294,6 @@ class Outbox:
         if not self._live and self._ready is not None:
             self._ready.clear()
         return out
-
-    def batch_due(self) -> float:
-        """When a batched connection's next frame may leave (see the module doc)."""
-        if self._last_count > 1 or self._window[1] > 1:
-            return self._last_send + self._flush_interval
-        return -1e9
-
-    def _sent(self, now: float, messages: int) -> None:
-        """Record a frame of ``messages`` messages written at ``now``."""
-        start, frames = self._window
-        self._window = (start, frames + 1) if now - start < self._flush_interval else (now, 1)
-        self._last_send, self._last_count = now, messages
 
     # -- direct mode -------------------------------------------------------------------------
 
@@ -252,6 +342,8 @@ class Outbox:
         """The lane's turn: write the pending messages as one write (or queue them if the
         sink is full or a backlog is queued, so order holds)."""
         self._scheduled = False
+        if self._carried:
+            return "idle"  # its group writes them, in order with the group's own
         sink, lane, pending = self._sink, self._lane, self._pending
         if sink is None or lane is None or self._overflowed or not pending:
             return "idle"
@@ -263,6 +355,8 @@ class Outbox:
             return "spilled"
         sink.write(lane.frames(pending, self._batch))
         self._sent(now, len(pending))
+        if self.member is not None and self.group is None and sink.writable:
+            self.member.caught_up()
         return "written"
 
     def _schedule(self, lane: Lane) -> None:
@@ -297,6 +391,8 @@ class Outbox:
                 self._sent(lane.now(), len(texts))
         if self._pending and not self._scheduled:
             self._schedule(lane)
+        elif self.member is not None and self.group is None and self.idle:
+            self.member.caught_up()
 
     def _arm(self, heartbeat: float, heartbeat_frame: Callable[[], str]) -> None:
         loop = asyncio.get_running_loop()
@@ -305,7 +401,10 @@ class Outbox:
             self._beat = None
             if self._sink is None or self._sink.closed or self._overflowed:
                 return
-            idle = loop.time() - self._last_send
+            last = self._last_send
+            if self.group is not None:
+                last = max(last, self.group.last_send)
+            idle = loop.time() - last
             if idle >= heartbeat * 0.999 and not self._pending and not self._live:
                 self.put(heartbeat_frame())
                 idle = 0.0

@@ -10,13 +10,19 @@ consistent read of every symbol, so the channel-wide seq is the right cut.
 When a publication arrives with a new epoch for a live channel (its history was
 lost), the channel is resynced the same way and announced with a ``subscribed``
 message without ``id`` (``recovered: false``) followed by fresh snapshots.
+
+A feed whose outbox has caught up joins the :class:`~channels.group.Group` of its peers
+(same subscriptions, agents and delivery mode): the node then hands publications to the
+group, which keeps the same epoch and seq per channel for all its members. The feed leaves
+before its subscriptions change, on close, when its sink pauses or on a new epoch, and
+takes the group's positions with it (see :mod:`channels.group`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 import msgspec
 
@@ -84,6 +90,33 @@ class Feed:
         self._streams: dict[str, _Stream] = {}
         self._syncing = 0
         self._resyncs: dict[str, asyncio.Task[None]] = {}
+        outbox.member = self
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
+
+    @property
+    def positions(self) -> Mapping[str, _Stream]:
+        """Per channel seen: its epoch and the last seq queued (for :mod:`channels.group`)."""
+        return self._streams
+
+    def group_key(self) -> Hashable | None:
+        """What peers in one group share; None while syncing or with nothing subscribed."""
+        if self._syncing or self._resyncs or not self._names:
+            return None
+        return (frozenset(self._names), self._agents, self._outbox.mode)
+
+    def adopt(self, channel: str, epoch: str, seq: int) -> None:
+        """Take a group's position in ``channel`` (this feed leaves it)."""
+        stream = self._streams.get(channel)
+        if stream is None:
+            stream = self._streams[channel] = _Stream(channel, epoch)
+        stream.epoch, stream.seq = epoch, seq
+
+    def caught_up(self) -> None:
+        """The outbox has nothing queued: join the group of peers in the same state."""
+        self._node.groups.join(self)
 
     @property
     def agents(self) -> frozenset[str] | None:
@@ -126,6 +159,7 @@ class Feed:
         announce: Announce,
     ) -> None:
         """Subscribe to validated names; ``announce`` is called before snapshots are queued."""
+        self._node.groups.leave(self)
         self._syncing += 1
         plans: list[_Plan] = []
         try:
@@ -162,9 +196,14 @@ class Feed:
 
     async def unsubscribe(self, requested: list[str]) -> None:
         """Drop names; channels no longer covered by any subscription are forgotten."""
-        for name in requested:
-            await self._node.remove(self, name)
-            self._names.discard(name)
+        self._node.groups.leave(self)
+        self._syncing += 1  # no group meanwhile
+        try:
+            for name in requested:
+                await self._node.remove(self, name)
+                self._names.discard(name)
+        finally:
+            self._syncing -= 1
         for channel in [c for c in self._streams if not self._covered(c)]:
             del self._streams[channel]
             task = self._resyncs.pop(channel, None)
@@ -173,6 +212,8 @@ class Feed:
 
     async def close(self) -> None:
         """Leave the node and stop resyncs (on disconnect)."""
+        self._syncing += 1  # for good: no group again
+        self._node.groups.leave(self)
         for task in self._resyncs.values():
             task.cancel()
         self._resyncs.clear()

@@ -9,7 +9,9 @@ drops only the cached channels it matches, found by one lookup. It
 encodes the ``event`` frame once and hands that same ``str`` to every subscriber
 without awaiting. It subscribes upstream for the first local subscriber of a name
 and unsubscribes after the last, rolling back on failure. Its :class:`~channels.lane.Lane`
-is the one shared flush of every direct-writing connection of this node.
+is the one shared flush of every direct-writing connection of this node, and its
+:class:`~channels.group.Groups` the in-sync subscribers that share one pending list: a
+subscriber in a group is reached through its group (one call per group, not per member).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Protocol
 
 from channels import names
 from channels.broker import Broker, Publication
+from channels.group import Groups, Member
 from channels.lane import Lane
 from channels.protocol import Event, encode
 
@@ -52,6 +55,7 @@ class Node:
         self._cached_by_name: dict[str, set[str]] = {}  # name -> cached channels it matches
         self._upstream = asyncio.Lock()
         self.lane = Lane()
+        self.groups = Groups(self.lane, self._regroup)
         self.published = 0
         broker.set_handler(self._on_publication)
 
@@ -113,13 +117,23 @@ class Node:
         for channel in self._cached_by_name.pop(name, ()):
             self._cache.pop(channel, None)
 
+    def _regroup(self, member: Member) -> None:
+        """``member`` joined or left a group: its channels are routed afresh."""
+        for name in self._by_subscriber.get(member, ()):
+            self._forget_cached(name)
+
     def _matching(self, channel: str) -> tuple[Subscriber, ...]:
         found: set[Subscriber] = set()
         for name in names.subscriptions_for(channel):
             members = self._members.get(name)
             if members:
                 found |= members
-        return tuple(s for s in found if names.readable(channel, s.agents))
+        group_of = self.groups.of
+        targets: dict[Subscriber, None] = {}
+        for s in found:
+            if names.readable(channel, s.agents):
+                targets[group_of.get(s, s)] = None
+        return tuple(targets)
 
     def _on_publication(self, pub: Publication) -> None:
         self.published += 1

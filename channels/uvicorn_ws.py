@@ -59,6 +59,17 @@ class RawSocket:
         self._proto.transport.write(data)
         return True
 
+    def offer(self, data: bytes) -> bool:
+        """:meth:`write` if :attr:`writable`, in one call (a group's write to each member)."""
+        proto = self._proto
+        if not proto.writable.is_set() or proto.close_sent or proto.disconnected:
+            return False
+        transport = proto.transport
+        if transport.is_closing():
+            return False
+        transport.write(data)
+        return True
+
     def buffer_size(self) -> int:
         """Bytes waiting in the transport's write buffer."""
         return self._proto.transport.get_write_buffer_size()

@@ -15,7 +15,7 @@ import pytest
 from bench._stats import percentile, summarize
 from bench._ticks import event_frame, inject, tick_fields
 from bench.delivery_cost import measure
-from bench.fanout import SERIES, Point
+from bench.fanout import SERIES, FanoutResult, Point
 from bench.records import EngineRecords, RecordsResult, RecordsRun
 from bench.report import targets
 from bench.results import Results, decode
@@ -48,7 +48,7 @@ def _bench(out: Path, *args: str) -> Run:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert (out / "latest.json").exists(), proc.stdout + proc.stderr
@@ -72,6 +72,28 @@ def test_fanout_measures_hub_and_every_baseline(run: Run) -> None:
     assert measured == set(SERIES)
     for p in fan.points:
         assert p.delivered > 0 and p.samples > 0 and p.p99_ms is not None, p
+
+
+def test_websockets_is_measured_at_every_rate_of_the_one_frame_sweep(run: Run) -> None:
+    fan = run.results.fanout
+    assert fan is not None
+    rates = {(p.n, p.offered) for p in fan.points if p.server == "websockets"}
+    assert rates == {(n, float(r)) for n in (10,) for r in (500, 1000)}
+    assert all(p.loop_busy_p99_ms is not None for p in fan.points), "per-iteration timing"
+
+
+def test_busy_machine_variant_measures_hub_and_websockets(run: Run) -> None:
+    fan = run.results.fanout
+    assert fan is not None
+    assert {(p.server, p.busy) for p in fan.busy} == {("hub", True), ("websockets", True)}
+    assert "Busy machine" in run.proc.stdout
+
+
+def test_redis_path_measures_cross_instance_latency_and_publish_rate(run: Run) -> None:
+    redis = run.results.redis_path
+    assert redis is not None, run.results.errors
+    assert redis.point.delivered > 0 and redis.point.p99_ms is not None
+    assert redis.publish and redis.max_publish > 0
 
 
 def test_light_load_is_measured_in_both_frame_modes(run: Run) -> None:
@@ -251,6 +273,46 @@ def test_saturated_when_delivery_falls_behind_or_latency_runs_away() -> None:
     assert msgspec.structs.replace(ok, p99_ms=1500.0).saturated
 
 
+def _point(server: str, offered: float, p99: float, delivered: float | None = None) -> Point:
+    return Point(
+        server=server,
+        mode="one-frame",
+        n=2000,
+        rate=offered / 2000,
+        offered=offered,
+        delivered=offered if delivered is None else delivered,
+        fraction=1.0,
+        p50_ms=1.0,
+        p99_ms=p99,
+        max_ms=p99,
+        samples=10,
+        cpu_pct=10.0,
+        rss_mb=50.0,
+        lag_ms=0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("hub_p99", "met"),
+    [((20.0, 30.0), True), ((20.0, 45.0), False)],
+)
+def test_p99_target_compares_each_unsaturated_rate_with_websockets(
+    hub_p99: tuple[float, float], met: bool
+) -> None:
+    points = [
+        _point("hub", 20_000, hub_p99[0]),
+        _point("hub", 50_000, hub_p99[1]),
+        _point("hub", 200_000, 900.0, delivered=100_000),  # saturated: not compared
+        _point("websockets", 20_000, 25.0),
+        _point("websockets", 50_000, 40.0),
+        _point("websockets", 200_000, 5000.0, delivered=20_000),
+    ]
+    results = Results(scale="smoke", started="now", fanout=FanoutResult(points=points, light=[]))
+    (row,) = [t for t in targets(results) if "p99 at each unsaturated rate" in t[0]]
+    assert row[2] is met
+    assert row[1].startswith("2 of 2" if met else "1 of 2")
+
+
 def test_baseline_frames_carry_the_tick_and_its_scheduled_time() -> None:
     symbol, bid, ask = tick_fields(5)
     frame = event_frame("agent:agent_1:ticks", 6, symbol, bid, ask, 1_700_000_000_123_456)
@@ -287,7 +349,7 @@ def test_profile_prints_the_fan_out_path(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out.exists()
-    assert "feed.py" in proc.stdout and "on_publication" in proc.stdout
+    assert "group.py" in proc.stdout and "on_publication" in proc.stdout
 
 
 @pytest.mark.parametrize("mode", ["one-frame", "batch"])

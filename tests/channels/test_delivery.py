@@ -176,6 +176,9 @@ class FakeSink:
         self.writes.append(data)
         return True
 
+    def offer(self, data: bytes) -> bool:
+        return self.writable and not self.closed and self.write(data)
+
     def messages(self) -> list[str]:
         """The text of every frame written (one-frame mode, payloads under 126 bytes)."""
         out: list[str] = []

@@ -232,3 +232,22 @@ async def test_the_slim_writable_flag_wakes_every_waiter_on_set() -> None:
     assert flag._waiters == []  # a cancelled wait leaves nothing behind
     flag.set()
     assert await flag.wait() is True
+
+
+async def test_in_sync_websockets_share_one_group_and_its_writes(hub: Hub) -> None:
+    clients = [await connect(hub, "read-t") for _ in range(4)]
+    try:
+        for ws in clients:
+            await ws.send(dumps({"op": "subscribe", "channels": ["signals"]}))
+            await recv_type(ws, "subscribed")
+        await eventually(lambda: len(hub.node.groups.of) == 4, message="all four grouped")
+        assert len(hub.node.groups) == 1
+        writes = hub.node.groups.writes
+        for i in range(3):
+            await hub.broker.publish("signals", {"i": i})
+        for ws in clients:
+            assert [(await recv_type(ws, "event"))["seq"] for _ in range(3)] == [1, 2, 3]
+        assert hub.node.groups.writes - writes >= 4, "written by the group, to each member"
+    finally:
+        for ws in clients:
+            await ws.close()
