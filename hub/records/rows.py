@@ -112,11 +112,14 @@ class CandleRow(_Row, frozen=True, kw_only=True):
     ticks: int
 
 
+MAX_ID = 2**63 - 1  # a 64-bit row id (SQLite INTEGER, Postgres BIGINT)
+
+
 def check_page(limit: int, before: int | None = None, *, max_limit: int = MAX_LIMIT) -> None:
     """Raise :class:`QueryError` naming ``limit`` or ``before`` when out of range."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
         raise QueryError(f"limit: must be an integer from 1 to {max_limit}, got {limit!r}")
     if before is not None and (
-        isinstance(before, bool) or not isinstance(before, int) or before < 1
+        isinstance(before, bool) or not isinstance(before, int) or not 1 <= before <= MAX_ID
     ):
-        raise QueryError(f"before: must be a positive row id, got {before!r}")
+        raise QueryError(f"before: must be a row id from 1 to {MAX_ID}, got {before!r}")

@@ -67,3 +67,15 @@ async def test_delivered_rows_beyond_the_newest_kept_are_pruned(tmp_path: Path) 
         assert [r.data["n"] for r in await box.page()] == [3, 2]
     finally:
         await box.close()
+
+
+async def test_a_cursor_beyond_64_bits_is_a_named_query_error(tmp_path: Path) -> None:
+    """Found by the OpenAPI fuzz test: SQLite raised OverflowError (a 500)."""
+    box = Outbox(tmp_path / "n.db")
+    await box.open()
+    try:
+        with pytest.raises(QueryError, match="before"):
+            await box.page(before=2**63)
+        assert await box.page(before=2**63 - 1) == []
+    finally:
+        await box.close()
