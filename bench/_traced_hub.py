@@ -20,6 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench._proc import ROOT
+
 __all__ = ["growth", "read_trace"]
 
 TRACE_FRAMES = 1
@@ -86,7 +88,9 @@ def growth(
     """
 
     def rel(site: str) -> str:
-        for marker in ("/site-packages/", "/wt-mem/", "/lib/python3"):
+        if site.startswith(f"{ROOT}/"):
+            return site[len(str(ROOT)) + 1 :]
+        for marker in ("/site-packages/", "/lib/python3"):
             if marker in site:
                 return site.split(marker, 1)[1]
         return site
