@@ -24,6 +24,7 @@ from channels.memory import MemoryBroker
 from hub.config import parse_config
 from hub.errors import HubError
 from hub.trading.coordination import LocalCoordination
+from hub.trading.history import ClosedTrades
 from hub.trading.models import CloseRequest, TradeRequest
 from tests.hub.trading.kit import OrderFault, TradingKit, trading_kit
 
@@ -198,3 +199,13 @@ async def test_thousands_of_commands_and_faults_stay_within_every_bound(tmp_path
             f"the hub held {end - middle} more bytes over the second half "
             f"({elapsed:.0f} s for {STEPS} steps); growing:\n{_top_growth(snap, last)}"
         )
+
+
+async def test_fills_whose_close_this_instance_never_sees_are_forgotten_past_a_bound() -> None:
+    """With other instances, a ticket this one filled may be closed and read in the history
+    by another: its client_order_id is kept for at most ``ClosedTrades.capacity`` tickets."""
+    async with trading_kit() as kit:
+        for ticket in range(ClosedTrades.capacity + 500):
+            kit.closed.opened("agent_1", ticket, f"coid-{ticket}")
+        assert len(kit.closed._opened) == ClosedTrades.capacity
+        assert ("agent_1", ClosedTrades.capacity + 499) in kit.closed._opened
