@@ -8,9 +8,12 @@ trade-then-close loop on ``agent_1``, and every ``--fault-every`` seconds a brid
 ``--sample-every`` seconds it prints the hub's RSS, threads and open files (``/proc``), its
 connections, records queue and spool (``/api/status``) and order events (``/metrics``).
 Nothing is added to the hub for this: an asyncio task count is shown only if the hub
-reports one.
+reports one. ``--trace FILE`` runs the hub under ``tracemalloc`` (``bench/_traced_hub.py``)
+and the report names the allocation sites and object types that grew over the second half
+(a traced hub is slower and its RSS includes the tracing: measure RSS without it).
 
-At the end: RSS growth after warm-up, every subscriber's order events against the events
+At the end: RSS growth after warm-up and the least-squares slope of RSS over the second
+half of the run (MB/hour), every subscriber's order events against the events
 the hub published (lost = published - received, per subscriber), seq gaps, the commands
 sent and whether each answered command has its order event, and every error seen. Exit
 status 1 when an order event was lost or an error seen.
@@ -476,8 +479,8 @@ def _growth_lines(r: SoakReport) -> list[str]:
     hours = max(r.trace_span[1] - r.trace_span[0], 1.0) / 3600
     head = f"growing over the second half (hub t={r.trace_span[0]:g}-{r.trace_span[1]:g} s):"
     sites = [
-        f"  {kb / 1024:+9.1f} KB ({kb / 1024 / hours:+8.1f} KB/hour) {n:+7d} blocks  {site}"
-        for site, kb, n in r.growing_sites
+        f"  {size / 1024:+9.1f} KB ({size / 1024 / hours:+8.1f} KB/hour) {n:+7d} blocks  {site}"
+        for site, size, n in r.growing_sites
     ]
     types = [f"  {n:+8d} objects ({n / hours:+9.0f}/hour)  {name}" for name, n in r.growing_types]
     return [head, *(sites or ["  no allocation site grew"]), *(types or ["  no type grew"])]
