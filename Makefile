@@ -13,8 +13,10 @@ lint:           ## ruff + mypy only
 bench:          ## benchmarks (BENCHMARKS.md)
 	@scripts/setup && .venv/bin/python -m bench
 
-soak:           ## 30-minute soak: subscribers, trading, a bridge fault a minute (docs/reliability.md)
-	@scripts/setup && .venv/bin/python -m bench.soak --duration 1800 --subscribers 200
+DURATION ?= 1800
+
+soak:           ## soak (DURATION s, default 1800): subscribers, trading, a fault a minute (docs/reliability.md)
+	@scripts/setup && .venv/bin/python -m bench.soak --duration $(DURATION) --subscribers 200
 
 cluster:        ## docs/deploy.md on this machine: Redis, Postgres, 3 simulated bridges, 2 hubs, nginx (TLS)
 	@deploy/cluster.sh start

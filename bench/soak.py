@@ -8,9 +8,12 @@ trade-then-close loop on ``agent_1``, and every ``--fault-every`` seconds a brid
 ``--sample-every`` seconds it prints the hub's RSS, threads and open files (``/proc``), its
 connections, records queue and spool (``/api/status``) and order events (``/metrics``).
 Nothing is added to the hub for this: an asyncio task count is shown only if the hub
-reports one.
+reports one. ``--trace FILE`` runs the hub under ``tracemalloc`` (``bench/_traced_hub.py``)
+and the report names the allocation sites and object types that grew over the second half
+(a traced hub is slower and its RSS includes the tracing: measure RSS without it).
 
-At the end: RSS growth after warm-up, every subscriber's order events against the events
+At the end: RSS growth after warm-up and the least-squares slope of RSS over the second
+half of the run (MB/hour), every subscriber's order events against the events
 the hub published (lost = published - received, per subscriber), seq gaps, the commands
 sent and whether each answered command has its order event, and every error seen. Exit
 status 1 when an order event was lost or an error seen.
@@ -34,6 +37,7 @@ import msgspec
 import websockets
 
 from bench._proc import ROOT
+from bench._traced_hub import growth, read_trace
 from bench.configs import closed_port
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import SymbolSpec
@@ -67,6 +71,10 @@ class SoakReport(msgspec.Struct, kw_only=True):
     rss_warm_mb: float  # the first sample at or after the warm-up
     rss_end_mb: float
     rss_growth_mb: float  # max after warm-up minus rss_warm_mb
+    rss_slope_mb_per_hour: float  # least-squares slope of RSS over the second half
+    growing_sites: list[tuple[str, int, int]]  # --trace: (file:line, bytes, blocks) gained
+    growing_types: list[tuple[str, int]]  # --trace: (type, objects) gained
+    trace_span: tuple[float, float] | None  # --trace: the hub's seconds the diff spans
     commands: dict[str, int]  # "trade 200", "close 503", ... -> count
     order_events_published: int
     order_events_lost: int  # summed over subscribers, plus answered commands without event
@@ -236,12 +244,17 @@ def _line(s: Sample) -> str:
     )
 
 
-async def _start_hub(config: Path, data: Path, port: int, log: Path) -> asyncio.subprocess.Process:
+async def _start_hub(
+    config: Path, data: Path, port: int, log: Path, trace: Path | None, trace_every: float
+) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(HUB_ADMIN_TOKEN=TOKEN, HUB_DATA_DIR=str(data), PYTHONPATH=str(ROOT))
+    main = ["-m", "hub.cli"]
+    if trace is not None:
+        main = ["-m", "bench._traced_hub", str(trace), str(trace_every), "--"]
     with log.open("wb") as out:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hub.cli", "run", "--config", str(config), "--port", str(port),
+            sys.executable, *main, "run", "--config", str(config), "--port", str(port),
             env=env, stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
 
@@ -314,6 +327,8 @@ async def run_soak(
     warmup: float | None = None,
     trade_period: float = 0.25,
     workdir: Path | None = None,
+    trace: Path | None = None,
+    trace_every: float = 60.0,
     out: Any = print,
 ) -> SoakReport:
     """Run the soak for ``duration`` seconds; ``out`` gets one line per sample."""
@@ -332,7 +347,7 @@ async def run_soak(
         config.write_text(_config(sims))
         (tmp / "data").mkdir(exist_ok=True)
         port = closed_port()
-        proc = await _start_hub(config, tmp / "data", port, tmp / "hub.log")
+        proc = await _start_hub(config, tmp / "data", port, tmp / "hub.log", trace, trace_every)
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=_AUTH, timeout=10)
         url = f"ws://127.0.0.1:{port}/ws?token={TOKEN}&batch=1"
         subs = [_Subscriber(url, keep_events=i == 0) for i in range(subscribers)]
@@ -383,6 +398,16 @@ async def run_soak(
     if proc.returncode not in (0, -15):
         errors.append(f"hub exited with {proc.returncode}")
     post = [s for s in samples if s.t >= warm] or samples[-1:]
+    sites: list[tuple[str, int, int]] = []
+    types: list[tuple[str, int]] = []
+    span = None
+    lines = read_trace(trace) if trace is not None else []
+    if len(lines) >= 2:
+        # The second half: from the first snapshot at or after the middle to the last one.
+        middle = lines[-1]["t"] - duration / 2
+        first = next((x for x in lines if x["t"] >= middle and x is not lines[-1]), lines[0])
+        sites, types = growth(first, lines[-1])
+        span = (first["t"], lines[-1]["t"])
     return SoakReport(
         duration=duration,
         subscribers=subscribers,
@@ -391,6 +416,10 @@ async def run_soak(
         rss_warm_mb=post[0].rss_mb,
         rss_end_mb=final.rss_mb,
         rss_growth_mb=round(max(s.rss_mb for s in post) - post[0].rss_mb, 1),
+        rss_slope_mb_per_hour=rss_slope([s for s in samples if s.t >= duration / 2]),
+        growing_sites=sites,
+        growing_types=types,
+        trace_span=span,
         commands=dict(Counter(f"{k} {st}" for k, _, st, _ in trader.sent)),
         order_events_published=published,
         order_events_lost=sum(published - len(s.orders) for s in subs) + len(missing),
@@ -404,6 +433,20 @@ async def run_soak(
     )
 
 
+def rss_slope(samples: list[Sample]) -> float:
+    """Least-squares slope of RSS against time, in MB per hour (0 with fewer than 2 samples)."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mt = sum(s.t for s in samples) / n
+    mr = sum(s.rss_mb for s in samples) / n
+    var = sum((s.t - mt) ** 2 for s in samples)
+    if var == 0:
+        return 0.0
+    cov = sum((s.t - mt) * (s.rss_mb - mr) for s in samples)
+    return round(cov / var * 3600, 2)
+
+
 def _transitions(values: list[str], before: str, after: str) -> int:
     return sum(1 for pair in itertools.pairwise(values) if pair == (before, after))
 
@@ -415,7 +458,9 @@ def summary(r: SoakReport) -> str:
             f"soak: {r.duration:g} s, {r.subscribers} subscribers, warm-up {r.warmup:g} s",
             f"rss: {r.samples[0].rss_mb} MB at start, {r.rss_warm_mb} MB after warm-up, "
             f"{r.rss_end_mb} MB at the end, max {max(s.rss_mb for s in r.samples)} MB; "
-            f"growth after warm-up {r.rss_growth_mb} MB",
+            f"growth after warm-up {r.rss_growth_mb} MB; "
+            f"slope over the second half {r.rss_slope_mb_per_hour:+.2f} MB/hour",
+            *_growth_lines(r),
             f"commands: {json.dumps(r.commands, sort_keys=True)}",
             f"order events: {r.order_events_published} published, lost {r.order_events_lost} "
             f"(over {r.subscribers} subscribers), seq gaps {r.seq_gaps}",
@@ -428,6 +473,19 @@ def summary(r: SoakReport) -> str:
     )
 
 
+def _growth_lines(r: SoakReport) -> list[str]:
+    if r.trace_span is None:
+        return []
+    hours = max(r.trace_span[1] - r.trace_span[0], 1.0) / 3600
+    head = f"growing over the second half (hub t={r.trace_span[0]:g}-{r.trace_span[1]:g} s):"
+    sites = [
+        f"  {size / 1024:+9.1f} KB ({size / 1024 / hours:+8.1f} KB/hour) {n:+7d} blocks  {site}"
+        for site, size, n in r.growing_sites
+    ]
+    types = [f"  {n:+8d} objects ({n / hours:+9.0f}/hour)  {name}" for name, n in r.growing_types]
+    return [head, *(sites or ["  no allocation site grew"]), *(types or ["  no type grew"])]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--duration", type=float, default=120.0, help="seconds (default 120)")
@@ -436,6 +494,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-for", type=float, default=4.0)
     parser.add_argument("--sample-every", type=float, default=5.0)
     parser.add_argument("--json", type=Path, help="also write the report here as JSON")
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        help="run the hub under tracemalloc and write its snapshots here (JSON lines); "
+        "the report then names the allocation sites and types that grew",
+    )
+    parser.add_argument("--trace-every", type=float, default=60.0, help="seconds (default 60)")
     args = parser.parse_args(argv)
     report = asyncio.run(
         run_soak(
@@ -444,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             fault_every=args.fault_every,
             fault_for=args.fault_for,
             sample_every=args.sample_every,
+            trace=args.trace,
+            trace_every=args.trace_every,
         )
     )
     print(summary(report), flush=True)

@@ -136,15 +136,32 @@ class Authenticator:
 
 
 class CommandLimiter:
-    """Trading commands per second per token (socket and REST together): a token bucket."""
+    """Trading commands per second per token (socket and REST together): a token bucket.
+
+    One bucket per token name that sent a command; JWT subjects have no bound, so past
+    ``MAX_BUCKETS`` the buckets that refilled (the same as none) are dropped.
+    """
+
+    MAX_BUCKETS = 1000
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = float(burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, at)
 
+    def _prune(self, now: float) -> None:
+        full = [
+            name
+            for name, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self.rate >= self.burst
+        ]
+        for name in full:
+            del self._buckets[name]
+
     def check(self, access: Access) -> None:
         now = time.monotonic()
+        if len(self._buckets) >= self.MAX_BUCKETS and access.name not in self._buckets:
+            self._prune(now)
         tokens, at = self._buckets.get(access.name, (self.burst, now))
         tokens = min(self.burst, tokens + (now - at) * self.rate)
         if tokens < 1:

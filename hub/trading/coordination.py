@@ -129,10 +129,11 @@ class LocalCoordination:
 
     shared = False
 
-    def __init__(self, instance_id: str, data_dir: Path) -> None:
+    def __init__(self, instance_id: str, data_dir: Path, *, capacity: int = 10_000) -> None:
         self.instance_id = instance_id
+        self.capacity = capacity  # of the outcomes, the hub-close marks and the claims each
         self._locks: dict[str, asyncio.Lock] = {}
-        self._idempotency = IdempotencyCache(path=data_dir / "orders.log")
+        self._idempotency = IdempotencyCache(capacity, path=data_dir / "orders.log")
         self._emergency = EmergencyFile(data_dir / "emergency.json")
         self._days = DayFile(data_dir / "days.json")
         self._hub_closes: Counter[tuple[str, int, str]] = Counter()
@@ -192,14 +193,14 @@ class LocalCoordination:
 
     async def mark_hub_close(self, agent_id: str, ticket: int, lots: float) -> None:
         self._hub_closes[(agent_id, ticket, _lots(lots))] += 1
-        while len(self._hub_closes) > _MAX_HUB_CLOSES:  # unseen for long: history moved on
+        while len(self._hub_closes) > self.capacity:  # unseen for long: history moved on
             del self._hub_closes[next(iter(self._hub_closes))]
 
     async def claim(self, key: str) -> bool:
         if key in self._claims:
             return False
         self._claims[key] = None
-        while len(self._claims) > _MAX_HUB_CLOSES:
+        while len(self._claims) > self.capacity:
             del self._claims[next(iter(self._claims))]
         return True
 
@@ -256,7 +257,6 @@ return 0
 
 
 _DAY_TTL = 3 * 86_400  # seconds a day record (and the closes made by hub commands) is kept
-_MAX_HUB_CLOSES = 10_000
 _RISK_LOCK = ":risk"  # not an agent id (ids have no ':'): the lock of every check adding risk
 
 

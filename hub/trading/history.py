@@ -25,6 +25,8 @@ log = logging.getLogger("mt4hub.trading")
 
 
 class ClosedTrades:
+    capacity = 10_000  # tickets filled here and not seen closed yet (oldest forgotten first)
+
     def __init__(self, events: OrderEvents, coordination: Coordination) -> None:
         self.events = events
         self.coord = coordination  # closes by hub commands, on every instance
@@ -34,6 +36,10 @@ class ClosedTrades:
     def opened(self, agent_id: str, ticket: int, client_order_id: str) -> None:
         """A fill of this hub: its records are completed with ``client_order_id``."""
         self._opened[(agent_id, ticket)] = client_order_id
+        # With other instances, another may close it and read it in the history: then it
+        # is never popped here. Forgetting the oldest only leaves a record without its id.
+        while len(self._opened) > self.capacity:
+            del self._opened[next(iter(self._opened))]
 
     async def closing(self, agent: AgentRuntime, ticket: int, lots: float) -> None:
         """A close command is about to be sent: should the poller read it in the history

@@ -1,7 +1,7 @@
 """``client_order_id`` idempotency: a repeat returns the first result, never trades twice.
 
 A repeat that arrives while the first is still in flight waits for the same outcome. The
-same id with a different payload is a ``duplicate`` (409). Bounded: the oldest finished
+same id with a different payload is a ``duplicate`` (409). Bounded: the oldest decided
 entries are forgotten past ``capacity`` or after ``ttl`` (a day).
 
 With a ``path`` (one hub process: a file in the data dir), every decided outcome is
@@ -13,6 +13,7 @@ outcome, and a different payload still gets 409. The log is rewritten when it ho
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from collections import OrderedDict
@@ -48,24 +49,51 @@ def fingerprint(payload: Any) -> bytes:
     return _encode(payload)
 
 
+_NULL = msgspec.Raw(b"null")
+
+
 class _Logged(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A decided outcome: a line of the log, and the entry kept in memory for its key."""
+
     key: str
-    fp: str
+    fp: str  # digest of the payload (a log written before digests holds the payload itself)
     at: int
-    result: Any = None
+    result: msgspec.Raw = _NULL  # the result's JSON, decoded again for each repeat
     error: dict[str, Any] | None = None
 
 
+def _digest(fp: bytes) -> str:
+    """A payload fingerprint, shortened: 32 hex characters (BLAKE2b, 128 bits)."""
+    return hashlib.blake2b(fp, digest_size=16).hexdigest()
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _stored_digest(fp: str) -> str:
+    return fp if len(fp) == 32 and set(fp) <= _HEX else _digest(fp.encode())
+
+
 class IdempotencyCache:
+    """Outcomes by key: a future while the first attempt runs, then its :class:`_Logged`.
+
+    Bounded: at most ``capacity`` entries (the oldest decided ones are forgotten first;
+    in-flight ones are never dropped, and there are at most as many as commands running),
+    each forgotten ``ttl_ms`` after its outcome. A decided entry holds the result's JSON
+    and a payload digest, never the exception or its traceback (they hold the frames of
+    the command that failed).
+    """
+
     def __init__(
         self, capacity: int = 10_000, *, path: Path | None = None, ttl_ms: int = 86_400_000
     ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity: must be >= 1, got {capacity}")
         self.capacity = capacity
         self.ttl_ms = ttl_ms
-        self._entries: OrderedDict[str, tuple[bytes, asyncio.Future[Any]]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[str, asyncio.Future[Any]] | _Logged] = OrderedDict()
         self._path = path
-        self._logged: list[_Logged] = []
-        self._restored: dict[str, _Logged] = {}  # read back at start, not used yet
+        self._lines = 0  # lines in the log file: rewritten past 2 x capacity
         if path is not None:
             self._load(path)
 
@@ -74,6 +102,7 @@ class IdempotencyCache:
             lines = path.read_bytes().splitlines()
         except FileNotFoundError:
             return
+        self._lines = len(lines)
         oldest = now_ms() - self.ttl_ms
         for line in lines:
             try:
@@ -82,34 +111,22 @@ class IdempotencyCache:
                 log.warning("idempotency_log_line_skipped path=%s line=%r", path, line[:80])
                 continue  # a torn last line after a crash: that outcome was never answered
             if entry.at >= oldest:
-                self._logged.append(entry)
-        self._logged = self._logged[-self.capacity :]
-        self._restored = {e.key: e for e in self._logged}
+                fp = _stored_digest(entry.fp)
+                self._entries.pop(entry.key, None)
+                self._entries[entry.key] = msgspec.structs.replace(entry, fp=fp)
+        self._trim()
 
-    def _restore(self, key: str) -> None:
-        """An outcome from before a restart, as a done future (made on first use: a loop)."""
-        entry = self._restored.pop(key, None)
-        if entry is None or key in self._entries:
-            return
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if entry.error is not None:
-            err = entry.error
-            future.set_exception(HubError(err["code"], err["message"], err.get("details")))
-            future.exception()
-        else:
-            future.set_result(entry.result)
-        self._entries[entry.key] = (entry.fp.encode(), future)
-
-    def _append(self, key: str, fp: bytes, result: Any = None, error: Any = None) -> None:
+    def _decided(self, entry: _Logged) -> None:
+        self._entries[entry.key] = entry
         if self._path is None:
             return
-        entry = _Logged(key=key, fp=fp.decode(), at=now_ms(), result=result, error=error)
-        self._logged.append(entry)
-        if len(self._logged) > 2 * self.capacity:
-            self._logged = self._logged[-self.capacity :]
+        self._lines += 1
+        if self._lines > 2 * self.capacity:
+            kept = [e for e in self._entries.values() if isinstance(e, _Logged)]
             tmp = self._path.with_suffix(".tmp")
-            tmp.write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in self._logged))
+            tmp.write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in kept))
             os.replace(tmp, self._path)
+            self._lines = len(kept)
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         # Not fsynced: the log serves exact replays; should the machine lose its last lines,
@@ -119,6 +136,10 @@ class IdempotencyCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def in_flight(self) -> int:
+        """Entries whose first attempt has not decided yet."""
+        return sum(1 for e in self._entries.values() if not isinstance(e, _Logged))
 
     async def run(
         self, order: OrderKey | None, payload: Any, action: Callable[[], Awaitable[Any]]
@@ -130,25 +151,32 @@ class IdempotencyCache:
         if order is None:
             return await action(), False
         key = "\x1f".join(order)
-        fp = fingerprint(payload)
-        self._restore(key)
+        fp = _digest(fingerprint(payload))
         entry = self._entries.get(key)
+        if isinstance(entry, _Logged):
+            if entry.fp != fp:
+                raise duplicate(order)
+            if entry.error is not None:
+                err = entry.error
+                raise HubError(err["code"], err["message"], err.get("details"))
+            return msgspec.json.decode(entry.result), True
         if entry is not None:
             if entry[0] != fp:
                 raise duplicate(order)
             return await asyncio.shield(entry[1]), True
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._entries[key] = (fp, future)
-        self._trim()
         try:
             result = await action()
         except HubError as exc:
-            future.set_exception(exc)
+            # Waiting repeats get a copy: the raised one carries this command's frames.
+            future.set_exception(HubError(exc.code, exc.message, exc.details))
             future.exception()  # retrieved: repeats re-raise it, nobody else has to
             if exc.code == "duplicate":  # the id belongs to an earlier order, not to this one
                 self._entries.pop(key, None)
             else:
-                self._append(key, fp, error=exc.body()["error"])
+                self._decided(_Logged(key=key, fp=fp, at=now_ms(), error=exc.body()["error"]))
+                self._trim()
             raise
         except BaseException as exc:
             # Not a decided outcome (a bug or cancellation): forget it so a retry may run.
@@ -157,12 +185,22 @@ class IdempotencyCache:
             future.exception()
             raise
         future.set_result(result)
-        self._append(key, fp, result=result)
+        raw = msgspec.Raw(msgspec.json.encode(result))
+        self._decided(_Logged(key=key, fp=fp, at=now_ms(), result=raw))
+        self._trim()
         return result, False
 
     def _trim(self) -> None:
-        while len(self._entries) > self.capacity:
-            key, (_, fut) = next(iter(self._entries.items()))
-            if not fut.done():
+        """Forget decided entries past ``capacity`` or older than ``ttl_ms``, oldest first."""
+        oldest = now_ms() - self.ttl_ms
+        excess = len(self._entries) - self.capacity
+        drop = []
+        for key, entry in self._entries.items():
+            if not isinstance(entry, _Logged):
+                continue  # in flight: never dropped
+            if excess <= 0 and entry.at >= oldest:
                 break
+            drop.append(key)
+            excess -= 1
+        for key in drop:
             del self._entries[key]

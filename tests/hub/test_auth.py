@@ -11,6 +11,8 @@ import jwt
 import pytest
 import websockets
 
+from hub.auth import Access, CommandLimiter
+from hub.errors import HubError
 from hub.logs import LineFormatter
 from tests.hubkit import RunningHub, hub_config, run_hub
 from tests.timing import eventually
@@ -248,3 +250,19 @@ async def test_malformed_jwt_claims_are_401_never_a_500(caplog: pytest.LogCaptur
             async with websockets.connect(h.ws_url, additional_headers=bearer(forged)) as ws:
                 assert json.loads(await ws.recv())["error"]["code"] == "unauthorized", claims
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_the_command_limiter_forgets_buckets_that_refilled() -> None:
+    """One bucket per token name that sends commands (JWT subjects are unbounded): a bucket
+    back to its full burst is the same as none, and is dropped."""
+    limiter = CommandLimiter(rate=1000.0, burst=5)
+    for n in range(5000):
+        limiter.check(Access(name=f"jwt:user-{n}", role="trade", agents=None))
+    assert len(limiter._buckets) <= CommandLimiter.MAX_BUCKETS
+    limiter = CommandLimiter(rate=0.001, burst=2)  # nothing refills: every bucket is kept
+    alice = Access(name="alice", role="trade", agents=None)
+    limiter.check(alice)
+    limiter.check(alice)
+    with pytest.raises(HubError) as limited:
+        limiter.check(alice)
+    assert limited.value.code == "rate_limited"

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from pathlib import Path
+
+import msgspec
 import pytest
 
+from channels.clock import now_ms
 from hub.errors import HubError
+from hub.trading.idempotency import IdempotencyCache, fingerprint
 from hub.trading.models import TradeRequest
 from tests.hub.trading.kit import TradingKit, trading_kit
 
@@ -56,3 +63,42 @@ async def test_without_the_outcome_log_the_bridge_order_decides_a_repeat() -> No
             same = await again.trading.open("agent_1", buy(2648.5, "ml-8", "a"), by="t")
             assert same["ticket"] == kit.market("agent_1").positions()[0].ticket
             assert kit.market("agent_1").orders_filled == 1
+
+
+async def test_an_outcome_log_of_full_payloads_still_matches_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    """Logs written before outcomes kept a payload digest hold the payload itself."""
+    payload = {"agent": "agent_1", "client_order_id": "old-1", "lots": 0.01}
+    line = msgspec.json.encode(
+        {"key": "agent_1\x1fold-1", "fp": fingerprint(payload).decode(), "at": now_ms(),
+         "result": {"ticket": 7}}
+    )  # fmt: skip
+    (tmp_path / "orders.log").write_bytes(line + b"\n")
+    cache = IdempotencyCache(path=tmp_path / "orders.log")
+
+    async def never() -> None:
+        raise AssertionError("a repeat ran the command again")
+
+    assert await cache.run(("agent_1", "old-1"), payload, never) == ({"ticket": 7}, True)
+    with pytest.raises(HubError) as dup:
+        await cache.run(("agent_1", "old-1"), {**payload, "lots": 0.02}, never)
+    assert dup.value.code == "duplicate"
+
+
+async def test_outcomes_are_forgotten_past_capacity_and_after_their_ttl(tmp_path: Path) -> None:
+    cache = IdempotencyCache(3, path=tmp_path / "orders.log", ttl_ms=60_000)
+    for n in range(10):
+        await cache.run(("a", f"id-{n}"), {"n": n}, functools.partial(_value, n))
+    assert len(cache) == 3
+    assert len((tmp_path / "orders.log").read_bytes().splitlines()) <= 6  # compacted
+    assert await cache.run(("a", "id-9"), {"n": 9}, lambda: _value(-1)) == (9, True)
+    assert await cache.run(("a", "id-0"), {"n": 0}, lambda: _value(-1)) == (-1, False)
+    cache.ttl_ms = 20  # a day, made short
+    await asyncio.sleep(0.05)
+    await cache.run(("a", "new"), {}, lambda: _value(1))
+    assert len(cache) == 1  # only the newest, decided now
+
+
+async def _value(n: int) -> int:
+    return n

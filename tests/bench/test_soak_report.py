@@ -1,0 +1,43 @@
+"""The soak's memory figures: the RSS slope and the allocation sites that grew."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench._proc import ROOT
+from bench._traced_hub import growth, read_trace
+from bench.soak import Sample, rss_slope
+
+
+def _sample(t: float, rss: float) -> Sample:
+    return Sample(
+        t=t, rss_mb=rss, threads=1, fds=1, tasks=None, connections=0, records_queue=0,
+        spooled=0, order_events_published=0, order_events_received_min=0,
+    )  # fmt: skip
+
+
+def test_the_slope_is_least_squares_in_mb_per_hour() -> None:
+    rising = [
+        _sample(t, 100 + t / 3600 * 2.0 + (0.5 if t % 120 else -0.5)) for t in range(0, 3601, 60)
+    ]
+    assert abs(rss_slope(rising) - 2.0) < 0.05
+    assert rss_slope([_sample(t, 80.0) for t in range(0, 600, 5)]) == 0.0
+    assert rss_slope([_sample(0, 80.0)]) == 0.0
+
+
+def test_growth_names_the_sites_and_types_that_grew(tmp_path: Path) -> None:
+    lines = [
+        {"t": 60, "traced": 1, "types": {"dict": 10, "tuple": 5},
+         "sites": {f"{ROOT}/hub/a.py:3": [1000, 10], f"{ROOT}/hub/b.py:9": [500, 5]}},
+        {"t": 120, "traced": 2, "types": {"dict": 30, "tuple": 5, "HubError": 4},
+         "sites": {f"{ROOT}/hub/a.py:3": [1000, 10], f"{ROOT}/hub/b.py:9": [9000, 50],
+                   f"{ROOT}/hub/c.py:1": [100, 1]}},
+    ]  # fmt: skip
+    path = tmp_path / "trace.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"t": 180, "sit')  # torn
+    read = read_trace(path)
+    assert len(read) == 2
+    sites, types = growth(read[0], read[1])
+    assert sites == [("hub/b.py:9", 8500, 45), ("hub/c.py:1", 100, 1)]
+    assert types == [("dict", 20), ("HubError", 4)]
