@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -58,6 +59,7 @@ FILL_READS = 3  # reads of /positions to complete a fill answer that holds only 
 FILL_READ_GAP = 0.2
 HISTORY_WINDOW_MS = 86_400_000
 _LOGGED_MAX = 256
+MAGIC_MAX = 10_000  # tickets whose magic number is remembered (BridgeClient._magic)
 
 
 def magic_number(tag: str) -> int:
@@ -92,7 +94,8 @@ class BridgeClient:
         self._recent: dict[int | None, tuple[float, asyncio.Future[list[ClosedTrade]]]] = {}
         self._extra_reads = asyncio.Semaphore(EXTRA_READS)
         self.skipped = {"positions": RowSkips(), "history": RowSkips()}  # the last reads
-        self._magic: dict[int, int] = {}  # ticket -> magic number, as the bridge reported
+        # ticket -> magic number, as the bridge reported; the newest MAGIC_MAX kept
+        self._magic: dict[int, int] = {}
         self._held: dict[int, Position] = {}  # the last positions read, by ticket
         self._logged: set[str] = set()
         self.last_answer: tuple[str, int, bytes] | None = None  # (call, status, body): probe
@@ -186,7 +189,7 @@ class BridgeClient:
         self.skipped["positions"] = skips
         self._log_skips("positions", skips)
         self._held = {p.ticket: p for p, _ in rows}
-        self._magic.update((p.ticket, magic) for p, magic in rows if magic)
+        self._remember((p.ticket, magic) for p, magic in rows if magic)
         return [p for p, _ in rows]
 
     async def history(self, since_ms: int | None = None) -> list[ClosedTrade]:
@@ -197,7 +200,7 @@ class BridgeClient:
         rows = self.dialect.history(payload, skips)
         self.skipped["history"] = skips
         self._log_skips("history", skips)
-        self._magic.update((t.ticket, magic) for t, magic in rows if magic)
+        self._remember((t.ticket, magic) for t, magic in rows if magic)
         return [t for t, _ in rows]
 
     async def recent_history(self, since_ms: int | None, max_age: float) -> list[ClosedTrade]:
@@ -218,6 +221,15 @@ class BridgeClient:
             return await self.history(since_ms)
 
     # -- order tags ---------------------------------------------------------------------
+
+    def _remember(self, magics: Iterable[tuple[int, int]]) -> None:
+        """Tickets' magic numbers; past MAGIC_MAX the oldest are forgotten (a ticket that
+        old is in neither the positions nor the reconciliation window's history)."""
+        for ticket, magic in magics:
+            self._magic.pop(ticket, None)
+            self._magic[ticket] = magic
+        while len(self._magic) > MAGIC_MAX:
+            del self._magic[next(iter(self._magic))]
 
     def order_comment(self, tag: str, comment: str) -> str:
         """The comment sent with an order: the tag first (unless it goes into the magic
@@ -245,10 +257,10 @@ class BridgeClient:
         position, ticket, magic = self.dialect.filled("open", answer)
         if position is not None:
             if magic or "magic" in values:
-                self._magic[position.ticket] = magic or values["magic"]
+                self._remember([(position.ticket, magic or values["magic"])])
             return position
         if "magic" in values and ticket is not None:
-            self._magic[ticket] = values["magic"]
+            self._remember([(ticket, values["magic"])])
         return await self._complete_fill(ticket, tag, answer)
 
     async def _complete_fill(self, ticket: int | None, tag: str | None, answer: Any) -> Position:

@@ -212,3 +212,26 @@ async def test_requotes_and_other_codes_are_never_retried(
         await client.trade(TradeOrder(symbol="XAUUSD", action="buy", lots=0.01))
     assert info.value.mt4_code == code
     assert await orders_received(sim) == 1
+
+
+def test_what_a_client_remembers_per_row_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/reliability.md: decoded history rows (HISTORY_MEMO) and tickets' magic numbers
+    (MAGIC_MAX) stay within their bounds however many rows a bridge reports."""
+    from hub.bridge import client as client_module
+    from hub.bridge import dialect as dialect_module
+    from hub.bridge.client import BridgeClient
+
+    monkeypatch.setattr(dialect_module, "HISTORY_MEMO", 50)
+    monkeypatch.setattr(client_module, "MAGIC_MAX", 40)
+    bridge = BridgeClient("http://127.0.0.1:1", profile=load_profile("wrapped"))
+    row = {"ticket": 1, "symbol": "XAUUSD", "type": "ORDER_TYPE_BUY", "volume": 0.01,
+           "openPrice": 2650.0, "closePrice": 2651.0, "profit": 1.0, "openTime": 1764500000,
+           "closeTime": 1764500100, "comment": "", "magic": 7}  # fmt: skip
+    for start in range(0, 300, 30):
+        rows = [dict(row, ticket=t, magic=t + 1) for t in range(start, start + 30)]
+        decoded = bridge.dialect.history({"success": True, "data": rows})
+        assert [t.ticket for t, _ in decoded] == list(range(start, start + 30))
+        bridge._remember((t.ticket, magic) for t, magic in decoded)
+        assert len(bridge.dialect._closed_memo) <= 50
+        assert len(bridge._magic) <= 40
+    assert bridge._magic[299] == 300  # the newest are kept
