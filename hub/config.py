@@ -186,21 +186,6 @@ class AuthConfig(_Base, frozen=True, kw_only=True):
 
 
 # What a notification target may ask for (docs/notifications.md); "*" is every one.
-NOTIFY_EVENTS = (
-    "accepted",
-    "rejected",
-    "filled",
-    "closed",
-    "modified",
-    "failed",
-    "risk_breach",
-    "halted",
-    "halt_lifted",
-    "agent_offline",
-    "agent_online",
-    "emergency_stop",
-    "resume",
-)
 NotifyEvent = Literal[
     "accepted",
     "rejected",
@@ -217,6 +202,7 @@ NotifyEvent = Literal[
     "resume",
     "*",
 ]
+NOTIFY_EVENTS = tuple(e for e in get_args(NotifyEvent) if e != "*")
 EnvName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
