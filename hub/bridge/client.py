@@ -203,6 +203,25 @@ class BridgeClient:
         self._remember((t.ticket, magic) for t, magic in rows if magic)
         return [t for t, _ in rows]
 
+    async def tagged_history(self, tag: str, since_ms: int | None) -> list[ClosedTrade]:
+        """History rows (since ``since_ms``) of the order tagged ``tag``: its magic number,
+        or a comment that starts with the tag as far as the broker kept it. Only those rows
+        are decoded."""
+        payload = await self._call("history", {"since": since_ms})
+        if self.profile.tag_in_magic:
+            want = magic_number(tag)
+
+            def match(raw: Any) -> bool:
+                try:
+                    return raw is not None and int(float(raw)) == want
+                except (TypeError, ValueError):
+                    return False
+
+            return self.dialect.tagged_history(payload, "magic", match)
+        return self.dialect.tagged_history(
+            payload, "comment", lambda raw: isinstance(raw, str) and raw.startswith(tag)
+        )
+
     async def recent_history(self, since_ms: int | None, max_age: float) -> list[ClosedTrade]:
         """``history(since_ms)`` as read at most ``max_age`` seconds ago: one bridge call
         serves every caller of that window (REST reads), never more than

@@ -492,10 +492,33 @@ class Dialect:
         typ: type[S],
         skips: RowSkips | None,
     ) -> list[tuple[S, int]]:
+        return self._decode(name, self._rows(name, data), spec, typ, skips)
+
+    def tagged_history(
+        self, data: Any, field: str, match: Callable[[Any], bool]
+    ) -> list[ClosedTrade]:
+        """The rows of a ``/history`` answer whose raw ``field`` (``comment`` or ``magic``)
+        satisfies ``match``, decoded; the others are not decoded at all (a whole day of
+        history is searched for one order's tag). Skipped rows are not counted here."""
+        op = self._op("history")
+        rows = [
+            r for r in self._rows("history", data)
+            if isinstance(r, dict) and match(self._find("history", r, field, op))
+        ]  # fmt: skip
+        return [t for t, _ in self._decode("history", rows, _CLOSED, ClosedTrade, None)]
+
+    def _decode(
+        self,
+        name: str,
+        rows: list[Any],
+        spec: tuple[tuple[str, str, bool], ...],
+        typ: type[S],
+        skips: RowSkips | None,
+    ) -> list[tuple[S, int]]:
         skips = skips if skips is not None else RowSkips()
         out: list[tuple[S, int]] = []
         memo = self._closed_memo if typ is ClosedTrade and self.notes is None else None
-        for i, row in enumerate(self._rows(name, data)):
+        for i, row in enumerate(rows):
             key = _row_key(row) if memo is not None else None
             if key is not None and memo is not None and key in memo:
                 out.append(memo[key])

@@ -130,7 +130,6 @@ async def _find_tagged(agent: AgentRuntime, tag: str) -> Position | None:
     for pos in await client.positions():
         if client.has_tag(pos, tag):
             return pos
-    for trade in await client.history(since_ms=now_ms() - TAG_WINDOW_MS):
-        if client.has_tag(trade, tag):
-            return Position(**{f: getattr(trade, f) for f in Position.__struct_fields__})
+    for trade in await client.tagged_history(tag, since_ms=now_ms() - TAG_WINDOW_MS):
+        return Position(**{f: getattr(trade, f) for f in Position.__struct_fields__})
     return None

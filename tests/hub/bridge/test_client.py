@@ -235,3 +235,19 @@ def test_what_a_client_remembers_per_row_is_bounded(monkeypatch: pytest.MonkeyPa
         assert len(bridge.dialect._closed_memo) <= 50
         assert len(bridge._magic) <= 40
     assert bridge._magic[299] == 300  # the newest are kept
+
+
+def test_a_tag_search_decodes_only_the_rows_with_that_tag() -> None:
+    """A day of history is searched for one order's tag before a trade with a
+    client_order_id: rows of other orders (even unreadable ones) are never decoded."""
+    from hub.bridge.dialect import Dialect
+
+    dialect = Dialect(load_profile())
+    row = {"ticket": 1, "symbol": "XAUUSD", "action": "buy", "lots": 0.01,
+           "open_price": 2650.0, "close_price": 2651.0, "profit": 1.0,
+           "open_time": 1764500000000, "close_time": 1764500100000, "comment": ""}  # fmt: skip
+    rows = [dict(row, ticket=t, comment=f"h{t:010d} x") for t in range(1000)]
+    rows[5] = {"ticket": "not a number", "comment": "hzzzzzzzzzz"}
+    found = dialect.tagged_history(rows, "comment", lambda c: c.startswith("h0000000777"))
+    assert [t.ticket for t in found] == [777]
+    assert dialect._closed_memo == {} or len(dialect._closed_memo) == 1

@@ -196,6 +196,9 @@ class MarketBridge:
         await self._read_delay("history")
         return self.market.history(since_ms)
 
+    async def tagged_history(self, tag: str, since_ms: int | None) -> list[ClosedTrade]:
+        return [t for t in await self.history(since_ms) if self.has_tag(t, tag)]
+
     async def trade(self, order: TradeOrder, tag: str | None = None) -> Position:
         if self.trade_delay:
             await asyncio.sleep(self.trade_delay)
