@@ -317,7 +317,10 @@ async def test_trade_in_flight_when_stop_lands_completes_before_the_stop_reply()
     async with run_hub() as h:
         await ready(h, "agent_1")
         await pin(h, "agent_1", "XAUUSD", 2650.00, 2650.30)
-        await h.sim("agent_1", "/sim/fault", {"mode": "slow", "delay_ms": int(units(3) * 1000)})
+        # Only the fill's answer is slow: the reads before it (fresh account, positions and
+        # quote) must not push the order's arrival past the wait below on a loaded machine.
+        slow = {"mode": "slow", "delay_ms": int(units(3) * 1000), "paths": ["/trade"]}
+        await h.sim("agent_1", "/sim/fault", slow)
         done: dict[str, float] = {}
 
         async def timed(name: str, coro: Any) -> Any:
