@@ -27,9 +27,9 @@ import msgspec
 from hub.bridge.models import Position
 from hub.config import SymbolSpec
 from hub.risk._money import (
+    book_risk,
     exceeds,
     limit_cents,
-    open_risk,
     risk_to_stop,
     stop_level,
     to_account,
@@ -122,13 +122,7 @@ def _rooms(ctx: RiskContext, agent_id: str, position: Position) -> list[tuple[st
         positions = [
             p for p in other.positions if book_id != agent_id or p.ticket != position.ticket
         ]
-        held[book_id] = open_risk(
-            positions,
-            ctx.prices,
-            ctx.specs,
-            no_sl_risk=other.per_trade_budget,
-            currency=other.config.currency,
-        )
+        held[book_id] = book_risk(other, ctx.prices, ctx.specs, positions)[0]
     daily = daily_loss_limit(book)
     rooms.append(("daily_loss", daily, daily - daily_loss_used(book) - held[agent_id]))
     equity = sum(b.equity for b in ctx.agents.values())
