@@ -75,7 +75,8 @@ class SoakReport(msgspec.Struct, kw_only=True):
     growing_sites: list[tuple[str, int, int]]  # --trace: (file:line, bytes, blocks) gained
     growing_types: list[tuple[str, int]]  # --trace: (type, objects) gained
     trace_span: tuple[float, float] | None  # --trace: the hub's seconds the diff spans
-    commands: dict[str, int]  # "trade 200", "close 503", ... -> count
+    commands: dict[str, int]  # "trade 200", "close 503 agent_offline", ... -> count
+    first_refusal: dict[str, str]  # "trade 422 risk_rejected" -> the first such message
     order_events_published: int
     order_events_lost: int  # summed over subscribers, plus answered commands without event
     answered_without_event: list[str]
@@ -147,6 +148,7 @@ class _Trader:
         self.sent: list[tuple[str, str, int, str | None]] = []  # kind, key, status, code
         self.errors: list[str] = []
         self.open: list[int] = []
+        self.first_refusal: dict[str, str] = {}  # "trade 422 risk_rejected" -> its message
 
     async def run(self, stop_at: float) -> None:
         loop = asyncio.get_running_loop()
@@ -160,6 +162,13 @@ class _Trader:
             await asyncio.sleep(self.period)
 
     async def _step(self, i: int) -> None:
+        # Its own tickets, and any the hub lists: a close answered 404 during a garbage
+        # fault (the bridge's /positions row unreadable) leaves the position open.
+        listed = await self.http.get("/api/agents/agent_1/positions")
+        held = (
+            [p["ticket"] for p in listed.json()["positions"]] if listed.status_code == 200 else []
+        )
+        self.open = list(dict.fromkeys([*self.open, *held]))
         for ticket in list(self.open):
             r = await self.http.post("/api/agents/agent_1/close", json={"ticket": ticket})
             self._sent("close", str(ticket), r)
@@ -178,8 +187,11 @@ class _Trader:
             self.open.append(r.json()["ticket"])
 
     def _sent(self, kind: str, key: str, r: httpx.Response) -> None:
-        code = r.json().get("error", {}).get("code") if r.status_code != 200 else None
+        error = r.json().get("error", {}) if r.status_code != 200 else {}
+        code = error.get("code")
         self.sent.append((kind, key, r.status_code, code))
+        if code is not None:
+            self.first_refusal.setdefault(f"{kind} {r.status_code} {code}", error.get("message"))
 
 
 def _config(sims: list[SimServer]) -> str:
@@ -420,7 +432,8 @@ async def run_soak(
         growing_sites=sites,
         growing_types=types,
         trace_span=span,
-        commands=dict(Counter(f"{k} {st}" for k, _, st, _ in trader.sent)),
+        commands=dict(Counter(f"{k} {st}" + (f" {c}" if c else "") for k, _, st, c in trader.sent)),
+        first_refusal=trader.first_refusal,
         order_events_published=published,
         order_events_lost=sum(published - len(s.orders) for s in subs) + len(missing),
         answered_without_event=missing,
@@ -462,6 +475,7 @@ def summary(r: SoakReport) -> str:
             f"slope over the second half {r.rss_slope_mb_per_hour:+.2f} MB/hour",
             *_growth_lines(r),
             f"commands: {json.dumps(r.commands, sort_keys=True)}",
+            *(f"  first {k}: {m}" for k, m in sorted(r.first_refusal.items())),
             f"order events: {r.order_events_published} published, lost {r.order_events_lost} "
             f"(over {r.subscribers} subscribers), seq gaps {r.seq_gaps}",
             f"answered commands without their order event: {r.answered_without_event or 'none'}",

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import aiohttp
@@ -39,8 +39,11 @@ from hub.bridge.models import (
 )
 from hub.bridge.mt4_errors import RETRY_DELAY, RETRYABLE, meaning
 from hub.bridge.profile import BridgeProfile, load_profile
+from hub.bridge.tag_index import TagIndex
 
 __all__ = [
+    "HISTORY_WINDOW_MS",
+    "TAG_CHARS",
     "BridgeClient",
     "BridgeError",
     "BridgeNotSupported",
@@ -60,11 +63,25 @@ FILL_READ_GAP = 0.2
 HISTORY_WINDOW_MS = 86_400_000
 _LOGGED_MAX = 256
 MAGIC_MAX = 10_000  # tickets whose magic number is remembered (BridgeClient._magic)
+TAG_CHARS = 11  # an order tag's length (hub.trading.reconcile.order_tag)
 
 
 def magic_number(tag: str) -> int:
     """The magic number an order tag becomes (a positive 31-bit integer, as MT4 keeps)."""
     return int(hashlib.sha1(tag.encode()).hexdigest()[:7], 16) + 1
+
+
+def _magic_key(raw: Any) -> int | None:
+    """A history row's magic number as the tag index keeps it (None: none to keep)."""
+    try:
+        return None if raw is None else int(float(raw)) or None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _comment_key(raw: Any) -> str | None:
+    """A history row's comment as the tag index keeps it: where a tag would be."""
+    return raw[:TAG_CHARS] if isinstance(raw, str) and len(raw) >= TAG_CHARS else None
 
 
 class BridgeClient:
@@ -96,6 +113,7 @@ class BridgeClient:
         self.skipped = {"positions": RowSkips(), "history": RowSkips()}  # the last reads
         # ticket -> magic number, as the bridge reported; the newest MAGIC_MAX kept
         self._magic: dict[int, int] = {}
+        self._tags = TagIndex(HISTORY_WINDOW_MS)  # which order tags the history holds
         self._held: dict[int, Position] = {}  # the last positions read, by ticket
         self._logged: set[str] = set()
         self.last_answer: tuple[str, int, bytes] | None = None  # (call, status, body): probe
@@ -203,23 +221,32 @@ class BridgeClient:
         self._remember((t.ticket, magic) for t, magic in rows if magic)
         return [t for t, _ in rows]
 
-    async def tagged_history(self, tag: str, since_ms: int | None) -> list[ClosedTrade]:
-        """History rows (since ``since_ms``) of the order tagged ``tag``: its magic number,
-        or a comment that starts with the tag as far as the broker kept it. Only those rows
-        are decoded."""
-        payload = await self._call("history", {"since": since_ms})
+    async def tagged_history(self, tag: str) -> list[ClosedTrade]:
+        """The history rows of the last day (``HISTORY_WINDOW_MS``) of the order tagged
+        ``tag``: its magic number, or a comment that starts with the tag as far as the
+        broker kept it. The tag index (:mod:`hub.bridge.tag_index`) reads only what closed
+        since the last search; the whole day is read, and only the matching rows decoded,
+        when the index says the tag may be there."""
+        key: Callable[[Any], Hashable | None] = _comment_key
+        field = "comment"
+        want: Hashable = tag[:TAG_CHARS]
         if self.profile.tag_in_magic:
-            want = magic_number(tag)
-
-            def match(raw: Any) -> bool:
-                try:
-                    return raw is not None and int(float(raw)) == want
-                except (TypeError, ValueError):
-                    return False
-
-            return self.dialect.tagged_history(payload, "magic", match)
+            key, field, want = _magic_key, "magic", magic_number(tag)
+        now = now_ms()
+        start = now - HISTORY_WINDOW_MS
+        since = self._tags.since(now)
+        payload = await self._call("history", {"since": since})
+        marks = self.dialect.tag_marks(payload, field)
+        self._tags.add(since, ((t, c, k) for t, c, raw in marks if (k := key(raw)) is not None))
+        self._tags.expire(now)
+        if not self._tags.may_hold(want):
+            return []
+        if since > start:
+            payload = await self._call("history", {"since": start})
+        if self.profile.tag_in_magic:
+            return self.dialect.tagged_history(payload, field, lambda raw: key(raw) == want)
         return self.dialect.tagged_history(
-            payload, "comment", lambda raw: isinstance(raw, str) and raw.startswith(tag)
+            payload, field, lambda raw: isinstance(raw, str) and raw.startswith(tag)
         )
 
     async def recent_history(self, since_ms: int | None, max_age: float) -> list[ClosedTrade]:
@@ -323,7 +350,8 @@ class BridgeClient:
         """A close answer that says only "done": the newest history row of the ticket, else
         what the position said (close price unknown: the open price, profit 0)."""
         try:
-            rows = [t for t in await self.history(now_ms() - HISTORY_WINDOW_MS)
+            since = held.open_time if held is not None and held.open_time else None
+            rows = [t for t in await self.history(since or now_ms() - HISTORY_WINDOW_MS)
                     if t.ticket == order.ticket]  # fmt: skip
         except BridgeError as exc:
             log.warning("close_history_unread agent=%s ticket=%s error=%r",

@@ -507,6 +507,23 @@ class Dialect:
         ]  # fmt: skip
         return [t for t, _ in self._decode("history", rows, _CLOSED, ClosedTrade, None)]
 
+    def tag_marks(self, data: Any, field: str) -> list[tuple[int, int, Any]]:
+        """``(ticket, close time, raw field)`` of each ``/history`` row, nothing else
+        decoded: what the order-tag index keeps. A row without a readable ticket or close
+        time is left out (it could not be decoded as a closed trade either)."""
+        op = self._op("history")
+        marks = []
+        for row in self._rows("history", data):
+            if not isinstance(row, dict):
+                continue
+            try:
+                ticket = self._read("int", self._find("history", row, "ticket", op))
+                closed = self._read("time", self._find("history", row, "close_time", op))
+            except (TypeError, ValueError):
+                continue
+            marks.append((ticket, closed, self._find("history", row, field, op)))
+        return marks
+
     def _decode(
         self,
         name: str,

@@ -15,7 +15,13 @@ import logging
 
 from channels.clock import now_ms
 from hub.agents import AgentRuntime
-from hub.bridge.client import BridgeError, BridgeTimeout, BridgeUnavailable
+from hub.bridge.client import (
+    HISTORY_WINDOW_MS,
+    TAG_CHARS,
+    BridgeError,
+    BridgeTimeout,
+    BridgeUnavailable,
+)
 from hub.bridge.models import ClosedTrade, Position, TradeOrder
 from hub.errors import HubError
 
@@ -23,13 +29,12 @@ __all__ = ["already_sent", "confirm_close", "order_tag", "send_order"]
 
 log = logging.getLogger("mt4hub.trading")
 
-TAG_WINDOW_MS = 86_400_000  # how far back the bridge's history is searched for an order tag
 RETRY_S = 0.2
 
 
 def order_tag(client_order_id: str) -> str:
     """The short tag put first in the bridge comment (MT4 keeps 31 characters)."""
-    return "h" + hashlib.sha1(client_order_id.encode()).hexdigest()[:10]
+    return "h" + hashlib.sha1(client_order_id.encode()).hexdigest()[: TAG_CHARS - 1]
 
 
 async def send_order(agent: AgentRuntime, order: TradeOrder, tag: str, within: float) -> Position:
@@ -83,9 +88,10 @@ async def confirm_close(
             held = {p.ticket: p for p in await agent.client.positions()}
             now = held.get(position.ticket)
             if now is None or abs(position.lots - lots - now.lots) < 1e-9:
+                since = position.open_time or now_ms() - HISTORY_WINDOW_MS  # closed after it opened
                 rows = [
                     t
-                    for t in await agent.client.history(since_ms=now_ms() - TAG_WINDOW_MS)
+                    for t in await agent.client.history(since_ms=since)
                     if t.ticket == position.ticket and abs(t.lots - lots) < 1e-9
                 ]
                 if rows:
@@ -130,6 +136,6 @@ async def _find_tagged(agent: AgentRuntime, tag: str) -> Position | None:
     for pos in await client.positions():
         if client.has_tag(pos, tag):
             return pos
-    for trade in await client.tagged_history(tag, since_ms=now_ms() - TAG_WINDOW_MS):
+    for trade in await client.tagged_history(tag):
         return Position(**{f: getattr(trade, f) for f in Position.__struct_fields__})
     return None

@@ -28,7 +28,13 @@ from channels.broker import Publication
 from channels.clock import now_ms
 from channels.memory import MemoryBroker
 from hub.agents import AgentRuntime, Registry
-from hub.bridge.client import BridgeClient, BridgeRejected, BridgeTimeout, BridgeUnavailable
+from hub.bridge.client import (
+    HISTORY_WINDOW_MS,
+    BridgeClient,
+    BridgeRejected,
+    BridgeTimeout,
+    BridgeUnavailable,
+)
 from hub.bridge.models import (
     Account,
     ClosedTrade,
@@ -196,8 +202,9 @@ class MarketBridge:
         await self._read_delay("history")
         return self.market.history(since_ms)
 
-    async def tagged_history(self, tag: str, since_ms: int | None) -> list[ClosedTrade]:
-        return [t for t in await self.history(since_ms) if self.has_tag(t, tag)]
+    async def tagged_history(self, tag: str) -> list[ClosedTrade]:
+        since = now_ms() - HISTORY_WINDOW_MS
+        return [t for t in await self.history(since) if self.has_tag(t, tag)]
 
     async def trade(self, order: TradeOrder, tag: str | None = None) -> Position:
         if self.trade_delay:
