@@ -359,16 +359,34 @@ class TradingService:
         ctx = self.risk.context(
             agent.id, await self.coord.reservations(), await self._others_positions(agent)
         )
-        if not agent.online:
+        unreadable = self._unreadable_positions(agent)
+        if not agent.online or unreadable is not None:
             # The kill switch and `enabled` still answer first; nothing else can be judged.
             denial = emergency_denial(ctx) or enabled_denial(agent.id, ctx.book(agent.id))
             if denial is not None:
                 return denial
+            if unreadable is not None and agent.online:
+                return unreadable
             return HubError("agent_offline", f"{agent.id} is offline: {agent.error}")
         order = TradeOrder(
             symbol=req.symbol, action=req.action, lots=req.lots, sl=req.sl, tp=req.tp
         )
         return check_open(ctx, agent.id, order)
+
+    def _unreadable_positions(self, agent: AgentRuntime) -> HubError | None:
+        """A ``/positions`` row the hub could not read may be an open position: while the
+        agent's last answer has one, its open risk is unknown, so no trade is sent (closes
+        still are). Other agents trade on (a faulty bridge stops only its agent)."""
+        skips = agent.client.skipped["positions"]
+        if not skips.bad:
+            return None
+        return HubError(
+            "bridge_error",
+            f"{agent.id}: {skips.bad} row(s) of its bridge's /positions could not be read "
+            f"({skips.errors[0]}); each may be an open position, so no trade is sent until "
+            "the bridge answers them whole",
+            {"unreadable_rows": skips.bad},
+        )
 
     async def _reject(self, base: OrderEvent, decision: RiskDecision) -> None:
         code = decision.code or "risk_rejected"
@@ -488,6 +506,15 @@ class TradingService:
         for p in agent.positions:
             if p.ticket == ticket:
                 return p
+        skips = agent.client.skipped["positions"]
+        if skips.bad:
+            raise HubError(
+                "bridge_error",
+                f"{agent.id}: ticket {ticket} is not among the readable rows of its bridge's "
+                f"/positions, and {skips.bad} row(s) could not be read ({skips.errors[0]}): "
+                "it may be one of them",
+                {"unreadable_rows": skips.bad},
+            )
         raise HubError("not_found", f"{agent.id} has no open position with ticket {ticket}")
 
     async def modify(self, agent_id: str, req: ModifyRequest, *, by: str) -> dict[str, Any]:

@@ -114,3 +114,53 @@ async def test_pending_orders_and_deposit_rows_are_counted_and_the_agent_stays_o
             assert agent.online and agent.stats.errors == 0, agent.stats
     finally:
         await runner.cleanup()
+
+
+@each_profile
+async def test_an_unreadable_position_row_refuses_new_trades_and_is_never_called_gone(
+    profile: str,
+) -> None:
+    """A ``/positions`` row the hub cannot read is skipped and counted and the agent stays
+    online (docs/bridges.md), but it may be an open position: until the bridge answers it
+    whole, the open risk is unknown, so a new trade is refused (``bridge_error``) before the
+    bridge, and a close of a ticket not among the readable rows is ``bridge_error``, never
+    ``not_found``. Found by the soak: a close answered 404 during a garbage fault, and the
+    position it named stayed open, unseen by the risk checks."""
+    bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
+    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
+
+    def unreadable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for row in rows:
+            row[bridge.key("positions", "lots")] = "n/a"
+        return rows
+
+    bridge.bend["positions"] = unreadable
+    runner = await serve(bridge)
+    try:
+        async with run_hub(quirky_config(bridge.url, profile)) as h:
+            agent = h.hub.registry.agents["agent_1"]
+            await eventually(lambda: agent.online and agent.stats.polls > 5)
+            assert agent.positions == []
+            bid = (await h.get("/api/agents/agent_1/tick/XAUUSD")).json()["bid"]
+            order = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": round(bid - 2, 2)}
+            r = await h.post("/api/agents/agent_1/trade", order)
+            assert r.status_code == 502, r.text
+            error = r.json()["error"]
+            assert error["code"] == "bridge_error" and "field lots" in error["message"], error
+            assert error["details"]["unreadable_rows"] == 1
+            assert len(bridge.model.positions()) == 1  # nothing sent
+            if agent.client.supports("close"):
+                r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
+                assert r.status_code == 502, r.text
+                assert "could not be read" in r.json()["error"]["message"]
+                r = await h.post("/api/agents/agent_1/close", {"ticket": 424242})
+                assert r.status_code == 502, r.text  # it may be the unreadable row too
+            bridge.bend.clear()  # the bridge answers whole again
+            await eventually(lambda: [p.ticket for p in agent.positions] == [ticket])
+            if agent.client.supports("close"):
+                r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
+                assert r.status_code == 200, r.text
+                r = await h.post("/api/agents/agent_1/trade", order)
+                assert r.status_code == 200, r.text
+    finally:
+        await runner.cleanup()

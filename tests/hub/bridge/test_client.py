@@ -251,3 +251,47 @@ def test_a_tag_search_decodes_only_the_rows_with_that_tag() -> None:
     found = dialect.tagged_history(rows, "comment", lambda c: c.startswith("h0000000777"))
     assert [t.ticket for t in found] == [777]
     assert dialect._closed_memo == {} or len(dialect._closed_memo) == 1
+
+
+async def test_a_tag_search_reads_the_day_once_then_only_what_closed_since(
+    client: BridgeClient, sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before each trade with a client_order_id the hub searches the bridge's last day for
+    its tag: the whole day once, then only from the newest close seen (less a margin), and
+    the whole day again only when the tag may be there (issue 19: per-trade work and the
+    size of each answer stayed flat as the day's trades grew)."""
+    from channels.clock import now_ms
+    from hub.bridge.client import HISTORY_WINDOW_MS
+    from hub.bridge.tag_index import MARGIN_MS
+
+    reads: list[int] = []
+    call = client._call
+
+    async def spy(name: str, values: dict[str, int], **kw: float | None) -> object:
+        if name == "history":
+            reads.append(values["since"])
+        return await call(name, values, **kw)
+
+    monkeypatch.setattr(client, "_call", spy)
+
+    async def trade_and_close(tag: str) -> int:
+        comment = client.order_comment(tag, "soak")  # the tag goes first, or into magic
+        order = TradeOrder(symbol="XAUUSD", action="buy", lots=0.01, comment=comment)
+        position = await client.trade(order, tag=tag)
+        sim.model.close(position.ticket)
+        return position.ticket
+
+    first = await trade_and_close("h0000000001")
+    assert [t.ticket for t in await client.tagged_history("h0000000001")] == [first]
+    assert len(reads) == 1 and reads[0] <= now_ms() - HISTORY_WINDOW_MS + 1000  # the whole day
+    newest = max(t.close_time for t in await client.history())
+    reads.clear()
+    assert await client.tagged_history("h0000000002") == []
+    assert reads == [newest - MARGIN_MS]  # only what closed since, one read
+    second = await trade_and_close("h0000000002")
+    reads.clear()
+    assert [t.ticket for t in await client.tagged_history("h0000000002")] == [second]
+    assert len(reads) == 2 and reads[1] < reads[0]  # the index said maybe: the day, exactly
+    reads.clear()
+    assert await client.tagged_history("h0000000003") == []
+    assert len(reads) == 1

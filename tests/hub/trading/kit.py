@@ -102,6 +102,7 @@ class MarketBridge:
         self.order_comment = self._real.order_comment
         self.has_tag = self._real.has_tag
         self.status = self._real.status
+        self.skipped = self._real.skipped  # rows left out of the last reads: none here
         self.lose_next = False
         self.hang_next = False  # the next order never reaches the market, and no answer comes
         self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
