@@ -84,7 +84,7 @@ async def test_kill_9_mid_traffic_spool_replayed_order_not_doubled_stop_kept(
 
         await eventually(  # the writer spools after its retries: slow on a loaded machine
             spooled,
-            timeout=units(300),
+            timeout=units(600),
             interval=units(0.5),
             message="the down-* records to reach the spool",
         )
