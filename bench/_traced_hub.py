@@ -1,6 +1,7 @@
 """``mt4hub`` under tracemalloc: what a soak's hub allocates and keeps, over time.
 
 ``python -m bench._traced_hub TRACE EVERY -- run --config ...`` starts :mod:`tracemalloc`
+(with ``MT4HUB_TRACE_BOUNDS=N`` in the environment, after :func:`shrink_bounds`)
 (``TRACE_FRAMES`` frames a trace), then a daemon thread that every ``EVERY`` seconds takes a
 snapshot and appends one JSON line to ``TRACE``: the seconds since start, the traced bytes,
 the Python objects alive by type (``gc``), and the allocation sites (``file:line``) with
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import threading
 import time
@@ -22,9 +24,10 @@ from typing import Any
 
 from bench._proc import ROOT
 
-__all__ = ["growth", "read_trace"]
+__all__ = ["BOUNDS_ENV", "growth", "read_trace", "shrink_bounds"]
 
 TRACE_FRAMES = 1
+BOUNDS_ENV = "MT4HUB_TRACE_BOUNDS"  # set: every count bound shrunk to it (shrink_bounds)
 _SITES = 400  # the largest allocation sites kept per line
 _TYPES = 200
 
@@ -105,10 +108,29 @@ def growth(
     return [s for s in sites[:top] if s[1] > 0], [t for t in types[:top] if t[1] > 0]
 
 
+def shrink_bounds(n: int) -> None:
+    """Set the count bounds of docs/reliability.md's table (outcomes, hub-close marks,
+    claims, fills not seen closed, decoded history rows, magic numbers) to ``n``: they
+    fill within minutes, so a short traced run shows what still grows once all are full."""
+    import hub.bridge.client as client
+    import hub.bridge.dialect as dialect
+    from hub.trading.coordination import LocalCoordination
+    from hub.trading.history import ClosedTrades
+
+    client.MAGIC_MAX = n
+    dialect.HISTORY_MEMO = n
+    ClosedTrades.capacity = n
+    defaults = LocalCoordination.__init__.__kwdefaults__
+    assert defaults is not None and "capacity" in defaults
+    defaults["capacity"] = n
+
+
 def main(argv: list[str]) -> int:
     trace, every, sep, *rest = argv
     if sep != "--":
         raise SystemExit("usage: python -m bench._traced_hub TRACE EVERY -- MT4HUB-ARGS")
+    if BOUNDS_ENV in os.environ:
+        shrink_bounds(int(os.environ[BOUNDS_ENV]))
     tracemalloc.start(TRACE_FRAMES)
     start = time.monotonic()
     Path(trace).write_text("")

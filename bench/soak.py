@@ -37,7 +37,7 @@ import msgspec
 import websockets
 
 from bench._proc import ROOT
-from bench._traced_hub import growth, read_trace
+from bench._traced_hub import BOUNDS_ENV, growth, read_trace
 from bench.configs import closed_port
 from hub.bridge.sim_server import SimServer, start_sim
 from hub.config import SymbolSpec
@@ -191,7 +191,9 @@ class _Trader:
         code = error.get("code")
         self.sent.append((kind, key, r.status_code, code))
         if code is not None:
-            self.first_refusal.setdefault(f"{kind} {r.status_code} {code}", error.get("message"))
+            self.first_refusal.setdefault(
+                f"{kind} {r.status_code} {code}", str(error.get("message"))
+            )
 
 
 def _config(sims: list[SimServer]) -> str:
@@ -257,13 +259,21 @@ def _line(s: Sample) -> str:
 
 
 async def _start_hub(
-    config: Path, data: Path, port: int, log: Path, trace: Path | None, trace_every: float
+    config: Path,
+    data: Path,
+    port: int,
+    log: Path,
+    trace: Path | None,
+    trace_every: float,
+    bounds: int | None = None,
 ) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(HUB_ADMIN_TOKEN=TOKEN, HUB_DATA_DIR=str(data), PYTHONPATH=str(ROOT))
     main = ["-m", "hub.cli"]
     if trace is not None:
         main = ["-m", "bench._traced_hub", str(trace), str(trace_every), "--"]
+        if bounds is not None:
+            env[BOUNDS_ENV] = str(bounds)
     with log.open("wb") as out:
         return await asyncio.create_subprocess_exec(
             sys.executable, *main, "run", "--config", str(config), "--port", str(port),
@@ -341,6 +351,7 @@ async def run_soak(
     workdir: Path | None = None,
     trace: Path | None = None,
     trace_every: float = 60.0,
+    bounds: int | None = None,
     out: Any = print,
 ) -> SoakReport:
     """Run the soak for ``duration`` seconds; ``out`` gets one line per sample."""
@@ -359,7 +370,8 @@ async def run_soak(
         config.write_text(_config(sims))
         (tmp / "data").mkdir(exist_ok=True)
         port = closed_port()
-        proc = await _start_hub(config, tmp / "data", port, tmp / "hub.log", trace, trace_every)
+        data = tmp / "data"
+        proc = await _start_hub(config, data, port, tmp / "hub.log", trace, trace_every, bounds)
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=_AUTH, timeout=10)
         url = f"ws://127.0.0.1:{port}/ws?token={TOKEN}&batch=1"
         subs = [_Subscriber(url, keep_events=i == 0) for i in range(subscribers)]
@@ -515,6 +527,12 @@ def main(argv: list[str] | None = None) -> int:
         "the report then names the allocation sites and types that grew",
     )
     parser.add_argument("--trace-every", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument(
+        "--bounds",
+        type=int,
+        help="with --trace: every count bound of the hub shrunk to this (they fill in "
+        "minutes, so the report shows what grows once all are full)",
+    )
     args = parser.parse_args(argv)
     report = asyncio.run(
         run_soak(
@@ -525,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
             sample_every=args.sample_every,
             trace=args.trace,
             trace_every=args.trace_every,
+            bounds=args.bounds,
         )
     )
     print(summary(report), flush=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from bench._proc import ROOT
@@ -41,3 +43,22 @@ def test_growth_names_the_sites_and_types_that_grew(tmp_path: Path) -> None:
     sites, types = growth(read[0], read[1])
     assert sites == [("hub/b.py:9", 8500, 45), ("hub/c.py:1", 100, 1)]
     assert types == [("dict", 20), ("HubError", 4)]
+
+
+def test_shrunk_bounds_reach_every_count_bound_of_the_hub(tmp_path: Path) -> None:
+    """``--bounds N`` (a traced soak): each count bound of docs/reliability.md's table is N
+    in the hub process, so they all fill within minutes. In a child process: it changes
+    module constants."""
+    code = f"""
+from pathlib import Path
+from bench._traced_hub import shrink_bounds
+shrink_bounds(7)
+import hub.bridge.client as client, hub.bridge.dialect as dialect
+from hub.trading.coordination import LocalCoordination
+from hub.trading.history import ClosedTrades
+coord = LocalCoordination("i", Path({str(tmp_path)!r}))
+assert (client.MAGIC_MAX, dialect.HISTORY_MEMO, ClosedTrades.capacity) == (7, 7, 7)
+assert coord.capacity == 7 and coord._idempotency.capacity == 7
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
