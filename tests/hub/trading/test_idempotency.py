@@ -92,6 +92,8 @@ async def test_outcomes_are_forgotten_past_capacity_and_after_their_ttl(tmp_path
         await cache.run(("a", f"id-{n}"), {"n": n}, functools.partial(_value, n))
     assert len(cache) == 3
     assert len((tmp_path / "orders.log").read_bytes().splitlines()) <= 6  # compacted
+    again = IdempotencyCache(3, path=tmp_path / "orders.log", ttl_ms=60_000)  # a restart
+    assert await again.run(("a", "id-8"), {"n": 8}, lambda: _value(-1)) == (8, True)
     assert await cache.run(("a", "id-9"), {"n": 9}, lambda: _value(-1)) == (9, True)
     assert await cache.run(("a", "id-0"), {"n": 0}, lambda: _value(-1)) == (-1, False)
     cache.ttl_ms = 20  # a day, made short
