@@ -197,6 +197,8 @@ class _Trader:
 
 
 def _config(sims: list[SimServer]) -> str:
+    # agent_1 loses the spread on every round trip (~0.30 USD): at 5 % a day it was halted
+    # after ~16 700 trades (~90 minutes), and refused every trade after that.
     return f"""\
 polling: {{tick_interval: 0.1, account_interval: 0.5, timeout: 1.0, trade_timeout: 3.0,
           backoff_initial: 0.2, backoff_max: 1.0}}
@@ -206,7 +208,7 @@ symbols:
 agents:
   agent_1: {{name: Atlas, strategy: soak, bridge: "{sims[0].url}", symbols: [XAUUSD],
             initial_balance: 100000,
-            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 1}}}}
+            risk: {{max_risk_per_trade: 1%, max_daily_loss: 50%, max_positions: 1}}}}
   agent_2: {{name: Orion, strategy: soak, bridge: "{sims[1].url}", symbols: [EURUSD],
             initial_balance: 100000,
             risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 2}}}}
