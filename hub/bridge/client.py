@@ -52,6 +52,7 @@ __all__ = [
     "BridgeServerError",
     "BridgeTimeout",
     "BridgeUnavailable",
+    "closed_since",
     "magic_number",
 ]
 
@@ -69,6 +70,13 @@ TAG_CHARS = 11  # an order tag's length (hub.trading.reconcile.order_tag)
 def magic_number(tag: str) -> int:
     """The magic number an order tag becomes (a positive 31-bit integer, as MT4 keeps)."""
     return int(hashlib.sha1(tag.encode()).hexdigest()[:7], 16) + 1
+
+
+def closed_since(position: Position | None) -> int:
+    """Where a position's close can be in the history: from its open time, else the day."""
+    if position is not None and position.open_time:
+        return position.open_time
+    return now_ms() - HISTORY_WINDOW_MS
 
 
 def _magic_key(raw: Any) -> int | None:
@@ -350,8 +358,7 @@ class BridgeClient:
         """A close answer that says only "done": the newest history row of the ticket, else
         what the position said (close price unknown: the open price, profit 0)."""
         try:
-            since = held.open_time if held is not None and held.open_time else None
-            rows = [t for t in await self.history(since or now_ms() - HISTORY_WINDOW_MS)
+            rows = [t for t in await self.history(closed_since(held))
                     if t.ticket == order.ticket]  # fmt: skip
         except BridgeError as exc:
             log.warning("close_history_unread agent=%s ticket=%s error=%r",

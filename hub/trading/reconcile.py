@@ -13,14 +13,13 @@ import asyncio
 import hashlib
 import logging
 
-from channels.clock import now_ms
 from hub.agents import AgentRuntime
 from hub.bridge.client import (
-    HISTORY_WINDOW_MS,
     TAG_CHARS,
     BridgeError,
     BridgeTimeout,
     BridgeUnavailable,
+    closed_since,
 )
 from hub.bridge.models import ClosedTrade, Position, TradeOrder
 from hub.errors import HubError
@@ -88,10 +87,9 @@ async def confirm_close(
             held = {p.ticket: p for p in await agent.client.positions()}
             now = held.get(position.ticket)
             if now is None or abs(position.lots - lots - now.lots) < 1e-9:
-                since = position.open_time or now_ms() - HISTORY_WINDOW_MS  # closed after it opened
                 rows = [
                     t
-                    for t in await agent.client.history(since_ms=since)
+                    for t in await agent.client.history(since_ms=closed_since(position))
                     if t.ticket == position.ticket and abs(t.lots - lots) < 1e-9
                 ]
                 if rows:
