@@ -110,15 +110,13 @@ def growth(
 
 def shrink_bounds(n: int) -> None:
     """Set the count bounds of docs/reliability.md's table (outcomes, hub-close marks,
-    claims, fills not seen closed, decoded history rows, magic numbers) to ``n``: they
+    claims, fills not seen closed, magic numbers) to ``n``: they
     fill within minutes, so a short traced run shows what still grows once all are full."""
     import hub.bridge.client as client
-    import hub.bridge.dialect as dialect
     from hub.trading.coordination import LocalCoordination
     from hub.trading.history import ClosedTrades
 
     client.MAGIC_MAX = n
-    dialect.HISTORY_MEMO = n
     ClosedTrades.capacity = n
     defaults = LocalCoordination.__init__.__kwdefaults__
     assert defaults is not None and "capacity" in defaults

@@ -20,6 +20,7 @@ A reader limited to some agents (:func:`refusal`) receives its agents' channels 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Collection
@@ -59,8 +60,12 @@ _AGENT_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _WILD = "*"
 
 
+@functools.lru_cache(maxsize=4096)
 def agent_channel(agent_id: str, kind: AgentKind) -> str:
-    """The channel ``agent:{agent_id}:{kind}``; raises :class:`InvalidChannel` for a bad id."""
+    """The channel ``agent:{agent_id}:{kind}``; raises :class:`InvalidChannel` for a bad id.
+
+    Cached (at most 4096 names): every publication of a channel shares one string, rather
+    than a copy of it per publication kept in the channel's history."""
     if not _AGENT_ID.fullmatch(agent_id):
         raise InvalidChannel(f"agent id {agent_id!r}: use 1-64 letters, digits, '_', '.' or '-'")
     if kind not in AGENT_KINDS:

@@ -36,7 +36,6 @@ __all__ = ["Dialect", "Request", "RowSkips"]
 S = TypeVar("S", bound=msgspec.Struct)
 
 _MISSING: Any = object()
-HISTORY_MEMO = 4096  # decoded history rows kept per agent (Dialect._closed_memo)
 _SECONDS_BELOW = 100_000_000_000  # an epoch number below this is seconds (ms: 1973)
 
 # The usual names of MT4/MT5 bridges, compared without case, ``_`` or ``-``.
@@ -168,10 +167,6 @@ class Dialect:
         self.from_bridge = {b: h for h, b in self.to_bridge.items()}
         self.tz = server_tz(timezone or profile.time.timezone)
         self.notes: list[str] | None = None  # set by `mt4hub probe` to collect mismatches
-        # History rows never change once closed, and a bridge repeats the whole day's rows
-        # on every read: each row is decoded once (keyed by its raw items), at most
-        # HISTORY_MEMO rows kept, the oldest forgotten first.
-        self._closed_memo: dict[tuple[Any, ...], tuple[Any, int]] = {}
 
     # -- values -------------------------------------------------------------------------
 
@@ -534,19 +529,9 @@ class Dialect:
     ) -> list[tuple[S, int]]:
         skips = skips if skips is not None else RowSkips()
         out: list[tuple[S, int]] = []
-        memo = self._closed_memo if typ is ClosedTrade and self.notes is None else None
         for i, row in enumerate(rows):
-            key = _row_key(row) if memo is not None else None
-            if key is not None and memo is not None and key in memo:
-                out.append(memo[key])
-                continue
             try:
-                decoded = self._one(name, row, spec, typ)
-                out.append(decoded)
-                if key is not None and memo is not None:
-                    if len(memo) >= HISTORY_MEMO:
-                        del memo[next(iter(memo))]
-                    memo[key] = decoded
+                out.append(self._one(name, row, spec, typ))
             except _Skip as exc:
                 setattr(skips, exc.kind, getattr(skips, exc.kind) + 1)
             except _Bad as exc:
@@ -602,18 +587,6 @@ class Dialect:
             return None if raw is _MISSING else int(self._read("int", raw))
         except ValueError:
             return None
-
-
-def _row_key(row: Any) -> tuple[Any, ...] | None:
-    """A flat row's items as a hashable key; None for a row holding lists or objects."""
-    if not isinstance(row, dict):
-        return None
-    key = tuple(row.items())
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 def _fill(template: str, values: Mapping[str, Any], show: Callable[[str, Any], str]) -> str:

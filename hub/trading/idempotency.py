@@ -62,6 +62,9 @@ class _Logged(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     error: dict[str, Any] | None = None
 
 
+_decode = msgspec.json.Decoder(_Logged).decode
+
+
 def _digest(fp: bytes) -> str:
     """A payload fingerprint, shortened: 32 hex characters (BLAKE2b, 128 bits)."""
     return hashlib.blake2b(fp, digest_size=16).hexdigest()
@@ -75,13 +78,16 @@ def _stored_digest(fp: str) -> str:
 
 
 class IdempotencyCache:
-    """Outcomes by key: a future while the first attempt runs, then its :class:`_Logged`.
+    """Outcomes by key: a future while the first attempt runs, then its :class:`_Logged`
+    line.
 
     Bounded: at most ``capacity`` entries (the oldest decided ones are forgotten first;
     in-flight ones are never dropped, and there are at most as many as commands running),
-    each forgotten ``ttl_ms`` after its outcome. A decided entry holds the result's JSON
-    and a payload digest, never the exception or its traceback (they hold the frames of
-    the command that failed).
+    each forgotten ``ttl_ms`` after its outcome. A decided entry is its log line: the result's
+    JSON and a payload digest, never the exception or its traceback (they hold the frames
+    of the command that failed). One ``bytes`` object, decoded again for a repeat: not a
+    struct and its strings, whose thousands of small objects, living an hour each, pinned
+    the allocator's arenas among short-lived ones (docs/reliability.md, "What grew").
     """
 
     def __init__(
@@ -91,7 +97,7 @@ class IdempotencyCache:
             raise ValueError(f"capacity: must be >= 1, got {capacity}")
         self.capacity = capacity
         self.ttl_ms = ttl_ms
-        self._entries: OrderedDict[str, tuple[str, asyncio.Future[Any]] | _Logged] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[str, asyncio.Future[Any]] | bytes] = OrderedDict()
         self._path = path
         self._lines = 0  # lines in the log file: rewritten past 2 x capacity
         if path is not None:
@@ -106,18 +112,19 @@ class IdempotencyCache:
         oldest = now_ms() - self.ttl_ms
         for line in lines:
             try:
-                entry = msgspec.json.decode(line, type=_Logged)
+                entry = _decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 log.warning("idempotency_log_line_skipped path=%s line=%r", path, line[:80])
                 continue  # a torn last line after a crash: that outcome was never answered
             if entry.at >= oldest:
-                fp = _stored_digest(entry.fp)
+                if entry.fp != (fp := _stored_digest(entry.fp)):
+                    line = msgspec.json.encode(msgspec.structs.replace(entry, fp=fp))
                 self._entries.pop(entry.key, None)
-                self._entries[entry.key] = msgspec.structs.replace(entry, fp=fp)
+                self._entries[entry.key] = bytes(line)
         self._trim()
 
     def _decided(self, entry: _Logged) -> None:
-        self._entries[entry.key] = entry
+        line = self._entries[entry.key] = msgspec.json.encode(entry)
         if self._path is None:
             return
         self._lines += 1
@@ -128,8 +135,8 @@ class IdempotencyCache:
             self._lines = 0
             with tmp.open("wb") as fh:
                 for e in self._entries.values():
-                    if isinstance(e, _Logged):
-                        fh.write(msgspec.json.encode(e) + b"\n")
+                    if isinstance(e, bytes):
+                        fh.write(e + b"\n")
                         self._lines += 1
             os.replace(tmp, self._path)
             return
@@ -137,14 +144,14 @@ class IdempotencyCache:
         # Not fsynced: the log serves exact replays; should the machine lose its last lines,
         # a repeat is still matched against the order the bridge holds (its tag).
         with open(self._path, "ab") as fh:
-            fh.write(msgspec.json.encode(entry) + b"\n")
+            fh.write(line + b"\n")
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def in_flight(self) -> int:
         """Entries whose first attempt has not decided yet."""
-        return sum(1 for e in self._entries.values() if not isinstance(e, _Logged))
+        return sum(1 for e in self._entries.values() if not isinstance(e, bytes))
 
     async def run(
         self, order: OrderKey | None, payload: Any, action: Callable[[], Awaitable[Any]]
@@ -158,13 +165,14 @@ class IdempotencyCache:
         key = "\x1f".join(order)
         fp = _digest(fingerprint(payload))
         entry = self._entries.get(key)
-        if isinstance(entry, _Logged):
-            if entry.fp != fp:
+        if isinstance(entry, bytes):
+            logged = _decode(entry)
+            if logged.fp != fp:
                 raise duplicate(order)
-            if entry.error is not None:
-                err = entry.error
+            if logged.error is not None:
+                err = logged.error
                 raise HubError(err["code"], err["message"], err.get("details"))
-            return msgspec.json.decode(entry.result), True
+            return msgspec.json.decode(logged.result), True
         if entry is not None:
             if entry[0] != fp:
                 raise duplicate(order)
@@ -201,9 +209,9 @@ class IdempotencyCache:
         excess = len(self._entries) - self.capacity
         drop = []
         for key, entry in self._entries.items():
-            if not isinstance(entry, _Logged):
+            if not isinstance(entry, bytes):
                 continue  # in flight: never dropped
-            if excess <= 0 and entry.at >= oldest:
+            if excess <= 0 and _decode(entry).at >= oldest:
                 break
             drop.append(key)
             excess -= 1

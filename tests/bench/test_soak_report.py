@@ -53,11 +53,11 @@ def test_shrunk_bounds_reach_every_count_bound_of_the_hub(tmp_path: Path) -> Non
 from pathlib import Path
 from bench._traced_hub import shrink_bounds
 shrink_bounds(7)
-import hub.bridge.client as client, hub.bridge.dialect as dialect
+import hub.bridge.client as client
 from hub.trading.coordination import LocalCoordination
 from hub.trading.history import ClosedTrades
 coord = LocalCoordination("i", Path({str(tmp_path)!r}))
-assert (client.MAGIC_MAX, dialect.HISTORY_MEMO, ClosedTrades.capacity) == (7, 7, 7)
+assert (client.MAGIC_MAX, ClosedTrades.capacity) == (7, 7)
 assert coord.capacity == 7 and coord._idempotency.capacity == 7
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

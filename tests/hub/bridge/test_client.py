@@ -215,13 +215,11 @@ async def test_requotes_and_other_codes_are_never_retried(
 
 
 def test_what_a_client_remembers_per_row_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/reliability.md: decoded history rows (HISTORY_MEMO) and tickets' magic numbers
-    (MAGIC_MAX) stay within their bounds however many rows a bridge reports."""
+    """docs/reliability.md: tickets' magic numbers (MAGIC_MAX) stay within their bound
+    however many rows a bridge reports."""
     from hub.bridge import client as client_module
-    from hub.bridge import dialect as dialect_module
     from hub.bridge.client import BridgeClient
 
-    monkeypatch.setattr(dialect_module, "HISTORY_MEMO", 50)
     monkeypatch.setattr(client_module, "MAGIC_MAX", 40)
     bridge = BridgeClient("http://127.0.0.1:1", profile=load_profile("wrapped"))
     row = {"ticket": 1, "symbol": "XAUUSD", "type": "ORDER_TYPE_BUY", "volume": 0.01,
@@ -232,7 +230,6 @@ def test_what_a_client_remembers_per_row_is_bounded(monkeypatch: pytest.MonkeyPa
         decoded = bridge.dialect.history({"success": True, "data": rows})
         assert [t.ticket for t, _ in decoded] == list(range(start, start + 30))
         bridge._remember((t.ticket, magic) for t, magic in decoded)
-        assert len(bridge.dialect._closed_memo) <= 50
         assert len(bridge._magic) <= 40
     assert bridge._magic[299] == 300  # the newest are kept
 
@@ -250,7 +247,6 @@ def test_a_tag_search_decodes_only_the_rows_with_that_tag() -> None:
     rows[5] = {"ticket": "not a number", "comment": "hzzzzzzzzzz"}
     found = dialect.tagged_history(rows, "comment", lambda c: c.startswith("h0000000777"))
     assert [t.ticket for t in found] == [777]
-    assert dialect._closed_memo == {} or len(dialect._closed_memo) == 1
 
 
 async def test_a_tag_search_reads_the_day_once_then_only_what_closed_since(
