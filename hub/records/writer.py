@@ -91,6 +91,10 @@ class RecordWriter:
         self._spooling = False
         self._replay_offset = 0
         self._replayed = 0
+        # Records in the spool as this loop counts them: moved from the queue in one step, so
+        # health() never counts a record twice (the spool's own count rises on its thread,
+        # before the queue lets go of the batch).
+        self._spooled = 0
         self._closing = False
         self._closed = False
         self._healthy = True
@@ -105,6 +109,7 @@ class RecordWriter:
             raise RuntimeError("RecordWriter already started")
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mt4hub-spool")
         await self._on_spool_thread(self._spool.open)
+        self._spooled = self._spool.records
         if self._spool.records:
             log.warning("spool %s holds %d records: replaying", self._spool.path,
                         self._spool.records)  # fmt: skip
@@ -173,7 +178,7 @@ class RecordWriter:
             last_error=self._last_error,
             queue_depth=len(self._queue),
             queue_capacity=self._capacity,
-            spool_records=max(0, self._spool.records - self._replayed),
+            spool_records=max(0, self._spooled - self._replayed),
             spool_bytes=self._spool.size,
             written=self._written,
             rejected=self._rejected,
@@ -234,6 +239,7 @@ class RecordWriter:
             return False
         for _ in batch:
             self._queue.popleft()
+        self._spooled += len(batch)
         self._spooling = True
         return True
 
@@ -245,7 +251,7 @@ class RecordWriter:
         )
         if end == offset:
             await self._on_spool_thread(self._spool.clear)
-            self._replay_offset = self._replayed = 0
+            self._replay_offset = self._replayed = self._spooled = 0
             self._spooling = False
             log.info("spool replayed: writing directly again")
             return True

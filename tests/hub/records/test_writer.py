@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -115,6 +115,35 @@ async def test_submit_never_blocks_while_the_database_is_down(
     assert health.last_error is not None and "postgres" in health.last_error
     assert health.spool_bytes == (tmp_path / "spool" / "records.jsonl").stat().st_size > 0
     await writer.close()
+
+
+async def test_a_record_being_spooled_is_counted_once_in_the_writer_s_health(
+    dead_pg_url: str, tmp_path: Path
+) -> None:
+    """/api/status and the metrics add the queue and the spool: a record the spool thread
+    has written and the queue still holds (the append not yet returned) is counted once."""
+    import threading
+
+    appended, release = threading.Event(), threading.Event()
+
+    class SlowSpool(Spool):
+        def append(self, records: Sequence[Record]) -> None:
+            super().append(records)  # written and fsync'd: the spool counts them now
+            appended.set()
+            release.wait(timeout=30)
+
+    writer = RecordWriter(PostgresStore(dead_pg_url), SlowSpool(tmp_path / "spool"),
+                          retry_initial=units(0.5), retry_max=units(2))  # fmt: skip
+    await writer.start()
+    try:
+        for i in range(10):
+            writer.submit(tick(i))
+        await eventually(lambda: appended.is_set(), message="the spool's append")
+        health = writer.health()
+        assert health.queue_depth + health.spool_records == 10, health
+    finally:
+        release.set()
+        await writer.close(flush=False)
 
 
 async def test_a_spool_left_by_a_cancelled_writer_is_replayed_once(
