@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from tests.timing import eventually, units
 __all__ = [
     "RunningHub",
     "free_port",
+    "free_ports",
     "hub_config",
     "kill_process",
     "one_agent_yaml",
@@ -34,10 +36,17 @@ TOKEN = "test-admin-token"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: all held bound while picked (one after another, the kernel
+    may hand out a port just released again)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 async def stop_process(proc: subprocess.Popen[bytes], name: str, within: float) -> None:
@@ -66,7 +75,7 @@ def hub_config(
 ) -> HubConfig:
     """The shipped agents on free ports, with fast polling for tests; every agent's bridge
     (and its in-process simulator) speaks the bridge ``profile``."""
-    p1, p2, p3 = free_port(), free_port(), free_port()
+    p1, p2, p3 = free_ports(3)
     e1, e2, e3 = (str(e).lower() for e in enabled)
     text = textwrap.dedent(
         f"""
