@@ -120,7 +120,7 @@ class IdempotencyCache:
                 if entry.fp != (fp := _stored_digest(entry.fp)):
                     line = msgspec.json.encode(msgspec.structs.replace(entry, fp=fp))
                 self._entries.pop(entry.key, None)
-                self._entries[entry.key] = bytes(line)
+                self._entries[entry.key] = line
         self._trim()
 
     def _decided(self, entry: _Logged) -> None:
