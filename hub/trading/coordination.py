@@ -35,6 +35,7 @@ from hub.trading._files import read_json, write_json
 from hub.trading.daily import DayRecord
 from hub.trading.emergency import EmergencyFile, EmergencyState
 from hub.trading.idempotency import IdempotencyCache, OrderKey, duplicate, fingerprint
+from hub.trading.keyring import KeyRing
 from hub.trading.models import Reservation
 
 __all__ = ["Coordination", "LocalCoordination", "RedisCoordination", "open_coordination"]
@@ -137,7 +138,7 @@ class LocalCoordination:
         self._emergency = EmergencyFile(data_dir / "emergency.json")
         self._days = DayFile(data_dir / "days.json")
         self._hub_closes: Counter[tuple[str, int, str]] = Counter()
-        self._claims: dict[str, None] = {}  # insertion-ordered, bounded
+        self._claims = KeyRing(capacity)  # the newest closed-trade rows handled
         self._reserved: dict[str, Reservation] = {}
 
     async def start(self) -> None:
@@ -197,11 +198,9 @@ class LocalCoordination:
             del self._hub_closes[next(iter(self._hub_closes))]
 
     async def claim(self, key: str) -> bool:
-        if key in self._claims:
+        if self._claims.find(key) is not None:
             return False
-        self._claims[key] = None
-        while len(self._claims) > self.capacity:
-            del self._claims[next(iter(self._claims))]
+        self._claims.add(key)
         return True
 
     async def take_hub_close(self, agent_id: str, ticket: int, lots: float) -> bool:

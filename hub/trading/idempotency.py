@@ -4,10 +4,10 @@ A repeat that arrives while the first is still in flight waits for the same outc
 same id with a different payload is a ``duplicate`` (409). Bounded: the oldest decided
 entries are forgotten past ``capacity`` or after ``ttl`` (a day).
 
-With a ``path`` (one hub process: a file in the data dir), every decided outcome is
-appended to a log and read back at start, so a repeat after a restart still gets the first
-outcome, and a different payload still gets 409. The log is rewritten when it holds twice
-``capacity`` lines.
+Every decided outcome is appended to a log (one hub process: a file in the data dir) and
+read back at start, so a repeat after a restart still gets the first outcome, and a
+different payload still gets 409. The log is rewritten when it holds twice ``capacity``
+lines.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import msgspec
 
 from channels.clock import now_ms
 from hub.errors import HubError
+from hub.trading.keyring import KeyRing
 
 log = logging.getLogger("mt4hub.trading")
 
@@ -63,6 +63,7 @@ class _Logged(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 _decode = msgspec.json.Decoder(_Logged).decode
+_START, _END, _AT = 0, 1, 2  # a decided outcome's fields in the ring: its line, its time
 
 
 def _digest(fp: bytes) -> str:
@@ -78,80 +79,114 @@ def _stored_digest(fp: str) -> str:
 
 
 class IdempotencyCache:
-    """Outcomes by key: a future while the first attempt runs, then its :class:`_Logged`
-    line.
+    """Outcomes by key: a future while the first attempt runs, then its line in the log.
 
-    Bounded: at most ``capacity`` entries (the oldest decided ones are forgotten first;
-    in-flight ones are never dropped, and there are at most as many as commands running),
-    each forgotten ``ttl_ms`` after its outcome. A decided entry is its log line: the result's
-    JSON and a payload digest, never the exception or its traceback (they hold the frames
-    of the command that failed). One ``bytes`` object, decoded again for a repeat: not a
-    struct and its strings, whose thousands of small objects, living an hour each, pinned
-    the allocator's arenas among short-lived ones (docs/reliability.md, "What grew").
+    Every decided outcome is a line of the log at ``path``: its result's JSON and a payload
+    digest, never the exception or its traceback (they hold the frames of the command that
+    failed). In memory each is only its key's digest, where its line starts and ends, and
+    its time, in a :class:`KeyRing` allocated once: a repeat reads its line back. Kept as
+    Python objects, thousands of outcomes living an hour each pinned the allocator's arenas
+    (docs/reliability.md, "What grew").
+
+    Bounded: at most ``capacity`` decided outcomes (the oldest forgotten first), each
+    forgotten ``ttl_ms`` after it was decided; in flight, one per command running.
     """
 
-    def __init__(
-        self, capacity: int = 10_000, *, path: Path | None = None, ttl_ms: int = 86_400_000
-    ) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity: must be >= 1, got {capacity}")
+    def __init__(self, capacity: int = 10_000, *, path: Path, ttl_ms: int = 86_400_000) -> None:
         self.capacity = capacity
         self.ttl_ms = ttl_ms
-        self._entries: OrderedDict[str, tuple[str, asyncio.Future[Any]] | bytes] = OrderedDict()
+        self._running: dict[str, tuple[str, asyncio.Future[Any]]] = {}
+        self._decided = KeyRing(capacity, fields=3)  # _START, _END, _AT
         self._path = path
         self._lines = 0  # lines in the log file: rewritten past 2 x capacity
-        if path is not None:
-            self._load(path)
+        self._load()
 
-    def _load(self, path: Path) -> None:
+    def _load(self) -> None:
         try:
-            lines = path.read_bytes().splitlines()
+            fh = self._path.open("r+b")
         except FileNotFoundError:
             return
-        self._lines = len(lines)
-        oldest = now_ms() - self.ttl_ms
-        for line in lines:
-            try:
-                entry = _decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("idempotency_log_line_skipped path=%s line=%r", path, line[:80])
-                continue  # a torn last line after a crash: that outcome was never answered
-            if entry.at >= oldest:
-                if entry.fp != (fp := _stored_digest(entry.fp)):
-                    line = msgspec.json.encode(msgspec.structs.replace(entry, fp=fp))
-                self._entries.pop(entry.key, None)
-                self._entries[entry.key] = line
-        self._trim()
+        with fh:
+            start = 0
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    # Torn by a crash (that outcome was never answered): cut, so that the
+                    # next outcome starts a line of its own.
+                    log.warning("idempotency_log_torn_line_cut path=%s line=%r",
+                                self._path, line[:80])  # fmt: skip
+                    fh.truncate(start)
+                    break
+                self._lines += 1
+                try:
+                    entry = _decode(line)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    log.warning("idempotency_log_line_skipped path=%s line=%r",
+                                self._path, line[:80])  # fmt: skip
+                else:
+                    self._decided.add(entry.key, start, start + len(line) - 1, entry.at)
+                start += len(line)
+        self._decided.expire(_AT, now_ms() - self.ttl_ms)
 
-    def _decided(self, entry: _Logged) -> None:
-        line = self._entries[entry.key] = msgspec.json.encode(entry)
-        if self._path is None:
-            return
-        self._lines += 1
-        if self._lines > 2 * self.capacity:
-            # Line by line: one kept entry's bytes at a time, never the whole log in memory
-            # (10 000 lines: ~6.5 MB the allocator would keep after each rewrite).
-            tmp = self._path.with_suffix(".tmp")
-            self._lines = 0
-            with tmp.open("wb") as fh:
-                for e in self._entries.values():
-                    if isinstance(e, bytes):
-                        fh.write(e + b"\n")
-                        self._lines += 1
-            os.replace(tmp, self._path)
-            return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+    def _read(self, key: str, slot: int) -> _Logged | None:
+        """The outcome logged for ``key``; None (and forgotten) when the log lost it."""
+        start, end = self._decided.value(slot, _START), self._decided.value(slot, _END)
+        try:
+            with self._path.open("rb") as fh:
+                fh.seek(start)
+                entry = _decode(fh.read(end - start))
+            if entry.key == key:
+                return entry
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        log.warning("idempotency_log_entry_lost path=%s key=%r", self._path, key)
+        self._decided.forget(slot)  # the bridge's own orders still decide a repeat (by tag)
+        return None
+
+    def _log(self, entry: _Logged) -> None:
+        line = msgspec.json.encode(entry)
         # Not fsynced: the log serves exact replays; should the machine lose its last lines,
         # a repeat is still matched against the order the bridge holds (its tag).
-        with open(self._path, "ab") as fh:
-            fh.write(line + b"\n")
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with self._path.open("ab") as fh:
+                start = fh.tell()
+                fh.write(line + b"\n")
+        except OSError as exc:  # the command is done: its answer must still reach the caller
+            log.error("idempotency_log_write_failed path=%s key=%r error=%r",
+                      self._path, entry.key, exc)  # fmt: skip
+            return
+        self._decided.add(entry.key, start, start + len(line), entry.at)
+        self._decided.expire(_AT, now_ms() - self.ttl_ms)
+        self._lines += 1
+        if self._lines > 2 * self.capacity:
+            try:
+                self._compact()
+            except OSError as exc:  # the log keeps growing until a rewrite succeeds
+                log.error("idempotency_log_compaction_failed path=%s error=%r", self._path, exc)
+
+    def _compact(self) -> None:
+        """Rewrite the log with the outcomes kept, line by line (never the whole log in
+        memory: 10 000 lines are ~6.5 MB the allocator would keep after each rewrite)."""
+        ring, tmp = self._decided, self._path.with_suffix(".tmp")
+        moved = []
+        with self._path.open("rb") as old, tmp.open("wb") as new:
+            for slot in ring.slots():
+                old.seek(ring.value(slot, _START))
+                moved.append((slot, new.tell()))
+                new.write(old.read(ring.value(slot, _END) - ring.value(slot, _START) + 1))
+        os.replace(tmp, self._path)
+        for slot, start in moved:
+            ring.set(slot, _END, start + ring.value(slot, _END) - ring.value(slot, _START))
+            ring.set(slot, _START, start)
+        self._lines = len(moved)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        self._decided.expire(_AT, now_ms() - self.ttl_ms)
+        return len(self._running) + len(self._decided)
 
     def in_flight(self) -> int:
         """Entries whose first attempt has not decided yet."""
-        return sum(1 for e in self._entries.values() if not isinstance(e, bytes))
+        return len(self._running)
 
     async def run(
         self, order: OrderKey | None, payload: Any, action: Callable[[], Awaitable[Any]]
@@ -164,56 +199,39 @@ class IdempotencyCache:
             return await action(), False
         key = "\x1f".join(order)
         fp = _digest(fingerprint(payload))
-        entry = self._entries.get(key)
-        if isinstance(entry, bytes):
-            logged = _decode(entry)
-            if logged.fp != fp:
+        if (running := self._running.get(key)) is not None:
+            if running[0] != fp:
+                raise duplicate(order)
+            return await asyncio.shield(running[1]), True
+        self._decided.expire(_AT, now_ms() - self.ttl_ms)
+        slot = self._decided.find(key)
+        if slot is not None and (logged := self._read(key, slot)) is not None:
+            if _stored_digest(logged.fp) != fp:
                 raise duplicate(order)
             if logged.error is not None:
                 err = logged.error
                 raise HubError(err["code"], err["message"], err.get("details"))
             return msgspec.json.decode(logged.result), True
-        if entry is not None:
-            if entry[0] != fp:
-                raise duplicate(order)
-            return await asyncio.shield(entry[1]), True
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._entries[key] = (fp, future)
+        self._running[key] = (fp, future)
         try:
             result = await action()
         except HubError as exc:
             # Waiting repeats get a copy: the raised one carries this command's frames.
             future.set_exception(HubError(exc.code, exc.message, exc.details))
             future.exception()  # retrieved: repeats re-raise it, nobody else has to
-            if exc.code == "duplicate":  # the id belongs to an earlier order, not to this one
-                self._entries.pop(key, None)
-            else:
-                self._decided(_Logged(key=key, fp=fp, at=now_ms(), error=exc.body()["error"]))
-                self._trim()
+            del self._running[key]
+            if exc.code != "duplicate":  # a duplicate: the id is an earlier order's, not this one's
+                self._log(_Logged(key=key, fp=fp, at=now_ms(), error=exc.body()["error"]))
             raise
         except BaseException as exc:
             # Not a decided outcome (a bug or cancellation): forget it so a retry may run.
-            self._entries.pop(key, None)
+            del self._running[key]
             future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
             future.exception()
             raise
         future.set_result(result)
+        del self._running[key]
         raw = msgspec.Raw(msgspec.json.encode(result))
-        self._decided(_Logged(key=key, fp=fp, at=now_ms(), result=raw))
-        self._trim()
+        self._log(_Logged(key=key, fp=fp, at=now_ms(), result=raw))
         return result, False
-
-    def _trim(self) -> None:
-        """Forget decided entries past ``capacity`` or older than ``ttl_ms``, oldest first."""
-        oldest = now_ms() - self.ttl_ms
-        excess = len(self._entries) - self.capacity
-        drop = []
-        for key, entry in self._entries.items():
-            if not isinstance(entry, bytes):
-                continue  # in flight: never dropped
-            if excess <= 0 and _decode(entry).at >= oldest:
-                break
-            drop.append(key)
-            excess -= 1
-        for key in drop:
-            del self._entries[key]

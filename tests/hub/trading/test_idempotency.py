@@ -104,3 +104,17 @@ async def test_outcomes_are_forgotten_past_capacity_and_after_their_ttl(tmp_path
 
 async def _value(n: int) -> int:
     return n
+
+
+async def test_a_torn_last_line_does_not_swallow_the_next_outcome(tmp_path: Path) -> None:
+    """A crash while writing leaves a line without its end; the outcome appended after the
+    restart must still be read back after the next one (not glued to the torn line)."""
+    log = tmp_path / "orders.log"
+    cache = IdempotencyCache(path=log)
+    await cache.run(("a", "id-1"), {"n": 1}, lambda: _value(1))
+    log.write_bytes(log.read_bytes() + b'{"key":"a\\u001fid-2","fp":"')  # torn by a crash
+    again = IdempotencyCache(path=log)
+    assert await again.run(("a", "id-3"), {"n": 3}, lambda: _value(3)) == (3, False)
+    third = IdempotencyCache(path=log)  # the next restart
+    assert await third.run(("a", "id-3"), {"n": 3}, lambda: _value(-1)) == (3, True)
+    assert await third.run(("a", "id-1"), {"n": 1}, lambda: _value(-1)) == (1, True)
