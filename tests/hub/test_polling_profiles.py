@@ -5,6 +5,7 @@ what a real bridge adds (a pending order, a deposit row) is counted, never an ou
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -117,6 +118,46 @@ async def test_pending_orders_and_deposit_rows_are_counted_and_the_agent_stays_o
 
 
 @each_profile
+async def test_a_position_whose_row_turns_unreadable_is_still_held_and_counted(
+    profile: str,
+) -> None:
+    """A position the hub has read, whose row it then cannot read (a garbage answer), is
+    not gone: it stays in the agent's positions (the channel, REST) and in every agent's
+    risk checks (total exposure, correlation) until the bridge answers whole. Dropped, it
+    would look closed to the dashboard and leave other agents' global checks short."""
+    bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
+    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
+    runner = await serve(bridge)
+    try:
+        async with run_hub(quirky_config(bridge.url, profile)) as h:
+            agent = h.hub.registry.agents["agent_1"]
+            await eventually(lambda: [p.ticket for p in agent.positions] == [ticket])
+            polls = agent.stats.polls
+            bridge.bend["positions"] = _unreadable(bridge)
+            await eventually(lambda: agent.client.skipped["positions"].bad == 1)
+            await eventually(lambda: agent.stats.polls > polls + 3)
+            assert [p.ticket for p in agent.positions] == [ticket]
+            shown = (await h.get("/api/agents/agent_1/positions")).json()
+            assert [p["ticket"] for p in shown["positions"]] == [ticket], shown
+            book = h.hub.risk.context().book("agent_1")
+            assert [p.ticket for p in book.positions] == [ticket]
+            bridge.model.close(ticket)  # closed while unreadable: gone at the next whole answer
+            bridge.bend.clear()
+            await eventually(lambda: agent.positions == [])
+    finally:
+        await runner.cleanup()
+
+
+def _unreadable(bridge: QuirkyBridge) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    def bend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for row in rows:
+            row[bridge.key("positions", "lots")] = "n/a"
+        return rows
+
+    return bend
+
+
+@each_profile
 async def test_an_unreadable_position_row_refuses_new_trades_and_is_never_called_gone(
     profile: str,
 ) -> None:
@@ -128,13 +169,7 @@ async def test_an_unreadable_position_row_refuses_new_trades_and_is_never_called
     position it named stayed open, unseen by the risk checks."""
     bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
     ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
-
-    def unreadable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for row in rows:
-            row[bridge.key("positions", "lots")] = "n/a"
-        return rows
-
-    bridge.bend["positions"] = unreadable
+    bridge.bend["positions"] = _unreadable(bridge)
     runner = await serve(bridge)
     try:
         async with run_hub(quirky_config(bridge.url, profile)) as h:
