@@ -230,10 +230,19 @@ def _metric_sum(text: str, name: str) -> int:
     )
 
 
+async def _get(http: httpx.AsyncClient, path: str) -> httpx.Response:
+    """GET, once more on a fresh connection if the hub closed the kept-alive one just as
+    the request went out (its keep-alive timeout, 5 s, is the sampling period)."""
+    try:
+        return await http.get(path)
+    except httpx.TransportError:
+        return await http.get(path)
+
+
 async def _sample(t: float, pid: int, http: httpx.AsyncClient, subs: list[_Subscriber]) -> Sample:
     rss, threads, fds = _proc_status(pid)
-    status = (await http.get("/api/status")).json()
-    metrics = (await http.get("/metrics")).text
+    status = (await _get(http, "/api/status")).json()
+    metrics = (await _get(http, "/metrics")).text
     tasks = status.get("tasks")
     if tasks is None and "mt4hub_asyncio_tasks" in metrics:
         tasks = _metric_sum(metrics, "mt4hub_asyncio_tasks")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from bench._proc import ROOT
 from bench._traced_hub import growth, read_trace
 from bench.soak import Sample, rss_slope
+from bench.soak import _get as soak_get
 
 
 def _sample(t: float, rss: float) -> Sample:
@@ -62,3 +66,25 @@ assert coord.capacity == 7 and coord._idempotency.capacity == 7
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_sample_survives_a_connection_the_hub_closed_unanswered() -> None:
+    """An idle keep-alive connection the server closes just as the next request goes out
+    (uvicorn's 5 s timeout against a 5 s sampling period; a traced hub frozen by a
+    snapshot) ended a 100-minute soak with ``httpx.ReadError``. A read of the soak's own
+    figures is retried once on a fresh connection."""
+    served: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        served.append(1)
+        if len(served) > 1:
+            writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{"ok":true}')
+            await writer.drain()
+        writer.close()  # the first request: closed unanswered
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        assert (await soak_get(http, "/api/status")).json() == {"ok": True}
+    assert len(served) == 2
