@@ -8,7 +8,7 @@ from being given back (docs/reliability.md, "What grew"). A ring keeps each key 
 16-byte digest (BLAKE2b: two keys sharing one is not a risk worth a thought) in buffers
 allocated once: memory is the same after a minute and after a week.
 
-A lookup searches the digests with ``bytearray.find``: ~20 µs for 10,000 keys, fine for
+A lookup searches the digests with ``bytearray.find``: ~30 µs for 10,000 keys, fine for
 the commands and closes it serves.
 """
 
