@@ -91,6 +91,15 @@ class AgentRuntime:
         self.stats = LoopStats()
         self.trading: TradingState = "active" if config.enabled else "disabled"
 
+    def held(self, positions: list[Position]) -> list[Position]:
+        """``positions`` as the bridge just answered them, plus the positions read before
+        whose rows it answered unreadable this time: such a position is not gone, it stays
+        (shown, and counted by every agent's risk checks) until the bridge answers whole."""
+        if not self.client.skipped["positions"].bad:
+            return positions
+        readable = {p.ticket for p in positions}
+        return positions + [p for p in self.positions if p.ticket not in readable]
+
     def set_positions(self, positions: list[Position]) -> None:
         """Positions as a command (or a read under the command lock) left them."""
         self.positions = positions

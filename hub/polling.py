@@ -123,12 +123,7 @@ class AgentPoller:
             agent.account = account
             changed |= await self.publisher.state(agent.id, "account", account)
             if agent.positions_version == version:  # else a command wrote newer positions
-                if client.skipped["positions"].bad:
-                    # An unreadable row may be a position read before: not gone, still held
-                    # (shown, and counted by every agent's risk checks) until a whole answer.
-                    readable = {p.ticket for p in positions}
-                    positions = positions + [p for p in agent.positions if p.ticket not in readable]
-                agent.positions = positions
+                agent.positions = positions = agent.held(positions)
                 payload = PositionList(positions=positions)
                 changed |= await self.publisher.state(agent.id, "positions", payload)
             if self.on_account is not None:

@@ -17,6 +17,7 @@ from hub.agents import AgentRuntime
 from hub.bridge.client import (
     TAG_CHARS,
     BridgeError,
+    BridgeProtocolError,
     BridgeTimeout,
     BridgeUnavailable,
     closed_since,
@@ -86,7 +87,11 @@ async def confirm_close(
         try:
             held = {p.ticket: p for p in await agent.client.positions()}
             now = held.get(position.ticket)
-            if now is None or abs(position.lots - lots - now.lots) < 1e-9:
+            if now is None:  # gone, unless a row could not be read: it may be that one
+                shown = not agent.client.skipped["positions"].bad
+            else:
+                shown = abs(position.lots - lots - now.lots) < 1e-9
+            if shown or now is None:  # a history row shows a close in either case
                 rows = [
                     t
                     for t in await agent.client.history(since_ms=closed_since(position))
@@ -94,6 +99,7 @@ async def confirm_close(
                 ]
                 if rows:
                     return max(rows, key=lambda t: t.close_time)
+            if shown:
                 fields = {f: getattr(position, f) for f in ClosedTrade.__struct_fields__
                           if f in Position.__struct_fields__}  # fmt: skip
                 return ClosedTrade(
@@ -134,6 +140,12 @@ async def _find_tagged(agent: AgentRuntime, tag: str) -> Position | None:
     for pos in await client.positions():
         if client.has_tag(pos, tag):
             return pos
+    unreadable = client.skipped["positions"].bad
     for trade in await client.tagged_history(tag):
         return Position(**{f: getattr(trade, f) for f in Position.__struct_fields__})
+    if unreadable:  # the order may be a row that could not be read: "not sent" is a guess
+        raise BridgeProtocolError(
+            f"{unreadable} row(s) of /positions could not be read "
+            f"({client.skipped['positions'].errors[0]}): the order may be one of them"
+        )
     return None

@@ -88,7 +88,7 @@ class TradingService:
             except BridgeError as exc:
                 raise HubError(exc.code, f"{agent.id}: cannot read its account: {exc}") from None
             agent.account = account
-            agent.set_positions(positions)
+            agent.set_positions(agent.held(positions))
         if agent.account is not None:
             await self.risk.daily.observe(agent.id, agent.account.equity)
 
@@ -500,10 +500,11 @@ class TradingService:
         """The position as the bridge holds it now: a close or modify is judged (and a lost
         answer confirmed) against the bridge's state, never a poll that may lag it."""
         try:
-            agent.set_positions(await agent.client.positions())
+            positions = await agent.client.positions()
         except BridgeError as exc:
             raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
-        for p in agent.positions:
+        agent.set_positions(agent.held(positions))
+        for p in positions:  # a position held from an earlier read is no state to judge by
             if p.ticket == ticket:
                 return p
         skips = agent.client.skipped["positions"]
@@ -587,7 +588,7 @@ class TradingService:
     async def _close_all(self, agent: AgentRuntime, by: str) -> dict[str, Any]:
         _supported(agent, "close")
         try:
-            agent.set_positions(await agent.client.positions())
+            agent.set_positions(agent.held(await agent.client.positions()))
         except BridgeError as exc:
             raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
         results: list[dict[str, Any]] = []

@@ -148,6 +148,38 @@ async def test_a_position_whose_row_turns_unreadable_is_still_held_and_counted(
         await runner.cleanup()
 
 
+@each_profile
+async def test_a_held_position_outlives_commands_that_read_the_positions(profile: str) -> None:
+    """A trade or close reads the bridge's positions before it is judged. While the held
+    position's row is unreadable, that read must keep it too: dropped there, the next poll
+    no longer knew it, and it left the channel and every agent's risk checks for good."""
+    bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
+    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
+    runner = await serve(bridge)
+    try:
+        async with run_hub(quirky_config(bridge.url, profile)) as h:
+            agent = h.hub.registry.agents["agent_1"]
+            await eventually(lambda: [p.ticket for p in agent.positions] == [ticket])
+            bridge.bend["positions"] = _unreadable(bridge)
+            await eventually(lambda: agent.client.skipped["positions"].bad == 1)
+            bid = (await h.get("/api/agents/agent_1/tick/XAUUSD")).json()["bid"]
+            order = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": round(bid - 2, 2)}
+            r = await h.post("/api/agents/agent_1/trade", order)
+            assert r.status_code == 502, r.text
+            if agent.client.supports("close"):
+                r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
+                assert r.status_code == 502, r.text
+            polls = agent.stats.polls
+            await eventually(lambda: agent.stats.polls > polls + 3)
+            assert [p.ticket for p in agent.positions] == [ticket]
+            shown = (await h.get("/api/agents/agent_1/positions")).json()
+            assert [p["ticket"] for p in shown["positions"]] == [ticket], shown
+            book = h.hub.risk.context().book("agent_1")
+            assert [p.ticket for p in book.positions] == [ticket]
+    finally:
+        await runner.cleanup()
+
+
 def _unreadable(bridge: QuirkyBridge) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
     def bend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for row in rows:

@@ -22,7 +22,8 @@ from hub.bridge.models import CloseOrder, ModifyOrder, TradeOrder
 from hub.bridge.profile import BridgeProfile, builtin_names, load_profile
 from hub.bridge.sim import SimMarket
 from hub.config import AgentConfig, AgentRisk
-from hub.trading.reconcile import already_sent, order_tag
+from hub.errors import HubError
+from hub.trading.reconcile import already_sent, confirm_close, order_tag
 from tests.hub.bridge.quirky import SPECS, QuirkyBridge, rows, serve
 from tests.timing import units
 
@@ -341,3 +342,54 @@ async def test_the_order_tag_survives_a_comment_cut_to_16_characters(
     finally:
         await c.close()
         await runner.cleanup()
+
+
+# -- an unreadable /positions row decides nothing -------------------------------------------
+
+
+def _agent(client: BridgeClient) -> AgentRuntime:
+    config = AgentConfig(
+        name="A", strategy="s", bridge=client.base_url, symbols=["XAUUSD"],
+        risk=AgentRisk(max_risk_per_trade=0.01, max_daily_loss=0.05, max_positions=1),
+    )  # fmt: skip
+    return AgentRuntime("agent_1", config, client)
+
+
+def _lots_unreadable(bridge: QuirkyBridge) -> None:
+    bridge.bend["positions"] = rows(lambda row: row.update({bridge.key("positions", "lots"): "?"}))
+
+
+async def test_an_order_whose_row_is_unreadable_is_never_taken_for_unsent(
+    bridge: QuirkyBridge, client: BridgeClient
+) -> None:
+    """A repeat, or a lost trade answer, looks for the order's tag at the bridge. Not found
+    among the readable rows while a row could not be read, the order may be that row: the
+    answer is "cannot tell" (a retry would be a second order), never "not sent"."""
+    agent, tag = _agent(client), order_tag("coid-1")
+    comment = client.order_comment(tag, "")
+    await client.trade(TradeOrder(symbol="XAUUSD", action="buy", lots=0.01, comment=comment),
+                       tag=tag)  # fmt: skip
+    _lots_unreadable(bridge)
+    with pytest.raises(HubError) as info:
+        await already_sent(agent, tag)
+    assert info.value.code == "bridge_error"
+    assert "could not be read" in info.value.message, info.value.message
+
+
+async def test_a_close_is_not_confirmed_by_a_row_that_could_not_be_read(
+    bridge: QuirkyBridge, client: BridgeClient
+) -> None:
+    """After a lost close answer, the ticket missing from the readable rows is no proof the
+    position closed when a row could not be read: the outcome stays unknown (None) until a
+    whole answer or a history row shows it."""
+    agent = _agent(client)
+    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
+    [position] = await client.positions()
+    _lots_unreadable(bridge)
+    assert await confirm_close(agent, position, 0.01, within=units(0.5)) is None
+    bridge.model.close(ticket)
+    closed = await confirm_close(agent, position, 0.01, within=units(0.5))
+    if client.supports("history"):  # a history row shows the close though /positions can't
+        assert closed is not None and closed.ticket == ticket
+    else:
+        assert closed is None
