@@ -482,7 +482,7 @@ class TradingService:
     async def _position(self, agent: AgentRuntime, ticket: int, command: str, by: str) -> Position:
         """The open position ``ticket``; a refusal is published as a ``rejected`` order event."""
         try:
-            return await self._find_position(agent, ticket)
+            return await self._find_position(agent, ticket, held=command == "close")
         except HubError as exc:
             event = OrderEvent(
                 event="rejected",
@@ -496,15 +496,19 @@ class TradingService:
             await self.events.emit(event, "order_rejected")
             raise
 
-    async def _find_position(self, agent: AgentRuntime, ticket: int) -> Position:
+    async def _find_position(self, agent: AgentRuntime, ticket: int, *, held: bool) -> Position:
         """The position as the bridge holds it now: a close or modify is judged (and a lost
-        answer confirmed) against the bridge's state, never a poll that may lag it."""
+        answer confirmed) against the bridge's state, never a poll that may lag it.
+
+        While the bridge answers rows the hub cannot read, a ``held`` position (read whole
+        before, or filled since) is found too: a close only lowers risk and goes to the
+        bridge by ticket. A modify is not judged on it: its levels may have changed unseen."""
         try:
             positions = await agent.client.positions()
         except BridgeError as exc:
             raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
         agent.set_positions(agent.held(positions))
-        for p in positions:  # a position held from an earlier read is no state to judge by
+        for p in agent.positions if held else positions:
             if p.ticket == ticket:
                 return p
         skips = agent.client.skipped["positions"]
@@ -543,6 +547,13 @@ class TradingService:
                 )
                 decision = check_modify(ctx, agent.id, position, sl=req.sl, tp=req.tp)
                 if decision.allowed and req.sl and _widens(position, req.sl):
+                    if (unknown := self._unreadable_positions(agent)) is not None:
+                        error = unknown.body()["error"]
+                        await self.events.emit(
+                            _with(base, event="rejected", reason=unknown.code, error=error),
+                            "order_rejected",
+                        )
+                        raise unknown  # risk added while the open risk is unknown
                     reservation = self.risk.widening(agent, position, req.sl)
                     await self.coord.reserve(reservation)
             if not decision.allowed:

@@ -150,9 +150,11 @@ async def test_a_position_whose_row_turns_unreadable_is_still_held_and_counted(
 
 @each_profile
 async def test_a_held_position_outlives_commands_that_read_the_positions(profile: str) -> None:
-    """A trade or close reads the bridge's positions before it is judged. While the held
-    position's row is unreadable, that read must keep it too: dropped there, the next poll
-    no longer knew it, and it left the channel and every agent's risk checks for good."""
+    """A trade, modify or close reads the bridge's positions before it is judged. While the
+    held position's row is unreadable, that read must keep it too: dropped there, the next
+    poll no longer knew it, and it left the channel and every agent's risk checks for good.
+    A close of it goes to the bridge (a close only lowers risk; the bridge knows its
+    ticket); a modify is refused, since its levels may have changed unseen."""
     bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
     ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
     runner = await serve(bridge)
@@ -166,9 +168,10 @@ async def test_a_held_position_outlives_commands_that_read_the_positions(profile
             order = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": round(bid - 2, 2)}
             r = await h.post("/api/agents/agent_1/trade", order)
             assert r.status_code == 502, r.text
-            if agent.client.supports("close"):
-                r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
+            if agent.client.supports("modify"):
+                r = await h.post("/api/agents/agent_1/modify", {"ticket": ticket, "sl": bid - 5})
                 assert r.status_code == 502, r.text
+                assert "could not be read" in r.json()["error"]["message"]
             polls = agent.stats.polls
             await eventually(lambda: agent.stats.polls > polls + 3)
             assert [p.ticket for p in agent.positions] == [ticket]
@@ -176,14 +179,53 @@ async def test_a_held_position_outlives_commands_that_read_the_positions(profile
             assert [p["ticket"] for p in shown["positions"]] == [ticket], shown
             book = h.hub.risk.context().book("agent_1")
             assert [p.ticket for p in book.positions] == [ticket]
+            if agent.client.supports("close"):
+                r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
+                assert r.status_code == 200, r.text
+                assert bridge.model.positions() == []
+                await eventually(lambda: agent.positions == [])
     finally:
         await runner.cleanup()
 
 
-def _unreadable(bridge: QuirkyBridge) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+@each_profile
+async def test_a_wider_stop_is_refused_while_a_row_is_unreadable(profile: str) -> None:
+    """Widening a stop adds risk, checked like a new order (SPEC 7): while a ``/positions``
+    row is unreadable the agent's open risk is unknown, so it is refused as a trade is
+    (``bridge_error``); tightening goes through."""
+    bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
+    bid = bridge.model.tick("XAUUSD").bid
+    ticket = bridge.model.trade("XAUUSD", "buy", 0.01, sl=round(bid - 3, 2)).ticket
+    other = bridge.model.trade("XAUUSD", "buy", 0.05).ticket  # opened outside the hub
+    bridge.bend["positions"] = _unreadable(bridge, other)
+    runner = await serve(bridge)
+    try:
+        async with run_hub(quirky_config(bridge.url, profile)) as h:
+            agent = h.hub.registry.agents["agent_1"]
+            await eventually(lambda: [p.ticket for p in agent.positions] == [ticket])
+            if not agent.client.supports("modify"):
+                return
+            r = await h.post("/api/agents/agent_1/modify", {"ticket": ticket, "sl": bid - 4})
+            assert r.status_code == 502, r.text
+            error = r.json()["error"]
+            assert error["code"] == "bridge_error" and error["details"]["unreadable_rows"] == 1
+            [held] = [p for p in bridge.model.positions() if p.ticket == ticket]
+            assert held.sl == round(bid - 3, 2)  # nothing sent
+            r = await h.post("/api/agents/agent_1/modify", {"ticket": ticket, "sl": bid - 2})
+            assert r.status_code == 200, r.text
+    finally:
+        await runner.cleanup()
+
+
+def _unreadable(
+    bridge: QuirkyBridge, ticket: int | None = None
+) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Every row of the ``/positions`` answer unreadable, or that of ``ticket`` only."""
+
     def bend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for row in rows:
-            row[bridge.key("positions", "lots")] = "n/a"
+            if ticket is None or int(row[bridge.key("positions", "ticket")]) == ticket:
+                row[bridge.key("positions", "lots")] = "n/a"
         return rows
 
     return bend

@@ -9,6 +9,7 @@ the ticks channel) — when its step starts.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -27,7 +28,17 @@ from tests.hub.trading.attack_model import (
 )
 from tests.hub.trading.kit import OrderFault
 
-__all__ = ["Close", "CloseAll", "Modify", "Op", "Poll", "Requests", "Signal", "Trade"]
+__all__ = [
+    "Close",
+    "CloseAll",
+    "Garble",
+    "Modify",
+    "Op",
+    "Poll",
+    "Requests",
+    "Signal",
+    "Trade",
+]
 
 FAULTS: tuple[OrderFault | None, ...] = (None, None, None)
 FAULTS += ("lost", "hang", "dropped", "unsent", "vanished", "slow")
@@ -93,7 +104,22 @@ class Poll:
     pre: int = 0
 
 
-Op = Trade | Signal | Modify | Close | CloseAll | Poll
+@dataclass(frozen=True)
+class Garble:
+    """From ``pre`` turns on, a bridge answers some ``/positions`` rows unreadable (every
+    hub's client skips and counts them): the row of one of the positions the bridges hold
+    (``pick``), with ``others`` the rows of every position its agent holds, with
+    ``new_too`` those of every order its bridge fills after (no position held: the bridge
+    of agent ``pick``, new orders only). ``mend``: every row of every bridge readable again."""
+
+    pick: int
+    others: bool = False
+    new_too: bool = False
+    mend: bool = False
+    pre: int = 0
+
+
+Op = Trade | Signal | Modify | Close | CloseAll | Poll | Garble
 
 # -- strategies -----------------------------------------------------------------------------
 
@@ -161,7 +187,17 @@ polls = st.builds(
     slow=st.sampled_from(("none", "tick", "positions", "account", "history")),
     pre=_pres,
 )
-ops = st.one_of(trades, trades, signals, modifies, closes, close_alls, polls, polls)
+garbles = st.builds(
+    Garble,
+    pick=st.integers(0, 7),
+    others=st.booleans(),
+    new_too=st.booleans(),
+    mend=st.booleans(),
+    pre=_pres,
+)
+ops = st.one_of(
+    trades, trades, signals, modifies, closes, close_alls, polls, polls, garbles, garbles
+)
 
 
 def to_digits(price: float, symbol: str, up: bool) -> float:
@@ -302,6 +338,19 @@ class Requests:
             op.tp
         ]
         return agent, ModifyRequest(ticket=pos.ticket, sl=sl, tp=tp)
+
+    def garble(self, op: Garble) -> tuple[str, Callable[[int], bool]]:
+        """The agent whose bridge ``op`` garbles, and which of its tickets' rows."""
+        held = self.model.positions()
+        if not held:
+            agent, tickets = AGENTS[op.pick % len(AGENTS)], set()
+        else:
+            agent, pos = held[op.pick % len(held)]
+            tickets = {p.ticket for a, p in held if a == agent} if op.others else {pos.ticket}
+        market = self.markets[agent]
+        known = {*(p.ticket for p in market.positions()), *(t.ticket for t in market.history())}
+        new_too = op.new_too
+        return agent, lambda t: t in tickets or (new_too and t not in known)
 
     def close(self, op: Close) -> tuple[str, CloseRequest] | None:
         if op.size == "gone":

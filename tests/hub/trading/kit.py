@@ -35,6 +35,7 @@ from hub.bridge.client import (
     BridgeTimeout,
     BridgeUnavailable,
 )
+from hub.bridge.dialect import RowSkips
 from hub.bridge.models import (
     Account,
     ClosedTrade,
@@ -102,7 +103,10 @@ class MarketBridge:
         self.order_comment = self._real.order_comment
         self.has_tag = self._real.has_tag
         self.status = self._real.status
-        self.skipped = self._real.skipped  # rows left out of the last reads: none here
+        self.skipped = self._real.skipped  # rows left out of the last reads
+        # Tickets whose /positions row the bridge answers unreadable (a garbage field): left
+        # out and counted in ``skipped``, as the real client does.
+        self.unreadable: Callable[[int], bool] = lambda ticket: False
         self.lose_next = False
         self.hang_next = False  # the next order never reaches the market, and no answer comes
         self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
@@ -197,7 +201,13 @@ class MarketBridge:
 
     async def positions(self) -> list[Position]:
         await self._read_delay("positions")
-        return self.market.positions()
+        held, skips = self.market.positions(), RowSkips()
+        for n, p in enumerate(held):
+            if self.unreadable(p.ticket):
+                skips.bad += 1
+                skips.errors.append(f"GET /positions: row {n}: field lots: 'n/a' is not a number")
+        self.skipped["positions"] = skips
+        return [p for p in held if not self.unreadable(p.ticket)]
 
     async def history(self, since_ms: int | None = None) -> list[ClosedTrade]:
         await self._read_delay("history")

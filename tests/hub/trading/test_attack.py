@@ -4,7 +4,8 @@ A hypothesis ``RuleBasedStateMachine`` drives the REAL services — ``TradingSer
 ``SignalRouter``, ``EmergencyControl``, ``DailyLimits``, ``AgentPoller`` and
 ``ClosedTrades``, wired by :func:`tests.hub.trading.kit.trading_kit` — against in-memory
 ``SimMarket`` s, with random interleavings of trades (valid and at the boundaries),
-signals, modifies, closes, price moves and gaps, bridge faults, polls racing commands,
+signals, modifies, closes, price moves and gaps, bridge faults, ``/positions`` rows the
+bridge answers unreadable, polls racing commands,
 UTC day rollovers, restarts, a second instance on the same bridges (Redis) and the
 emergency stop. After EVERY step it checks invariants computed from the bridges' own
 state (:mod:`tests.hub.trading.attack_model`), never from the hub's view.
@@ -115,6 +116,7 @@ from tests.hub.trading.attack_model import (
 from tests.hub.trading.attack_ops import (
     Close,
     CloseAll,
+    Garble,
     Modify,
     Op,
     Poll,
@@ -123,6 +125,7 @@ from tests.hub.trading.attack_ops import (
     Trade,
     close_alls,
     closes,
+    garbles,
     instances,
     modifies,
     ops,
@@ -199,6 +202,8 @@ class Attack(RuleBasedStateMachine):
         self.stacks: dict[str, contextlib.AsyncExitStack] = {}
         self.broker: MemoryBroker | None = None  # with two hubs, the channels they share
         self.rare: Counter[str] = Counter()  # rollovers, restarts, emergency stops so far
+        # Per agent, which /positions rows its bridge answers unreadable (``garble``).
+        self.garbled: dict[str, Callable[[int], bool]] = {}
         self.log = ["state = " + type(self).__name__ + "()"]
         STATS["runs"] += 1
         if self.redis_url is not None:
@@ -226,6 +231,7 @@ class Attack(RuleBasedStateMachine):
         bridge.on_order = functools.partial(self.model.order_arrived, agent)
         bridge.on_account = functools.partial(self.model.account_read, agent)
         bridge.on_tick = functools.partial(self.model.tick_read, agent)
+        bridge.unreadable = lambda ticket: self.garbled.get(agent, _none)(ticket)
         return bridge
 
     async def _start(self, name: str) -> None:
@@ -284,6 +290,8 @@ class Attack(RuleBasedStateMachine):
 
     def prepare(self, op: Op) -> Callable[[], Awaitable[str]] | None:
         """``op`` as a coroutine function, its request resolved against the bridges now."""
+        if isinstance(op, Garble):
+            return functools.partial(self._garble, op, *self.requests.garble(op))
         kit = self.kit(op.on)
         if isinstance(op, Trade):
             return functools.partial(self._trade, kit, op, self.requests.trade(op))
@@ -386,6 +394,20 @@ class Attack(RuleBasedStateMachine):
             bridge.delays.pop(op.slow, None)
         return f"poll slow {op.slow}"
 
+    async def _garble(self, op: Garble, agent: str, unreadable: Callable[[int], bool]) -> str:
+        """Rows the hubs cannot read must never pass for positions that are not there:
+        not for risk, not to confirm a lost close, not to call an order unsent."""
+        await self._turns(op.pre)
+        if op.mend:
+            self.garbled.clear()
+            return "garble mended"
+        self.garbled[agent] = unreadable
+        return (
+            "garble "
+            + ("all held" if op.others else "one held")
+            + (" and new" if op.new_too else "")
+        )
+
     async def poll_everywhere(self, agents: tuple[str, ...]) -> None:
         for kit in list(self.kits.values()):
             for agent in agents:
@@ -475,6 +497,11 @@ class Attack(RuleBasedStateMachine):
         )
         market.pin(pos.symbol, bid, bid + spread)
 
+    @rule(op=garbles)
+    @recorded
+    def garble(self, op: Garble) -> None:
+        self.race([op])
+
     @precondition(lambda self: self.rare["rollover"] < RARE)
     @rule(read_before=st.booleans())
     @recorded
@@ -558,6 +585,10 @@ class Attack(RuleBasedStateMachine):
             if not FIRST_FAILURE:  # kept: a replay over Redis may interleave differently
                 FIRST_FAILURE.extend([str(exc).splitlines()[0], *self.log])
             raise
+
+
+def _none(ticket: int) -> bool:
+    return False
 
 
 def _refusal(exc: HubError) -> str:

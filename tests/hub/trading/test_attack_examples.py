@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.hub.trading.attack_ops import Close, Modify, Poll, Signal, Trade
+from tests.hub.trading.attack_ops import Close, Garble, Modify, Poll, Signal, Trade
 from tests.hub.trading.test_attack import Attack, OneHub, TwoHubs, shared_redis
 
 
@@ -240,3 +240,41 @@ def test_the_start_of_day_is_the_first_equity_read_after_midnight() -> None:
         hub.poll(Poll("A", "agent_3"))
         hub.move(agent="agent_3", symbol="XAUUSD", points=-1000, skip_poll=False)
         hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
+
+
+def test_a_close_is_not_confirmed_by_a_row_the_hub_could_not_read() -> None:
+    """[4 closes] A close never reached the bridge (``vanished``); meanwhile the bridge
+    began to answer that position's ``/positions`` row unreadable. Missing from the readable
+    rows, the ticket was taken for closed and reported done, though it was still open (SPEC
+    7, outcomes are the bridge's; SPEC 10, a row the hub cannot read is skipped, not gone)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="min", sl="budget"))
+        hub.concurrently([Close("A", pick=0, size="all", fault="vanished"), Garble(pick=0, pre=3)])
+
+
+def test_a_held_position_still_counts_for_the_other_agents_exposure() -> None:
+    """[2c exposure] open risk 37.50 USD over all bridges > 33.96 (+10 %): agent_3's bridge
+    answered its two positions' rows unreadable; a trade on agent_3 (refused: its open
+    risk is unknown) re-read the positions and dropped the two the hub held from its
+    earlier read, so agent_2's and agent_1's trades were checked without their 28.40 USD
+    (SPEC 7, global checks count the open risk of every agent)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="budget"))
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
+        hub.garble(Garble(pick=0, others=True))
+        hub.poll(Poll("A", "agent_3"))
+        hub.trade(Trade("A", "agent_3", "GBPUSD", "buy", lots="min", sl="budget"))
+        hub.trade(Trade("A", "agent_2", "EURUSD", "buy", lots="min", sl="budget"))
+        hub.trade(Trade("A", "agent_1", "XAUUSD", "buy", lots="min", sl="budget"))
+
+
+def test_a_breach_is_closed_though_the_positions_row_is_unreadable() -> None:
+    """[2a max_risk_per_trade] ticket 1001 sell 0.02 XAUUSD risks 5.90 USD, per-trade
+    limit 2.00: agent_1's fill came 2.05 worse than its quote (an unpolled move); the
+    breach's close was refused because the bridge answered the new position's row
+    unreadable, so the position kept its risk (SPEC 7, after a fill: close when the SL
+    cannot be tightened; a close is always allowed)."""
+    with attack(OneHub) as hub:
+        hub.garble(Garble(pick=3, new_too=True))
+        hub.move(agent="agent_1", symbol="XAUUSD", points=-205, skip_poll=True)
+        hub.signal(Signal("B", "XAUUSD", "short", sl_spreads=2, pre=1))
