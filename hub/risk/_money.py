@@ -195,8 +195,12 @@ def book_risk(
 ) -> tuple[float, float]:
     """``(open, pending)``: the open risk of ``book``'s positions (or of ``positions`` in
     their place) and the risk of its pending orders, each unknown one (no SL, no spec, no
-    rate) at the agent's per-trade budget."""
+    rate) at the agent's per-trade budget. Priced on the agent's own bridge's quotes
+    (``book.quotes``; brokers' quotes differ, and a gap on one bridge is not on another),
+    then ``prices`` for symbols it has none of."""
     budget, currency = book.per_trade_budget, book.config.currency
+    if book.quotes:
+        prices = {**prices, **book.quotes}
     held = open_risk(
         book.positions if positions is None else positions,
         prices,

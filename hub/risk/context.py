@@ -54,7 +54,9 @@ class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
 
     ``start_of_day_equity`` is the day's durable baseline and ``halted`` the day's durable
     halt (``hub/trading/daily.py``); ``pending`` lists the orders reserved or sent to the
-    bridge and not yet answered (they count as positions).
+    bridge and not yet answered (they count as positions). ``quotes`` are the agent's own
+    bridge's: its positions' open risk is priced on them (``RiskContext.prices`` for
+    symbols it has none of).
     """
 
     config: AgentConfig
@@ -64,6 +66,7 @@ class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
     positions: list[Position] = []
     pending: list[PendingOrder] = []
     halted: bool = False
+    quotes: Mapping[str, Quote] = {}
 
     @property
     def in_flight(self) -> int:

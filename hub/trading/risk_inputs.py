@@ -82,6 +82,7 @@ class RiskInputs:
                     for r in pending.get(book_id, ())
                 ],
                 halted=self.daily.halted(book_id),
+                quotes=dict(agent.ticks),
             )
         return RiskContext(
             agents=books,

@@ -93,6 +93,7 @@ def book(
     positions: list[Position] | None = None,
     pending: list[PendingOrder] | None = None,
     halted: bool = False,
+    quotes: dict[str, Tick] | None = None,
 ) -> AgentBook:
     return AgentBook(
         config=config,
@@ -102,6 +103,7 @@ def book(
         positions=positions or [],
         pending=pending or [],
         halted=halted,
+        quotes=quotes or {},
     )
 
 

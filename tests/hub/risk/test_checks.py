@@ -433,6 +433,23 @@ def test_total_exposure_counts_other_agents_orders_in_flight(
         assert decision.details() == {"check": "max_total_exposure", "limit": 120.0, "value": value}
 
 
+def test_each_agents_open_risk_is_priced_on_its_own_bridges_quotes() -> None:
+    """Brokers quote a symbol differently, and a gap on one bridge is not on the other.
+    agent_1's buy 0.1 XAUUSD (SL 2640) at its own bridge's bid 2650.00 risks 100.00; at
+    agent_3's bid 2641.00 it would seem to risk 10.00, and agent_3's 20.01 would pass."""
+    held = position("XAUUSD", "buy", 0.1, 2645.0, 2640.00)
+    own = {"XAUUSD": tick("XAUUSD", 2650.00, 2650.30)}
+    there = {"XAUUSD": tick("XAUUSD", 2641.00, 2641.30)}
+    ctx = context(
+        ("agent_1", book(ATLAS, 200, positions=[held], quotes=own)),
+        ("agent_3", book(BIG_NOVA, 1000, quotes=there)),
+        prices=there,
+    )
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2621.29))
+    assert_denied(decision, "max_total_exposure")
+    assert decision.details() == {"check": "max_total_exposure", "limit": 120.0, "value": 120.01}
+
+
 def test_total_exposure_shows_a_floored_limit() -> None:
     """Total equity 1200.05 x 10% = 120.005; 100.00 held + 20.01 = 120.01 is over it."""
     held = position("XAUUSD", "buy", 0.1, 2645.0, 2640.00)

@@ -193,14 +193,15 @@ class BridgeModel:
 
     def held_risk(self, agent: str, pos: Position) -> float:
         """``pos``'s open risk for the daily and exposure invariants: from the bridge's
-        current price, or from a quote of that symbol a hub read, whichever risks less. A
+        current price, or from the last quote of that symbol a hub read from that bridge
+        (never another's: brokers' quotes differ), whichever risks less. A
         check may price positions at a quote up to ``max_quote_age_ms`` old (SPEC 7), and
         the ``move`` rule's unpolled moves are all within that age; the fill of the order
         itself is held to the fill price by invariant 2a."""
         risk = open_risk(self.markets[agent], pos)
-        for (_, symbol), quote in self.seen.items():
-            if symbol == pos.symbol:
-                risk = min(risk, open_risk(self.markets[agent], pos, quote))
+        quote = self.seen.get((agent, pos.symbol))  # its own bridge's: brokers' quotes differ
+        if quote is not None:
+            risk = min(risk, open_risk(self.markets[agent], pos, quote))
         return risk
 
     def room(self, agent: str) -> float:

@@ -122,8 +122,9 @@ async def test_slippage_within_the_per_trade_tolerance_can_still_breach_the_tota
     None
 ):
     """1 % of 1700 = 17.00: agent_1 holds 1.80, agent_3's 15.00 fits (16.80). The market
-    moves 0.50 while the order travels: the fill risks 20.00 (within 20.00 x 1.1 per trade)
-    and agent_1's position 2.00, 22.00 > 18.70: tightened to the 15.00 left."""
+    moves 0.50 while the order travels (the hub reads agent_1's bridge meanwhile): the fill
+    risks 20.00 (within 20.00 x 1.1 per trade) and agent_1's position 2.00 (at its own
+    bridge's quote), 22.00 > 18.70: tightened to the 15.00 left."""
     async with trading_kit(hub_config(EXPOSURE)) as kit:
         for agent_id in ("agent_1", "agent_3"):
             kit.market(agent_id).pin("XAUUSD", 2650.0, 2650.3)
@@ -135,6 +136,7 @@ async def test_slippage_within_the_per_trade_tolerance_can_still_breach_the_tota
             await asyncio.sleep(0.01)
             for agent_id in ("agent_1", "agent_3"):
                 kit.market(agent_id).pin("XAUUSD", 2650.5, 2650.8)
+            await kit.poll("agent_1")
 
         mover = asyncio.create_task(jump())
         filled = await kit.trading.open("agent_3", buy("XAUUSD", 0.1, 2648.8), by="t")
