@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Sequence
 
 from hub.agents import AgentRuntime
 from hub.bridge.client import (
@@ -73,14 +74,24 @@ async def already_sent(agent: AgentRuntime, tag: str) -> Position | None:
 
 
 async def confirm_close(
-    agent: AgentRuntime, position: Position, lots: float, within: float
+    agent: AgentRuntime,
+    position: Position,
+    lots: float,
+    within: float,
+    *,
+    earlier: Sequence[ClosedTrade] | None = None,
 ) -> ClosedTrade | None:
     """After a lost close answer: what the bridge's own state shows, for up to ``within`` s.
 
     Done only when ``/positions`` shows it — the ticket gone, or its lots reduced by
     ``lots`` — and then with the newest history row for the ticket when there is one (else
     what the position said; close price and profit unknown: 0). None: not shown (the
-    position is still there whole, or the bridge cannot be read): the outcome is unknown."""
+    position is still there whole, or the bridge cannot be read): the outcome is unknown.
+
+    While a ``/positions`` row cannot be read, the ticket missing from the readable rows
+    shows nothing (it may be that row): only a history row of that ticket and lots that is
+    not among ``earlier`` (the ticket's rows read before the close was sent; None: not
+    read, so no row can tell an earlier partial close from this one) shows the close."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
@@ -91,11 +102,14 @@ async def confirm_close(
                 shown = not agent.client.skipped["positions"].bad
             else:
                 shown = abs(position.lots - lots - now.lots) < 1e-9
-            if shown or now is None:  # a history row shows a close in either case
+            if shown or (now is None and earlier is not None):
+                before = {_row_key(t) for t in earlier or ()}
                 rows = [
                     t
                     for t in await agent.client.history(since_ms=closed_since(position))
-                    if t.ticket == position.ticket and abs(t.lots - lots) < 1e-9
+                    if t.ticket == position.ticket
+                    and abs(t.lots - lots) < 1e-9
+                    and (shown or _row_key(t) not in before)
                 ]
                 if rows:
                     return max(rows, key=lambda t: t.close_time)
@@ -111,6 +125,10 @@ async def confirm_close(
         if loop.time() + RETRY_S > deadline:
             return None
         await asyncio.sleep(RETRY_S)
+
+
+def _row_key(trade: ClosedTrade) -> tuple[int, float, float]:
+    return trade.close_time, trade.lots, trade.close_price
 
 
 async def _reconcile(agent: AgentRuntime, tag: str, within: float) -> tuple[Position | None, bool]:

@@ -381,15 +381,20 @@ async def test_a_close_is_not_confirmed_by_a_row_that_could_not_be_read(
 ) -> None:
     """After a lost close answer, the ticket missing from the readable rows is no proof the
     position closed when a row could not be read: the outcome stays unknown (None) until a
-    whole answer or a history row shows it."""
+    whole answer, or a history row of that ticket and lots that was not there before the
+    close was sent (``earlier``: an earlier partial close of the same lots is no proof)."""
     agent = _agent(client)
-    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
+    ticket = bridge.model.trade("XAUUSD", "buy", 0.02).ticket
+    bridge.model.close(ticket, 0.01)  # an earlier partial close, in the history
     [position] = await client.positions()
+    earlier = [t for t in await client.history() if t.ticket == ticket]
     _lots_unreadable(bridge)
-    assert await confirm_close(agent, position, 0.01, within=units(0.5)) is None
-    bridge.model.close(ticket)
-    closed = await confirm_close(agent, position, 0.01, within=units(0.5))
-    if client.supports("history"):  # a history row shows the close though /positions can't
+    within = units(0.5)
+    assert await confirm_close(agent, position, 0.01, within, earlier=earlier) is None
+    assert await confirm_close(agent, position, 0.01, within) is None  # none read before
+    bridge.model.close(ticket, 0.01)
+    closed = await confirm_close(agent, position, 0.01, within, earlier=earlier)
+    if client.supports("history"):  # a new history row shows the close though /positions can't
         assert closed is not None and closed.ticket == ticket
     else:
         assert closed is None

@@ -278,3 +278,18 @@ def test_a_breach_is_closed_though_the_positions_row_is_unreadable() -> None:
         hub.garble(Garble(pick=3, new_too=True))
         hub.move(agent="agent_1", symbol="XAUUSD", points=-205, skip_poll=True)
         hub.signal(Signal("B", "XAUUSD", "short", sl_spreads=2, pre=1))
+
+
+def test_a_lost_partial_close_is_not_confirmed_by_an_earlier_one_while_its_row_is_unreadable() -> (
+    None
+):
+    """[4 closes] agent_2's position row was unreadable; a partial close of 0.01 went
+    through, then a second one never reached the bridge. With the ticket missing from the
+    readable rows, the first close's history row (same ticket, same lots) was taken for
+    the second: reported closed, the bridge still held 0.04 (SPEC 7, a history row closed
+    after the request)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_2", "EURUSD", "buy", lots="five", sl="budget"))
+        hub.garble(Garble(pick=0))
+        hub.close(Close("A", pick=0, size="part"))
+        hub.close(Close("A", pick=0, size="part", fault="vanished"))
