@@ -84,6 +84,9 @@ class AgentRuntime:
         # Bumped by every command that changes positions: a poll whose read started before
         # a fill or close must not overwrite what the command wrote after it.
         self.positions_version = 0
+        # Rows of the bridge's last /positions answer that could not be read (positions of
+        # unknown risk: docs/bridges.md); mirrored from the channel for other instances'.
+        self.unreadable = 0
         self.ticks: dict[str, Tick] = {}
         self.tick_read_at: dict[str, float] = {}  # monotonic s of the hub's last read per symbol
         self.started = time.monotonic()
@@ -94,8 +97,10 @@ class AgentRuntime:
     def held(self, positions: list[Position]) -> list[Position]:
         """``positions`` as the bridge just answered them, plus the positions read before
         whose rows it answered unreadable this time: such a position is not gone, it stays
-        (shown, and counted by every agent's risk checks) until the bridge answers whole."""
-        if not self.client.skipped["positions"].bad:
+        (shown, and counted by every agent's risk checks) until the bridge answers whole.
+        Notes how many rows were unreadable (``unreadable``)."""
+        self.unreadable = self.client.skipped["positions"].bad
+        if not self.unreadable:
             return positions
         readable = {p.ticket for p in positions}
         return positions + [p for p in self.positions if p.ticket not in readable]

@@ -124,7 +124,7 @@ class AgentPoller:
             changed |= await self.publisher.state(agent.id, "account", account)
             if agent.positions_version == version:  # else a command wrote newer positions
                 agent.positions = positions = agent.held(positions)
-                payload = PositionList(positions=positions)
+                payload = PositionList(positions=positions, unreadable=agent.unreadable)
                 changed |= await self.publisher.state(agent.id, "positions", payload)
             if self.on_account is not None:
                 await self.on_account(agent, account)

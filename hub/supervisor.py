@@ -152,7 +152,8 @@ class Mirror:
             if kind == "account":
                 agent.account = msgspec.json.decode(pub.data, type=Account)
             elif kind == "positions":
-                agent.positions = msgspec.json.decode(pub.data, type=PositionList).positions
+                listed = msgspec.json.decode(pub.data, type=PositionList)
+                agent.positions, agent.unreadable = listed.positions, listed.unreadable
             else:
                 status = msgspec.json.decode(pub.data, type=AgentStatus)
                 agent.online = status.status == "online"

@@ -15,6 +15,7 @@ from hub import __version__
 from hub.agents import AgentRuntime
 from hub.api.common import hub_of, json_response, require
 from hub.bridge.client import BridgeError
+from hub.bridge.models import PositionList
 from hub.errors import HubError
 from hub.risk import agent_risk_summary, exposure_summary
 
@@ -111,7 +112,7 @@ async def account(request: Request) -> Response:
 
 async def positions(request: Request) -> Response:
     agent = _agent(request)
-    return json_response({"positions": agent.positions})
+    return json_response(PositionList(positions=agent.positions, unreadable=agent.unreadable))
 
 
 async def tick(request: Request) -> Response:

@@ -72,10 +72,15 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     comment: str = ""
 
 
-class PositionList(msgspec.Struct, frozen=True, kw_only=True):
-    """Payload of ``agent:{id}:positions`` (and ``GET …/positions``): the full list."""
+class PositionList(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Payload of ``agent:{id}:positions`` (and ``GET …/positions``): the full list.
+
+    ``unreadable`` (left out when 0): rows of the bridge's last ``/positions`` answer the
+    hub could not read, each maybe an open position missing from ``positions`` (while it
+    is not 0, no risk is added on any agent: docs/bridges.md)."""
 
     positions: list[Position]
+    unreadable: int = 0
 
 
 class ClosedTrade(msgspec.Struct, frozen=True, kw_only=True):

@@ -167,6 +167,16 @@ def exposure_denial(ctx: RiskContext, held: float, added: float, what: str) -> R
     equity = sum(book.equity for book in ctx.agents.values())
     fraction = ctx.global_risk.max_total_exposure
     limit = fraction * max(equity, 0.0)
+    unknown = [f"{agent_id}: {book.unreadable}" for agent_id, book in ctx.agents.items()
+               if book.unreadable]  # fmt: skip
+    if unknown:  # positions of unknown risk: the limit cannot be shown to hold
+        return deny(
+            "max_total_exposure",
+            f"{what}: the total exposure is unknown: rows of /positions the hub could not "
+            f"read ({', '.join(unknown)}) may be open positions, so no risk is added until "
+            "their bridges answer them whole",
+            limit=limit_cents(limit),
+        )
     if not exceeds(held + added, limit):
         return None
     shown_limit, shown_total = limit_cents(limit), value_cents(held + added)

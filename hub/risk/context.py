@@ -56,7 +56,9 @@ class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
     halt (``hub/trading/daily.py``); ``pending`` lists the orders reserved or sent to the
     bridge and not yet answered (they count as positions). ``quotes`` are the agent's own
     bridge's: its positions' open risk is priced on them (``RiskContext.prices`` for
-    symbols it has none of).
+    symbols it has none of). ``unreadable`` counts the rows of its bridge's last
+    ``/positions`` answer the hub could not read: positions of unknown risk, so while any
+    agent has one, no risk can be added anywhere (the total exposure is unknown).
     """
 
     config: AgentConfig
@@ -67,6 +69,7 @@ class AgentBook(msgspec.Struct, frozen=True, kw_only=True):
     pending: list[PendingOrder] = []
     halted: bool = False
     quotes: Mapping[str, Quote] = {}
+    unreadable: int = 0
 
     @property
     def in_flight(self) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from channels.clock import now_ms
 from hub.agents import AgentRuntime, Registry
 from hub.bridge.client import BridgeError
-from hub.bridge.models import Action, Position
+from hub.bridge.models import Action, Position, PositionList
 from hub.errors import HubError
 from hub.risk import (
     AgentBook,
@@ -51,7 +51,7 @@ class RiskInputs:
         self,
         agent_id: str | None = None,
         reservations: Iterable[Reservation] = (),
-        positions: Mapping[str, list[Position]] | None = None,
+        positions: Mapping[str, PositionList] | None = None,
     ) -> RiskContext:
         """The risk engine's view now; prices are ``agent_id``'s own bridge quotes first
         (brokers differ), then the other agents' for symbols it does not trade.
@@ -69,6 +69,9 @@ class RiskInputs:
         if agent_id is not None:
             prices.update(self.registry.agents[agent_id].ticks)
         for book_id, agent in self.registry.agents.items():
+            listed = (positions or {}).get(book_id) or PositionList(
+                positions=agent.positions, unreadable=agent.unreadable
+            )
             acc = agent.account
             equity = acc.equity if acc else 0.0
             books[book_id] = AgentBook(
@@ -76,13 +79,14 @@ class RiskInputs:
                 balance=acc.balance if acc else 0.0,
                 equity=equity,
                 start_of_day_equity=self.daily.start_equity(book_id, equity),
-                positions=list((positions or {}).get(book_id, agent.positions)),
+                positions=list(listed.positions),
                 pending=[
                     PendingOrder(r.symbol, r.action, r.lots, r.sl, r.entry)
                     for r in pending.get(book_id, ())
                 ],
                 halted=self.daily.halted(book_id),
                 quotes=dict(agent.ticks),
+                unreadable=listed.unreadable,
             )
         return RiskContext(
             agents=books,

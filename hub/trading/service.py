@@ -231,7 +231,8 @@ class TradingService:
         """Our view of the bridge after a command, published at once (not at the next poll),
         so subscribers — and, with Redis, the other instances — see every fill and close."""
         agent.set_positions(positions)
-        await self.publisher.state(agent.id, "positions", PositionList(positions=positions))
+        payload = PositionList(positions=positions, unreadable=agent.unreadable)
+        await self.publisher.state(agent.id, "positions", payload)
 
     async def _send(
         self,
@@ -350,16 +351,16 @@ class TradingService:
         except HubError as exc:  # it expires by itself; the order's answer stands
             log.error("reservation_release_failed id=%s error=%r", reservation.id, exc.message)
 
-    async def _others_positions(self, agent: AgentRuntime) -> dict[str, list[Position]]:
+    async def _others_positions(self, agent: AgentRuntime) -> dict[str, PositionList]:
         """With other instances: every other agent's positions as last published (a fill
         on another instance is published before its reservation is released)."""
         if not self.coord.shared:
             return {}
-        out: dict[str, list[Position]] = {}
+        out: dict[str, PositionList] = {}
         for other in self.registry.agents:
             if other != agent.id:
                 for pub in await self.publisher.broker.last(agent_channel(other, "positions")):
-                    out[other] = msgspec.json.decode(pub.data, type=PositionList).positions
+                    out[other] = msgspec.json.decode(pub.data, type=PositionList)
         return out
 
     async def _check_open(self, agent: AgentRuntime, req: TradeRequest) -> RiskDecision | HubError:
@@ -570,13 +571,6 @@ class TradingService:
                 )
                 decision = check_modify(ctx, agent.id, position, sl=req.sl, tp=req.tp)
                 if decision.allowed and req.sl and _widens(position, req.sl):
-                    if (unknown := self._unreadable_positions(agent)) is not None:
-                        error = unknown.body()["error"]
-                        await self.events.emit(
-                            _with(base, event="rejected", reason=unknown.code, error=error),
-                            "order_rejected",
-                        )
-                        raise unknown  # risk added while the open risk is unknown
                     reservation = self.risk.widening(agent, position, req.sl)
                     await self.coord.reserve(reservation)
             if not decision.allowed:

@@ -191,8 +191,8 @@ async def test_a_held_position_outlives_commands_that_read_the_positions(profile
 @each_profile
 async def test_a_wider_stop_is_refused_while_a_row_is_unreadable(profile: str) -> None:
     """Widening a stop adds risk, checked like a new order (SPEC 7): while a ``/positions``
-    row is unreadable the agent's open risk is unknown, so it is refused as a trade is
-    (``bridge_error``); tightening goes through."""
+    row is unreadable the agent's open risk, and so the total exposure, is unknown: it is
+    refused by ``max_total_exposure``; tightening goes through."""
     bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
     bid = bridge.model.tick("XAUUSD").bid
     ticket = bridge.model.trade("XAUUSD", "buy", 0.01, sl=round(bid - 3, 2)).ticket
@@ -206,15 +206,71 @@ async def test_a_wider_stop_is_refused_while_a_row_is_unreadable(profile: str) -
             if not agent.client.supports("modify"):
                 return
             r = await h.post("/api/agents/agent_1/modify", {"ticket": ticket, "sl": bid - 4})
-            assert r.status_code == 502, r.text
+            assert r.status_code == 422, r.text
             error = r.json()["error"]
-            assert error["code"] == "bridge_error" and error["details"]["unreadable_rows"] == 1
+            assert error["details"]["check"] == "max_total_exposure", error
+            assert "could not read (agent_1: 1)" in error["message"], error
             [held] = [p for p in bridge.model.positions() if p.ticket == ticket]
             assert held.sl == round(bid - 3, 2)  # nothing sent
             r = await h.post("/api/agents/agent_1/modify", {"ticket": ticket, "sl": bid - 2})
             assert r.status_code == 200, r.text
     finally:
         await runner.cleanup()
+
+
+@each_profile
+async def test_no_agent_adds_risk_while_another_has_a_position_of_unknown_risk(
+    profile: str,
+) -> None:
+    """agent_1's bridge holds a position the hub has never read whole (its row unreadable
+    from the first answer, as after a restart): the total exposure is unknown, so agent_2's
+    trade is refused by ``max_total_exposure``, and agent_1's positions say ``unreadable:
+    1`` (channel and REST). Once the bridge answers whole, agent_2 trades again."""
+    garbled = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
+    garbled.model.trade("XAUUSD", "buy", 0.05)
+    garbled.bend["positions"] = _unreadable(garbled)
+    fine = QuirkyBridge(load_profile("mt4hub"), SimMarket(SPECS, 1000.0, seed=6))
+    runners = [await serve(garbled), await serve(fine)]
+    config = parse_config(
+        f"""
+polling: {{tick_interval: 0.05, account_interval: 0.05, history_interval: 0.05, timeout: 0.5,
+          backoff_initial: 0.05, backoff_max: 0.2}}
+symbols: {{XAUUSD: {{contract_size: 100, digits: 2}}}}
+agents:
+  agent_1: {{name: Atlas, strategy: amd, bridge: "{garbled.url}", bridge_profile: {profile},
+            symbols: [XAUUSD], initial_balance: 1000,
+            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 2}}}}
+  agent_2: {{name: Orion, strategy: ict, bridge: "{fine.url}", symbols: [XAUUSD],
+            initial_balance: 1000,
+            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 2}}}}
+""",
+        "test-config",
+    )
+    try:
+        async with run_hub(config) as h:
+            agent_1, agent_2 = (h.hub.registry.agents[a] for a in ("agent_1", "agent_2"))
+            await eventually(lambda: agent_1.unreadable == 1 and agent_2.online)
+            shown = (await h.get("/api/agents/agent_1/positions")).json()
+            assert shown == {"positions": [], "unreadable": 1}, shown
+            r = await h.get("/api/channels/agent:agent_1:positions/history")
+            assert r.json()["events"][-1]["data"]["unreadable"] == 1
+            bid = (await h.get("/api/agents/agent_2/tick/XAUUSD")).json()["bid"]
+            order = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": round(bid - 1, 2)}
+            r = await h.post("/api/agents/agent_2/trade", order)
+            assert r.status_code == 422, r.text
+            error = r.json()["error"]
+            assert error["details"]["check"] == "max_total_exposure", error
+            assert "(agent_1: 1)" in error["message"], error
+            assert fine.model.positions() == []  # nothing sent
+            garbled.bend.clear()
+            await eventually(lambda: agent_1.unreadable == 0 and len(agent_1.positions) == 1)
+            shown = (await h.get("/api/agents/agent_1/positions")).json()
+            assert "unreadable" not in shown, shown
+            r = await h.post("/api/agents/agent_2/trade", order)
+            assert r.status_code == 200, r.text
+    finally:
+        for runner in runners:
+            await runner.cleanup()
 
 
 def _unreadable(

@@ -94,6 +94,7 @@ def book(
     pending: list[PendingOrder] | None = None,
     halted: bool = False,
     quotes: dict[str, Tick] | None = None,
+    unreadable: int = 0,
 ) -> AgentBook:
     return AgentBook(
         config=config,
@@ -104,6 +105,7 @@ def book(
         pending=pending or [],
         halted=halted,
         quotes=quotes or {},
+        unreadable=unreadable,
     )
 
 

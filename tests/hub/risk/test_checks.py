@@ -450,6 +450,17 @@ def test_each_agents_open_risk_is_priced_on_its_own_bridges_quotes() -> None:
     assert decision.details() == {"check": "max_total_exposure", "limit": 120.0, "value": 120.01}
 
 
+def test_no_risk_is_added_while_an_agents_open_risk_is_unknown() -> None:
+    """agent_1's bridge answered a ``/positions`` row the hub could not read: a position
+    of unknown risk, maybe one no hub has read whole (a restart). The total exposure
+    cannot be known, so agent_3's trade, however small, is refused by it."""
+    ctx = context(("agent_1", book(ATLAS, 200, unreadable=1)), ("agent_3", book(BIG_NOVA, 1000)))
+    decision = check_open(ctx, "agent_3", order("XAUUSD", "buy", 0.01, 2649.30))
+    assert_denied(decision, "max_total_exposure")
+    assert decision.details() == {"check": "max_total_exposure", "limit": 120.0, "value": None}
+    assert "could not read (agent_1: 1)" in decision.message, decision.message
+
+
 def test_total_exposure_shows_a_floored_limit() -> None:
     """Total equity 1200.05 x 10% = 120.005; 100.00 held + 20.01 = 120.01 is over it."""
     held = position("XAUUSD", "buy", 0.1, 2645.0, 2640.00)

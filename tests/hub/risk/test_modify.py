@@ -228,6 +228,16 @@ def test_a_wider_sl_must_fit_the_total_exposure_of_every_agent(
         assert decision.details() == {"check": "max_total_exposure", "limit": 2.0, "value": value}
 
 
+def test_no_stop_is_widened_while_an_agents_open_risk_is_unknown() -> None:
+    """b's bridge answered a ``/positions`` row the hub could not read: the total exposure
+    is unknown, so a's wider stop is refused by it; tightening is still allowed."""
+    ctx = context(("a", book(SMALL, 10, positions=[BUY])), ("b", book(SMALL, 10, unreadable=2)))
+    decision = check_modify(ctx, "a", BUY, sl=2648.49, tp=None)
+    assert_denied(decision, "max_total_exposure")
+    assert decision.value is None and "(b: 2)" in decision.message
+    assert check_modify(ctx, "a", BUY, sl=2648.51, tp=None).allowed
+
+
 def test_tightening_beyond_entry_is_allowed() -> None:
     prices = {"XAUUSD": tick("XAUUSD", 2660.00, 2660.30)}
     ctx = context(("agent_1", book(ATLAS, 200, positions=[BUY])), prices=prices)
