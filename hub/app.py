@@ -54,6 +54,7 @@ from hub.trading.emergency import EmergencyControl
 from hub.trading.events import OrderEvents
 from hub.trading.history import ClosedTrades
 from hub.trading.journal import RecordsJournal
+from hub.trading.last_positions import LastPositions
 from hub.trading.models import OrderEvent
 from hub.trading.risk_inputs import RiskInputs
 from hub.trading.service import TradingService
@@ -127,6 +128,9 @@ class Hub:
             self.emergency,
             self.closed_trades,
         )
+        self.last_positions = LastPositions(data_dir / "positions.json")
+        self.last_positions.restore(self.registry)
+        self.publisher.observers.append(self.last_positions.observe)
         self.pollers = {
             agent.id: AgentPoller(
                 agent,

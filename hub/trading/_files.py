@@ -21,11 +21,14 @@ def read_json(path: Path, typ: Any) -> Any:
     return msgspec.json.decode(raw, type=typ)
 
 
-def write_json(path: Path, value: Any) -> None:
+def write_json(path: Path, value: Any, *, fsync: bool = True) -> None:
+    """Replace ``path`` with ``value``; without ``fsync`` a process crash still leaves one
+    whole version, a machine crash may leave an older one (or none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
         fh.write(msgspec.json.encode(value))
-        fh.flush()
-        os.fsync(fh.fileno())
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -56,6 +56,7 @@ from hub.trading.emergency import EmergencyControl
 from hub.trading.events import OrderEvents
 from hub.trading.history import ClosedTrades
 from hub.trading.journal import RecordsJournal
+from hub.trading.last_positions import LastPositions
 from hub.trading.risk_inputs import RiskInputs
 from hub.trading.service import TradingService
 from hub.trading.signals import SignalRouter
@@ -276,7 +277,7 @@ class TradingKit:
         bridge = self.bridge(agent_id)
         bridge.market.step(now_ms())  # the market's clock moves as a bridge's does
         agent.account = await bridge.account()
-        agent.positions = await bridge.positions()
+        agent.positions = agent.held(await bridge.positions())  # as the poller does
         for symbol in agent.config.symbols:
             agent.ticks[symbol] = await bridge.tick(symbol)
             agent.tick_read_at[symbol] = time.monotonic()
@@ -374,6 +375,9 @@ async def _kit(
         await daily.observe(agent.id, account.equity)
 
     publisher.observers.append(observe_ticks)
+    last_positions = LastPositions(data_dir / "positions.json")  # as the app does
+    last_positions.restore(registry)
+    publisher.observers.append(last_positions.observe)
     pollers = {
         agent.id: AgentPoller(
             agent,

@@ -293,3 +293,17 @@ def test_a_lost_partial_close_is_not_confirmed_by_an_earlier_one_while_its_row_i
         hub.garble(Garble(pick=0))
         hub.close(Close("A", pick=0, size="part"))
         hub.close(Close("A", pick=0, size="part", fault="vanished"))
+
+
+def test_a_restart_does_not_forget_positions_it_cannot_read_again() -> None:
+    """[2c exposure] open risk 42.30 USD over all bridges > 33.95 (+10 %): agent_2 held two
+    positions the hub had read; its bridge then answered their rows unreadable, and the hub
+    restarted. The restarted hub had never read them whole, so agent_3's trades were
+    checked as if agent_2 were flat (SPEC 7, limits hold under restarts)."""
+    with attack(OneHub) as hub:
+        hub.trade(Trade("A", "agent_2", "EURUSD", "buy", lots="five", sl="budget"))
+        hub.trade(Trade("A", "agent_2", "GBPUSD", "buy", lots="five", sl="budget"))
+        hub.garble(Garble(pick=0, others=True))
+        hub.restart("A")
+        hub.trade(Trade("A", "agent_3", "XAUUSD", "buy", lots="five", sl="budget"))
+        hub.trade(Trade("A", "agent_3", "EURUSD", "buy", lots="min", sl="half"))
