@@ -316,7 +316,10 @@ class TradingService:
         }
         if action == "close":
             try:
-                closed = await self._close(agent, CloseRequest(ticket=position.ticket), "risk")
+                # The fill just answered is the position: its row may be one the bridge
+                # answers unreadable, and a breach must still be closed.
+                req = CloseRequest(ticket=position.ticket)
+                closed = await self._close(agent, req, "risk", filled=position)
                 outcome["closed"] = {"price": closed["close_price"], "profit": closed["profit"]}
             except HubError as exc:
                 outcome["error"] = exc.body()["error"]
@@ -411,8 +414,12 @@ class TradingService:
         async with self.coord.lock(agent.id):
             return await self._close(agent, req, by)
 
-    async def _close(self, agent: AgentRuntime, req: CloseRequest, by: str) -> dict[str, Any]:
-        position = await self._position(agent, req.ticket, "close", by)
+    async def _close(
+        self, agent: AgentRuntime, req: CloseRequest, by: str, filled: Position | None = None
+    ) -> dict[str, Any]:
+        """Close ``req``; ``filled``: the bridge's own answer for a position this command
+        just filled (else the position is read from the bridge first)."""
+        position = filled or await self._position(agent, req.ticket, "close", by)
         if req.lots is not None and req.lots > position.lots:
             raise HubError(
                 "bad_request", f"lots: {req.lots} is more than the position's {position.lots}"
@@ -506,7 +513,7 @@ class TradingService:
     async def _position(self, agent: AgentRuntime, ticket: int, command: str, by: str) -> Position:
         """The open position ``ticket``; a refusal is published as a ``rejected`` order event."""
         try:
-            return await self._find_position(agent, ticket, held=command == "close")
+            return await self._find_position(agent, ticket)
         except HubError as exc:
             event = OrderEvent(
                 event="rejected",
@@ -520,19 +527,18 @@ class TradingService:
             await self.events.emit(event, "order_rejected")
             raise
 
-    async def _find_position(self, agent: AgentRuntime, ticket: int, *, held: bool) -> Position:
+    async def _find_position(self, agent: AgentRuntime, ticket: int) -> Position:
         """The position as the bridge holds it now: a close or modify is judged (and a lost
-        answer confirmed) against the bridge's state, never a poll that may lag it.
-
-        While the bridge answers rows the hub cannot read, a ``held`` position (read whole
-        before, or filled since) is found too: a close only lowers risk and goes to the
-        bridge by ticket. A modify is not judged on it: its levels may have changed unseen."""
+        answer confirmed) against the bridge's state, never a poll that may lag it. A
+        position held from an earlier read while its row is unreadable is not that state:
+        its lots may have changed unseen (a partial close by another instance or by hand),
+        and the lots closed would be reported and matched wrong."""
         try:
             positions = await agent.client.positions()
         except BridgeError as exc:
             raise HubError(exc.code, f"{agent.id}: cannot read positions: {exc}") from None
         agent.set_positions(agent.held(positions))
-        for p in agent.positions if held else positions:
+        for p in positions:
             if p.ticket == ticket:
                 return p
         skips = agent.client.skipped["positions"]
