@@ -5,9 +5,8 @@ A hypothesis ``RuleBasedStateMachine`` drives the REAL services — ``TradingSer
 ``ClosedTrades``, wired by :func:`tests.hub.trading.kit.trading_kit` — against in-memory
 ``SimMarket`` s, with random interleavings of trades (valid and at the boundaries),
 signals, modifies, closes, price moves and gaps, bridge faults, ``/positions`` rows the
-bridge answers unreadable, polls racing commands,
-UTC day rollovers, restarts, a second instance on the same bridges (Redis) and the
-emergency stop. After EVERY step it checks invariants computed from the bridges' own
+bridge answers unreadable, polls racing commands, UTC day rollovers, restarts, a second
+instance on the same bridges (Redis) and the emergency stop. After EVERY step it checks invariants computed from the bridges' own
 state (:mod:`tests.hub.trading.attack_model`), never from the hub's view.
 
 The model
@@ -37,9 +36,8 @@ Risk. A position's open risk is what it would still lose from the bridge's curre
 price (bid for a buy, ask for a sell) to its SL, never below 0, in USD at the bridge's own
 mid; without SL it is unbounded. For the daily and exposure invariants it counts from the
 bridge's price or from the last quote of that symbol a hub read from that bridge,
-whichever risks less: a
-check may use a quote up to ``max_quote_age_ms`` old, and the unpolled moves are all within
-that age (a fill itself is held to its fill price by 2a). The per-trade limit is
+whichever risks less: a check may use a quote up to ``max_quote_age_ms`` old, and the
+unpolled moves are all within that age (a fill itself is held to its fill price by 2a). The per-trade limit is
 ``max_risk_per_trade x balance`` at the instant the order reached the bridge.
 
 Invariants (each asserts on its own line, so hypothesis shrinks each one apart):
