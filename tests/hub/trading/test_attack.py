@@ -6,8 +6,9 @@ A hypothesis ``RuleBasedStateMachine`` drives the REAL services — ``TradingSer
 ``SimMarket`` s, with random interleavings of trades (valid and at the boundaries),
 signals, modifies, closes, price moves and gaps, bridge faults, ``/positions`` rows the
 bridge answers unreadable, polls racing commands, UTC day rollovers, restarts, a second
-instance on the same bridges (Redis) and the emergency stop. After EVERY step it checks invariants computed from the bridges' own
-state (:mod:`tests.hub.trading.attack_model`), never from the hub's view.
+instance on the same bridges (Redis) and the emergency stop. After EVERY step it checks
+invariants computed from the bridges' own state (:mod:`tests.hub.trading.attack_model`),
+never from the hub's view.
 
 The model
 ---------
