@@ -11,27 +11,10 @@ import pytest
 from hub.agents import Registry
 from hub.bridge.profile import load_profile
 from hub.bridge.sim import SimMarket
-from hub.config import parse_config
 from hub.trading.last_positions import LastPositions
-from tests.hub.bridge.quirky import SPECS, QuirkyBridge, serve
+from tests.hub.bridge.quirky import SPECS, QuirkyBridge, hub_on, serve
 from tests.hubkit import hub_config, run_hub
 from tests.timing import eventually
-
-
-def two_agents(url_1: str, url_2: str) -> str:
-    return f"""
-polling: {{tick_interval: 0.05, account_interval: 0.05, history_interval: 0.05, timeout: 0.5,
-          backoff_initial: 0.05, backoff_max: 0.2}}
-symbols: {{XAUUSD: {{contract_size: 100, digits: 2}}}}
-global_risk: {{max_total_exposure: 2%}}
-agents:
-  agent_1: {{name: Atlas, strategy: amd, bridge: "{url_1}", symbols: [XAUUSD],
-            initial_balance: 1000,
-            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 2}}}}
-  agent_2: {{name: Orion, strategy: ict, bridge: "{url_2}", symbols: [XAUUSD],
-            initial_balance: 1000,
-            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 2}}}}
-"""
 
 
 async def test_an_agent_down_at_a_restart_counts_as_last_read() -> None:
@@ -45,7 +28,12 @@ async def test_an_agent_down_at_a_restart_counts_as_last_read() -> None:
     bid = two.model.tick("XAUUSD").bid
     ticket = two.model.trade("XAUUSD", "buy", 0.1, sl=round(bid - 3, 2)).ticket
     runner_1, runner_2 = await serve(one), await serve(two)
-    config = parse_config(two_agents(one.url, two.url), "test-config")
+    config = hub_on(
+        (one.url, "mt4hub"),
+        (two.url, "mt4hub"),
+        max_positions=2,
+        extra="global_risk: {max_total_exposure: 2%}",
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="mt4hub-test-") as data_dir:
             async with run_hub(config, data_dir=data_dir) as h:

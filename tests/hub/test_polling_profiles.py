@@ -14,8 +14,8 @@ import pytest
 from channels.clock import now_ms
 from hub.bridge.profile import builtin_names, load_profile
 from hub.bridge.sim import SimMarket
-from hub.config import HubConfig, parse_config
-from tests.hub.bridge.quirky import SPECS, QuirkyBridge, serve
+from hub.config import HubConfig
+from tests.hub.bridge.quirky import SPECS, QuirkyBridge, hub_on, serve
 from tests.hubkit import RunningHub, hub_config, run_hub
 from tests.timing import eventually
 
@@ -64,18 +64,7 @@ async def test_a_stop_hit_at_the_bridge_is_polled_and_announced(profile: str) ->
 
 
 def quirky_config(url: str, profile: str) -> HubConfig:
-    return parse_config(
-        f"""
-polling: {{tick_interval: 0.05, account_interval: 0.05, history_interval: 0.05, timeout: 0.5,
-          backoff_initial: 0.05, backoff_max: 0.2}}
-symbols: {{XAUUSD: {{contract_size: 100, digits: 2}}}}
-agents:
-  agent_1: {{name: Atlas, strategy: amd, bridge: "{url}", bridge_profile: {profile},
-            symbols: [XAUUSD], initial_balance: 1000,
-            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 1}}}}
-""",
-        "test-config",
-    )
+    return hub_on((url, profile))
 
 
 @each_profile
@@ -236,21 +225,7 @@ async def test_no_agent_adds_risk_while_another_has_a_position_of_unknown_risk(
     garbled.bend["positions"] = _unreadable(garbled)
     fine = QuirkyBridge(load_profile("mt4hub"), SimMarket(SPECS, 1000.0, seed=6))
     runners = [await serve(garbled), await serve(fine)]
-    config = parse_config(
-        f"""
-polling: {{tick_interval: 0.05, account_interval: 0.05, history_interval: 0.05, timeout: 0.5,
-          backoff_initial: 0.05, backoff_max: 0.2}}
-symbols: {{XAUUSD: {{contract_size: 100, digits: 2}}}}
-agents:
-  agent_1: {{name: Atlas, strategy: amd, bridge: "{garbled.url}", bridge_profile: {profile},
-            symbols: [XAUUSD], initial_balance: 1000,
-            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 2}}}}
-  agent_2: {{name: Orion, strategy: ict, bridge: "{fine.url}", symbols: [XAUUSD],
-            initial_balance: 1000,
-            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%, max_positions: 2}}}}
-""",
-        "test-config",
-    )
+    config = hub_on((garbled.url, profile), (fine.url, "mt4hub"), max_positions=2)
     try:
         async with run_hub(config) as h:
             agent_1, agent_2 = (h.hub.registry.agents[a] for a in ("agent_1", "agent_2"))

@@ -13,9 +13,9 @@ from aiohttp import web
 from hub.bridge.profile import BridgeProfile
 from hub.bridge.sim import SimMarket
 from hub.bridge.sim_server import create_sim_app
-from hub.config import SymbolSpec
+from hub.config import HubConfig, SymbolSpec, parse_config
 
-__all__ = ["SPECS", "Quirk", "QuirkyBridge", "rows", "serve"]
+__all__ = ["SPECS", "Quirk", "QuirkyBridge", "hub_on", "rows", "serve"]
 
 SPECS = {"XAUUSD": SymbolSpec(contract_size=100, digits=2)}
 Quirk = Callable[[Any], Any]  # the answer's payload -> the bent payload
@@ -92,3 +92,26 @@ def rows(bend: Callable[[dict[str, Any]], None]) -> Quirk:
         return payload
 
     return quirk
+
+
+def hub_on(*bridges: tuple[str, str], max_positions: int = 1, extra: str = "") -> HubConfig:
+    """A fast-polling hub with one XAUUSD agent (agent_1, agent_2, ...; balance 1000, 1 %
+    a trade) per ``(url, profile)``; ``extra``: more top-level YAML (``global_risk: ...``)."""
+    agents = "".join(
+        f"""
+  agent_{n}: {{name: A{n}, strategy: s, bridge: "{url}", bridge_profile: {profile},
+            symbols: [XAUUSD], initial_balance: 1000,
+            risk: {{max_risk_per_trade: 1%, max_daily_loss: 5%,
+                    max_positions: {max_positions}}}}}"""
+        for n, (url, profile) in enumerate(bridges, 1)
+    )
+    return parse_config(
+        f"""
+polling: {{tick_interval: 0.05, account_interval: 0.05, history_interval: 0.05, timeout: 0.5,
+          backoff_initial: 0.05, backoff_max: 0.2}}
+symbols: {{XAUUSD: {{contract_size: 100, digits: 2}}}}
+{extra}
+agents:{agents}
+""",
+        "test-config",
+    )

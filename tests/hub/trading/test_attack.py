@@ -38,8 +38,9 @@ price (bid for a buy, ask for a sell) to its SL, never below 0, in USD at the br
 mid; without SL it is unbounded. For the daily and exposure invariants it counts from the
 bridge's price or from the last quote of that symbol a hub read from that bridge,
 whichever risks less: a check may use a quote up to ``max_quote_age_ms`` old, and the
-unpolled moves are all within that age (a fill itself is held to its fill price by 2a). The per-trade limit is
-``max_risk_per_trade x balance`` at the instant the order reached the bridge.
+unpolled moves are all within that age (a fill itself is held to its fill price by 2a).
+The per-trade limit is ``max_risk_per_trade x balance`` at the instant the order reached
+the bridge.
 
 Invariants (each asserts on its own line, so hypothesis shrinks each one apart):
 
