@@ -171,7 +171,9 @@ class BridgeModel:
         self.full_closes: dict[tuple[str, int], str] = {}
         self.part_closes: defaultdict[tuple[str, int], float] = defaultdict(float)
         self.events: defaultdict[tuple[str, int], list[tuple[str, OrderEvent]]] = defaultdict(list)
-        self.seen: dict[tuple[str, str], Tick] = {}  # (agent, symbol) -> last quote a hub read
+        # (agent, symbol) -> the quotes a hub read from that bridge in this step, after the
+        # last one it read before: a check in the step may have used any of them.
+        self.seen: dict[tuple[str, str], list[Tick]] = {}
         self.halts = 0
 
     def day(self) -> str:
@@ -193,14 +195,14 @@ class BridgeModel:
 
     def held_risk(self, agent: str, pos: Position) -> float:
         """``pos``'s open risk for the daily and exposure invariants: from the bridge's
-        current price, or from the last quote of that symbol a hub read from that bridge
-        (never another's: brokers' quotes differ), whichever risks less. A
+        current price, or from a quote of that symbol a hub read from that bridge in this
+        step or last before it (never another's: brokers' quotes differ), whichever risks
+        less. A
         check may price positions at a quote up to ``max_quote_age_ms`` old (SPEC 7), and
         the ``move`` rule's unpolled moves are all within that age; the fill of the order
         itself is held to the fill price by invariant 2a."""
         risk = open_risk(self.markets[agent], pos)
-        quote = self.seen.get((agent, pos.symbol))  # its own bridge's: brokers' quotes differ
-        if quote is not None:
+        for quote in self.seen.get((agent, pos.symbol), ()):  # its own bridge's, never another's
             risk = min(risk, open_risk(self.markets[agent], pos, quote))
         return risk
 
@@ -228,7 +230,7 @@ class BridgeModel:
             self.halts += 1
 
     def tick_read(self, agent: str, tick: Tick) -> None:
-        self.seen[(agent, tick.symbol)] = tick
+        self.seen.setdefault((agent, tick.symbol), []).append(tick)
 
     def order_arrived(
         self, agent: str, op: str, order: Any, outcome: Any, before: list[Position]
@@ -305,6 +307,7 @@ class BridgeModel:
             self.check_exposure()
         finally:
             self.touched.clear()
+            self.seen = {key: quotes[-1:] for key, quotes in self.seen.items()}
 
     def check_max_positions(self) -> None:
         for agent in AGENTS:

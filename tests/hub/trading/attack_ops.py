@@ -236,7 +236,7 @@ class Requests:
         market, spec = self.markets[agent], SPECS[symbol]
         q = market.tick(symbol)
         if op.quote == "seen":
-            q = self.model.seen.get((agent, symbol), q)
+            q = (self.model.seen.get((agent, symbol)) or [q])[-1]  # the last one read
         buy = op.action == "buy"
         entry, exit_ = (q.ask, q.bid) if buy else (q.bid, q.ask)
         sign = 1.0 if buy else -1.0

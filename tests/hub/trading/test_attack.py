@@ -36,11 +36,11 @@ admin lift the hub accepted ends it, and the next read past the limit halts it a
 Risk. A position's open risk is what it would still lose from the bridge's current exit
 price (bid for a buy, ask for a sell) to its SL, never below 0, in USD at the bridge's own
 mid; without SL it is unbounded. For the daily and exposure invariants it counts from the
-bridge's price or from the last quote of that symbol a hub read from that bridge,
-whichever risks less: a check may use a quote up to ``max_quote_age_ms`` old, and the
-unpolled moves are all within that age (a fill itself is held to its fill price by 2a).
-The per-trade limit is ``max_risk_per_trade x balance`` at the instant the order reached
-the bridge.
+bridge's price or from a quote of that symbol a hub read from that bridge in that step or
+last before it, whichever risks less: a check may use a quote up to ``max_quote_age_ms``
+old, and the unpolled moves are all within that age (a fill itself is held to its fill
+price by 2a). The per-trade limit is ``max_risk_per_trade x balance`` at the instant the
+order reached the bridge.
 
 Invariants (each asserts on its own line, so hypothesis shrinks each one apart):
 
