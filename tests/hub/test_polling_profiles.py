@@ -5,7 +5,8 @@ what a real bridge adds (a pending order, a deposit row) is counted, never an ou
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -114,27 +115,12 @@ async def test_a_position_whose_row_turns_unreadable_is_still_held_and_counted(
     not gone: it stays in the agent's positions (the channel, REST) and in every agent's
     risk checks (total exposure, correlation) until the bridge answers whole. Dropped, it
     would look closed to the dashboard and leave other agents' global checks short."""
-    bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
-    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
-    runner = await serve(bridge)
-    try:
-        async with run_hub(quirky_config(bridge.url, profile)) as h:
-            agent = h.hub.registry.agents["agent_1"]
-            await eventually(lambda: [p.ticket for p in agent.positions] == [ticket])
-            polls = agent.stats.polls
-            bridge.bend["positions"] = _unreadable(bridge)
-            await eventually(lambda: agent.client.skipped["positions"].bad == 1)
-            await eventually(lambda: agent.stats.polls > polls + 3)
-            assert [p.ticket for p in agent.positions] == [ticket]
-            shown = (await h.get("/api/agents/agent_1/positions")).json()
-            assert [p["ticket"] for p in shown["positions"]] == [ticket], shown
-            book = h.hub.risk.context().book("agent_1")
-            assert [p.ticket for p in book.positions] == [ticket]
-            bridge.model.close(ticket)  # closed while unreadable: gone at the next whole answer
-            bridge.bend.clear()
-            await eventually(lambda: agent.positions == [])
-    finally:
-        await runner.cleanup()
+    async with _held_then_unreadable(profile) as (h, bridge, ticket):
+        agent = h.hub.registry.agents["agent_1"]
+        await _still_held(h, ticket)
+        bridge.model.close(ticket)  # closed while unreadable: gone at the next whole answer
+        bridge.bend.clear()
+        await eventually(lambda: agent.positions == [])
 
 
 @each_profile
@@ -144,42 +130,27 @@ async def test_a_held_position_outlives_commands_that_read_the_positions(profile
     poll no longer knew it, and it left the channel and every agent's risk checks for good.
     A close or modify of it is refused (``bridge_error``): its lots and levels may have
     changed unseen, and a close's lots would be reported and matched wrong."""
-    bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
-    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
-    runner = await serve(bridge)
-    try:
-        async with run_hub(quirky_config(bridge.url, profile)) as h:
-            agent = h.hub.registry.agents["agent_1"]
-            await eventually(lambda: [p.ticket for p in agent.positions] == [ticket])
-            bridge.bend["positions"] = _unreadable(bridge)
-            await eventually(lambda: agent.client.skipped["positions"].bad == 1)
-            bid = (await h.get("/api/agents/agent_1/tick/XAUUSD")).json()["bid"]
-            order = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": round(bid - 2, 2)}
-            r = await h.post("/api/agents/agent_1/trade", order)
+    async with _held_then_unreadable(profile) as (h, bridge, ticket):
+        agent = h.hub.registry.agents["agent_1"]
+        bid = (await h.get("/api/agents/agent_1/tick/XAUUSD")).json()["bid"]
+        order = {"symbol": "XAUUSD", "action": "buy", "lots": 0.01, "sl": round(bid - 2, 2)}
+        r = await h.post("/api/agents/agent_1/trade", order)
+        assert r.status_code == 502, r.text
+        if agent.client.supports("modify"):
+            r = await h.post("/api/agents/agent_1/modify", {"ticket": ticket, "sl": bid - 5})
             assert r.status_code == 502, r.text
-            if agent.client.supports("modify"):
-                r = await h.post("/api/agents/agent_1/modify", {"ticket": ticket, "sl": bid - 5})
-                assert r.status_code == 502, r.text
-                assert "could not be read" in r.json()["error"]["message"]
-            polls = agent.stats.polls
-            await eventually(lambda: agent.stats.polls > polls + 3)
-            assert [p.ticket for p in agent.positions] == [ticket]
-            shown = (await h.get("/api/agents/agent_1/positions")).json()
-            assert [p["ticket"] for p in shown["positions"]] == [ticket], shown
-            book = h.hub.risk.context().book("agent_1")
-            assert [p.ticket for p in book.positions] == [ticket]
-            if agent.client.supports("close"):
-                r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
-                assert r.status_code == 502, r.text
-                assert [p.ticket for p in bridge.model.positions()] == [ticket]
-            bridge.bend.clear()  # whole again: it can be closed
-            await eventually(lambda: agent.client.skipped["positions"].bad == 0)
-            if agent.client.supports("close"):
-                r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
-                assert r.status_code == 200, r.text
-                await eventually(lambda: agent.positions == [])
-    finally:
-        await runner.cleanup()
+            assert "could not be read" in r.json()["error"]["message"]
+        await _still_held(h, ticket)
+        if agent.client.supports("close"):
+            r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
+            assert r.status_code == 502, r.text
+            assert [p.ticket for p in bridge.model.positions()] == [ticket]
+        bridge.bend.clear()  # whole again: it can be closed
+        await eventually(lambda: agent.client.skipped["positions"].bad == 0)
+        if agent.client.supports("close"):
+            r = await h.post("/api/agents/agent_1/close", {"ticket": ticket})
+            assert r.status_code == 200, r.text
+            await eventually(lambda: agent.positions == [])
 
 
 @each_profile
@@ -251,6 +222,39 @@ async def test_no_agent_adds_risk_while_another_has_a_position_of_unknown_risk(
     finally:
         for runner in runners:
             await runner.cleanup()
+
+
+async def _still_held(h: RunningHub, ticket: int) -> None:
+    """Over the next polls, agent_1 still holds ``ticket``: in its positions, on REST and
+    in the risk engine's book."""
+    agent = h.hub.registry.agents["agent_1"]
+    polls = agent.stats.polls
+    await eventually(lambda: agent.stats.polls > polls + 3)
+    assert [p.ticket for p in agent.positions] == [ticket]
+    shown = (await h.get("/api/agents/agent_1/positions")).json()
+    assert [p["ticket"] for p in shown["positions"]] == [ticket], shown
+    book = h.hub.risk.context().book("agent_1")
+    assert [p.ticket for p in book.positions] == [ticket]
+
+
+@contextlib.asynccontextmanager
+async def _held_then_unreadable(
+    profile: str,
+) -> AsyncIterator[tuple[RunningHub, QuirkyBridge, int]]:
+    """A hub that has read agent_1's one position, whose row the bridge then answers
+    unreadable (the hub has seen that answer): ``(hub, bridge, ticket)``."""
+    bridge = QuirkyBridge(load_profile(profile), SimMarket(SPECS, 1000.0, seed=5))
+    ticket = bridge.model.trade("XAUUSD", "buy", 0.01).ticket
+    runner = await serve(bridge)
+    try:
+        async with run_hub(quirky_config(bridge.url, profile)) as h:
+            agent = h.hub.registry.agents["agent_1"]
+            await eventually(lambda: [p.ticket for p in agent.positions] == [ticket])
+            bridge.bend["positions"] = _unreadable(bridge)
+            await eventually(lambda: agent.client.skipped["positions"].bad == 1)
+            yield h, bridge, ticket
+    finally:
+        await runner.cleanup()
 
 
 def _unreadable(
