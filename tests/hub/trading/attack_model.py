@@ -171,9 +171,11 @@ class BridgeModel:
         self.full_closes: dict[tuple[str, int], str] = {}
         self.part_closes: defaultdict[tuple[str, int], float] = defaultdict(float)
         self.events: defaultdict[tuple[str, int], list[tuple[str, OrderEvent]]] = defaultdict(list)
-        # (agent, symbol) -> the quotes a hub read from that bridge in this step, after the
-        # last one it read before: a check in the step may have used any of them.
-        self.seen: dict[tuple[str, str], list[Tick]] = {}
+        # (hub, agent, symbol) -> the quotes that hub read from that bridge in this step,
+        # after the last one it read before: its checks in the step may have used any of
+        # them (each hub its own: another instance's reads reach it later, if at all).
+        self.seen: dict[tuple[str, str, str], list[Tick]] = {}
+        self.last_read: dict[tuple[str, str], Tick] = {}  # (agent, symbol): by any hub
         self.halts = 0
 
     def day(self) -> str:
@@ -195,15 +197,17 @@ class BridgeModel:
 
     def held_risk(self, agent: str, pos: Position) -> float:
         """``pos``'s open risk for the daily and exposure invariants: from the bridge's
-        current price, or from a quote of that symbol a hub read from that bridge in this
-        step or last before it (never another's: brokers' quotes differ), whichever risks
-        less. A
+        current price, or from a quote of that symbol any hub read from that bridge in this
+        step or last before it (never another bridge's: brokers' quotes differ), whichever
+        risks less. A
         check may price positions at a quote up to ``max_quote_age_ms`` old (SPEC 7), and
         the ``move`` rule's unpolled moves are all within that age; the fill of the order
         itself is held to the fill price by invariant 2a."""
         risk = open_risk(self.markets[agent], pos)
-        for quote in self.seen.get((agent, pos.symbol), ()):  # its own bridge's, never another's
-            risk = min(risk, open_risk(self.markets[agent], pos, quote))
+        for (_, bridge, symbol), quotes in self.seen.items():
+            if (bridge, symbol) == (agent, pos.symbol):  # its own bridge's, never another's
+                for quote in quotes:
+                    risk = min(risk, open_risk(self.markets[agent], pos, quote))
         return risk
 
     def room(self, agent: str) -> float:
@@ -229,8 +233,13 @@ class BridgeModel:
             self.halted[agent] = day
             self.halts += 1
 
-    def tick_read(self, agent: str, tick: Tick) -> None:
-        self.seen.setdefault((agent, tick.symbol), []).append(tick)
+    def tick_read(self, hub: str, agent: str, tick: Tick) -> None:
+        self.seen.setdefault((hub, agent, tick.symbol), []).append(tick)
+        self.last_read[(agent, tick.symbol)] = tick
+
+    def restarted(self, hub: str) -> None:
+        """``hub`` restarts: what it read before is forgotten with it."""
+        self.seen = {key: quotes for key, quotes in self.seen.items() if key[0] != hub}
 
     def order_arrived(
         self, agent: str, op: str, order: Any, outcome: Any, before: list[Position]

@@ -34,6 +34,7 @@ __all__ = [
     "Garble",
     "Modify",
     "Op",
+    "Outage",
     "Poll",
     "Requests",
     "Signal",
@@ -119,7 +120,18 @@ class Garble:
     pre: int = 0
 
 
-Op = Trade | Signal | Modify | Close | CloseAll | Poll | Garble
+@dataclass(frozen=True)
+class Outage:
+    """From ``pre`` turns on, the bridge of ``agent`` refuses every connection: each read
+    fails and each order is refused unsent, in every hub, until it is mended. A hub that
+    restarts meanwhile starts without reading it. ``mend``: every bridge answers again."""
+
+    agent: str
+    mend: bool = False
+    pre: int = 0
+
+
+Op = Trade | Signal | Modify | Close | CloseAll | Poll | Garble | Outage
 
 # -- strategies -----------------------------------------------------------------------------
 
@@ -195,8 +207,9 @@ garbles = st.builds(
     mend=st.booleans(),
     pre=_pres,
 )
+outages = st.builds(Outage, agent=st.sampled_from(AGENTS), mend=st.booleans(), pre=_pres)
 ops = st.one_of(
-    trades, trades, signals, modifies, closes, close_alls, polls, polls, garbles, garbles
+    trades, trades, signals, modifies, closes, close_alls, polls, polls, garbles, garbles, outages
 )
 
 
@@ -236,7 +249,7 @@ class Requests:
         market, spec = self.markets[agent], SPECS[symbol]
         q = market.tick(symbol)
         if op.quote == "seen":
-            q = (self.model.seen.get((agent, symbol)) or [q])[-1]  # the last one read
+            q = self.model.last_read.get((agent, symbol), q)  # the last one a hub read
         buy = op.action == "buy"
         entry, exit_ = (q.ask, q.bid) if buy else (q.bid, q.ask)
         sign = 1.0 if buy else -1.0

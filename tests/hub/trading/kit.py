@@ -108,6 +108,8 @@ class MarketBridge:
         # Tickets whose /positions row the bridge answers unreadable (a garbage field): left
         # out and counted in ``skipped``, as the real client does.
         self.unreadable: Callable[[int], bool] = lambda ticket: False
+        # The bridge refuses every connection: reads fail, orders are never sent.
+        self.down: Callable[[], bool] = lambda: False
         self.lose_next = False
         self.hang_next = False  # the next order never reaches the market, and no answer comes
         self.tick_delay = 0.0  # seconds a quote read takes (a bridge slower on quotes)
@@ -142,9 +144,15 @@ class MarketBridge:
             if queued and fault in queued:
                 queued.remove(fault)
 
+    def _refused(self, what: str) -> None:
+        if self.down():
+            raise BridgeUnavailable(f"{what}: connection refused (the test's bridge is down)",
+                                    sent=False)  # fmt: skip
+
     async def _order(self, what: str, order: Any, run: Callable[[], Any]) -> Any:
         self.sent.append(what)
         await asyncio.sleep(0)  # as over a socket: others run while the request travels
+        self._refused(what)
         queued = self.faults.get(what)
         fault = queued.popleft() if queued else None
         if fault is None and self.hang_next:
@@ -179,6 +187,7 @@ class MarketBridge:
 
     async def _read_delay(self, what: str) -> None:
         await _turns(1 + self.delays.get(what, 0))  # at least one, as over a socket
+        self._refused(what)
 
     async def account(self) -> Account:
         await self._read_delay("account")
@@ -188,6 +197,7 @@ class MarketBridge:
         return account
 
     async def tick(self, symbol: str) -> Tick:
+        self._refused("tick")
         if self.ticks_down:
             raise BridgeTimeout("quote read timed out (the test's feed is down)")
         if self.frozen is not None and self.frozen.symbol == symbol:
@@ -405,8 +415,11 @@ async def _kit(
         records=records,
         pollers=pollers,
     )
-    for agent_id in registry.agents:
-        await kit.poll(agent_id)
+    for agent_id, agent in registry.agents.items():
+        try:
+            await kit.poll(agent_id)
+        except BridgeUnavailable as exc:  # a bridge down at start: offline, as in the app
+            agent.error = str(exc)
     try:
         yield kit
     finally:

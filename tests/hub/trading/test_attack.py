@@ -102,8 +102,10 @@ from hypothesis.stateful import (
 )
 
 from channels.memory import MemoryBroker
+from hub.bridge.errors import BridgeError
 from hub.bridge.sim import SimMarket
 from hub.errors import HubError
+from hub.polling import AgentPoller
 from hub.trading.coordination import RedisCoordination
 from hub.trading.models import CloseRequest, ModifyRequest, SignalRequest, TradeRequest
 from tests.hub.trading.attack_model import (
@@ -120,6 +122,7 @@ from tests.hub.trading.attack_ops import (
     Garble,
     Modify,
     Op,
+    Outage,
     Poll,
     Requests,
     Signal,
@@ -130,6 +133,7 @@ from tests.hub.trading.attack_ops import (
     instances,
     modifies,
     ops,
+    outages,
     polls,
     signals,
     trades,
@@ -205,6 +209,7 @@ class Attack(RuleBasedStateMachine):
         self.rare: Counter[str] = Counter()  # rollovers, restarts, emergency stops so far
         # Per agent, which /positions rows its bridge answers unreadable (``garble``).
         self.garbled: dict[str, Callable[[int], bool]] = {}
+        self.down: set[str] = set()  # agents whose bridge refuses every connection (``outage``)
         self.log = ["state = " + type(self).__name__ + "()"]
         STATS["runs"] += 1
         if self.redis_url is not None:
@@ -227,12 +232,13 @@ class Attack(RuleBasedStateMachine):
     def kit(self, name: str) -> TradingKit:
         return self.kits.get(name) or self.kits[self.INSTANCES[0]]
 
-    def _bridge(self, agent: str, market: SimMarket) -> MarketBridge:
+    def _bridge(self, hub: str, agent: str, market: SimMarket) -> MarketBridge:
         bridge = MarketBridge(market)
         bridge.on_order = functools.partial(self.model.order_arrived, agent)
         bridge.on_account = functools.partial(self.model.account_read, agent)
-        bridge.on_tick = functools.partial(self.model.tick_read, agent)
+        bridge.on_tick = functools.partial(self.model.tick_read, hub, agent)
         bridge.unreadable = lambda ticket: self.garbled.get(agent, _none)(ticket)
+        bridge.down = lambda: agent in self.down
         return bridge
 
     async def _start(self, name: str) -> None:
@@ -250,7 +256,7 @@ class Attack(RuleBasedStateMachine):
                 markets=self.markets,
                 clock=self.clock,
                 coordination=coordination,
-                bridge=self._bridge,
+                bridge=functools.partial(self._bridge, name),
                 broker=self.broker,
             )
         )
@@ -293,6 +299,8 @@ class Attack(RuleBasedStateMachine):
         """``op`` as a coroutine function, its request resolved against the bridges now."""
         if isinstance(op, Garble):
             return functools.partial(self._garble, op, *self.requests.garble(op))
+        if isinstance(op, Outage):
+            return functools.partial(self._outage, op)
         kit = self.kit(op.on)
         if isinstance(op, Trade):
             return functools.partial(self._trade, kit, op, self.requests.trade(op))
@@ -390,10 +398,10 @@ class Attack(RuleBasedStateMachine):
         if op.slow != "none":
             bridge.delays[op.slow] = SLOW_READ_TURNS
         try:
-            await kit.pollers[op.agent].poll_once()
+            failed = await _poll_once(kit.pollers[op.agent])
         finally:
             bridge.delays.pop(op.slow, None)
-        return f"poll slow {op.slow}"
+        return f"poll slow {op.slow}" + (" failed" if failed else "")
 
     async def _garble(self, op: Garble, agent: str, unreadable: Callable[[int], bool]) -> str:
         """Rows the hubs cannot read must never pass for positions that are not there:
@@ -409,10 +417,20 @@ class Attack(RuleBasedStateMachine):
             + (" and new" if op.new_too else "")
         )
 
+    async def _outage(self, op: Outage) -> str:
+        """A bridge down must not make its agent's positions count as none, for any hub:
+        not in another agent's total exposure, not after a restart."""
+        await self._turns(op.pre)
+        if op.mend:
+            self.down.clear()
+            return "outage mended"
+        self.down.add(op.agent)
+        return "outage"
+
     async def poll_everywhere(self, agents: tuple[str, ...]) -> None:
         for kit in list(self.kits.values()):
             for agent in agents:
-                await kit.pollers[agent].poll_once()
+                await _poll_once(kit.pollers[agent])
 
     # -- rules ------------------------------------------------------------------------------
 
@@ -503,6 +521,11 @@ class Attack(RuleBasedStateMachine):
     def garble(self, op: Garble) -> None:
         self.race([op])
 
+    @rule(op=outages)
+    @recorded
+    def outage(self, op: Outage) -> None:
+        self.race([op])
+
     @precondition(lambda self: self.rare["rollover"] < RARE)
     @rule(read_before=st.booleans())
     @recorded
@@ -524,6 +547,7 @@ class Attack(RuleBasedStateMachine):
         name = on if on in self.kits else self.INSTANCES[0]
         self.run(self.stacks.pop(name).aclose())
         del self.kits[name]
+        self.model.restarted(name)
         self.run(self._start(name))
 
     @precondition(lambda self: self.rare["emergency"] < RARE)
@@ -586,6 +610,17 @@ class Attack(RuleBasedStateMachine):
             if not FIRST_FAILURE:  # kept: a replay over Redis may interleave differently
                 FIRST_FAILURE.extend([str(exc).splitlines()[0], *self.log])
             raise
+
+
+async def _poll_once(poller: AgentPoller) -> bool:
+    """One poll, as ``AgentPoller.run`` makes it: a bridge that fails it sets the agent
+    offline. True when it failed."""
+    try:
+        await poller.poll_once()
+    except BridgeError as exc:
+        await poller._failed(str(exc))
+        return True
+    return False
 
 
 def _none(ticket: int) -> bool:
