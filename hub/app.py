@@ -354,7 +354,8 @@ def create_app(
     (:func:`data_dir_for`).
 
     ``tune_gc`` (for the one hub of a process, as ``mt4hub run``): after start-up, freeze
-    what exists and collect less often, so GC pauses stay out of the fan-out's latency.
+    what exists and collect less often, so GC pauses stay out of the fan-out's latency, and
+    on a clock too, so a quiet hub's garbage does not wait hours (:mod:`hub.gc_policy`).
     """
     hub = Hub(config, dict(os.environ if env is None else env), port)
     web_dir = shipped_path("web")
@@ -368,11 +369,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.start(start_sims=start_sims)
+        collector = None
         if tune_gc:
             gc_policy.tune_gc()
+            collector = asyncio.create_task(gc_policy.Schedule().run(), name="gc-schedule")
         try:
             yield
         finally:
+            if collector is not None:
+                collector.cancel()
             await hub.stop()
 
     app = _HubApp(
