@@ -59,9 +59,9 @@ class Schedule:
     def collect_due(self) -> int:
         """One pass: generation 2 when its count passed its threshold and no full pass ran
         for ``full_every``, else 1 when its count passed, else 0. Returns the generation."""
-        now = time.monotonic()
-        if _full_passes() != self._fulls:  # the interpreter ran one itself
-            self._fulls, self._full_at = _full_passes(), now
+        now, fulls = time.monotonic(), _full_passes()
+        if fulls != self._fulls:  # the interpreter ran one itself
+            self._fulls, self._full_at = fulls, now
         counts, thresholds = gc.get_count(), gc.get_threshold()
         generation = 0
         if counts[2] > thresholds[2] and now - self._full_at >= self.full_every:
